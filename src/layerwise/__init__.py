@@ -1,0 +1,51 @@
+"""layerwise: feedforward neural networks with explicit, layer-by-layer backpropagation.
+
+    forward   Z = A_prev @ W.T + b,  A = f(Z)
+    backward  dZ = dA ⊙ f′(Z),  dW = dZ.T @ A_prev,  db = Σ_batch dZ,  dA_prev = dZ @ W
+
+Quick start::
+
+    import layerwise as lw
+    Xtr, ytr, Xte, yte = lw.datasets.load_digits()
+    model = lw.mlp([64, 128, 10])
+    model.fit(Xtr / 16, ytr, loss="ce", optimizer=lw.Adam(1e-3), epochs=30, batch_size=64, rng=0)
+    model.evaluate(Xte / 16, yte)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import datasets, initializers, metrics, schedules
+from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .errors import (
+    ConfigError,
+    DivergenceError,
+    LayerwiseError,
+    ModelFileError,
+    ValidationError,
+)
+from .gradcheck import GradcheckReport, gradcheck
+from .io import load
+from .layers import Dense, Dropout, Layer, Param
+from .losses import MAE, MSE, BinaryCrossEntropy, CrossEntropy, Huber, Loss
+from .network import Sequential, mlp
+from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .schedules import Constant, CosineDecay, ExponentialDecay, Schedule, StepDecay
+from .training import (
+    Callback,
+    EarlyStopping,
+    History,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+)
+
+__all__ = [
+    "ELU", "GELU", "MAE", "MSE", "SGD", "Adam", "AdamW", "BinaryCrossEntropy", "Callback",
+    "ConfigError", "Constant", "CosineDecay", "CrossEntropy", "Dense", "DivergenceError",
+    "Dropout", "EarlyStopping", "ExponentialDecay", "GradcheckReport", "History", "Huber",
+    "Identity", "Layer", "LayerwiseError", "LeakyReLU", "Loss", "ModelCheckpoint",
+    "ModelFileError", "Optimizer", "Param", "RMSprop", "ReLU", "ReduceLROnPlateau", "Schedule",
+    "Sequential", "Sigmoid", "Softmax", "Softplus", "StepDecay", "Tanh", "ValidationError",
+    "__version__", "datasets", "gradcheck", "initializers", "load", "metrics", "mlp", "schedules",
+]

@@ -1,0 +1,127 @@
+"""Small helpers shared by several modules: random generators, dtypes, buffers, validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, ValidationError
+
+RngLike = int | np.random.Generator | None
+DTypes = (np.float32, np.float64)
+
+
+def as_generator(rng: RngLike) -> np.random.Generator:
+    """Return a ``np.random.Generator`` from an int seed, a Generator, or None (fresh entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
+        return np.random.default_rng(rng)
+    raise ConfigError(
+        "rng must be an int seed, a numpy.random.Generator or None; received "
+        f"{type(rng).__name__}. Pass e.g. rng=0 for reproducible results."
+    )
+
+
+def as_float_dtype(dtype: Any) -> np.dtype[Any]:
+    """Check that ``dtype`` is float32 or float64 and return it as a ``np.dtype``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise ConfigError(f"dtype must be float32 or float64; received {dtype!r}.") from exc
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ConfigError(
+            f"dtype must be float32 or float64; received {dt}. "
+            "Use dtype=np.float32 (fast, the default) or np.float64 (for gradient checks)."
+        )
+    return dt
+
+
+def buffer(store: dict[str, np.ndarray], key: str, B: int, tail: tuple[int, ...], dtype: Any
+           ) -> np.ndarray:
+    """A C-contiguous (B, *tail) view of a buffer kept in ``store``, grown only when too small.
+
+    Buffers are sized for the largest batch seen; a short last batch uses ``buf[:B]``, which is
+    still contiguous, so steady-state training allocates nothing.
+    """
+    buf = store.get(key)
+    if buf is None or buf.shape[0] < B or buf.shape[1:] != tail or buf.dtype != dtype:
+        buf = np.empty((B, *tail), dtype=dtype)
+        store[key] = buf
+    return buf[:B]
+
+
+def positive_int(name: str, value: Any) -> int:
+    """Validate a strictly positive integer argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValidationError(
+            f"{name} must be a positive integer; received {value!r}. Pass e.g. {name}=32."
+        )
+    return int(value)
+
+
+def positive_float(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """Validate a finite float that is > 0 (or >= 0 with ``allow_zero``)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{name} must be a number; received {value!r}.") from exc
+    ok = np.isfinite(v) and (v >= 0 if allow_zero else v > 0)
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValidationError(f"{name} must be a finite number {bound}; received {value!r}.")
+    return v
+
+
+def fraction(name: str, value: Any, *, upper_open: bool = True) -> float:
+    """Validate a number in [0, 1) (or [0, 1])."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{name} must be a number in [0, 1); received {value!r}.") from exc
+    if not (0.0 <= v < 1.0 if upper_open else 0.0 <= v <= 1.0):
+        interval = "[0, 1)" if upper_open else "[0, 1]"
+        raise ValidationError(f"{name} must be in {interval}; received {value!r}.")
+    return v
+
+
+def as_input(X: Any, n_in: int | None, dtype: Any, name: str = "X") -> np.ndarray:
+    """Validate a 2-D numeric, finite input and return it C-contiguous in ``dtype``.
+
+    Copies only when the dtype or memory layout differs.
+    """
+    try:
+        A = np.asarray(X)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{name} must be a 2-D numeric array; could not convert it: {exc}"
+                              ) from exc
+    if A.dtype.kind not in "biuf":
+        raise ValidationError(
+            f"{name} must be numeric (int or float); received dtype {A.dtype}. "
+            "Encode text or categorical columns as numbers first."
+        )
+    if A.ndim != 2:
+        hint = (" Reshape a single sample with X.reshape(1, -1) or a single feature with "
+                "X.reshape(-1, 1)." if A.ndim == 1 else
+                " Flatten images first, e.g. X.reshape(len(X), -1).")
+        raise ValidationError(
+            f"{name} must be 2-D with shape (n_samples, n_features); received shape {A.shape}."
+            + hint
+        )
+    if A.shape[0] == 0:
+        raise ValidationError(f"{name} is empty (shape {A.shape}); pass at least one sample.")
+    if n_in is not None and A.shape[1] != n_in:
+        raise ValidationError(
+            f"{name} has {A.shape[1]} features but the model expects {n_in}; pass data with "
+            f"{n_in} columns or build the model's first layer with n_in={A.shape[1]}."
+        )
+    A = np.ascontiguousarray(A, dtype=dtype)
+    if not np.isfinite(A).all():
+        bad = ~np.isfinite(A)
+        row = int(np.argwhere(bad)[0][0])
+        raise ValidationError(
+            f"{name} contains {int(bad.sum())} NaN or infinite values (first in row {row}); "
+            "remove or impute them before training."
+        )
+    return A

@@ -1,0 +1,279 @@
+"""Activation layers: ``A = f(Z)`` forward, ``dZ = dA ⊙ f′(Z)`` backward.
+
+Each activation is its own layer, so a Dense layer stays the affine map of the textbook. Where
+f′ is exact as a function of the output it is computed from A (sigmoid: A(1−A), tanh: 1−A²,
+ReLU: 𝟙[A>0], ELU: A+α below zero); otherwise the input Z is kept by reference. Results go into
+buffers the layer owns (see :mod:`layerwise.layers`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._utils import buffer
+from .errors import ConfigError
+from .layers import Layer
+
+_NOTHING = np.empty((0, 0))
+
+
+class Activation(Layer):
+    """Base class: subclasses fill ``_f(Z, A)`` and ``_df(dA, dZ)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._Z: np.ndarray = _NOTHING        # input of the last forward (kept by reference)
+        self._A: np.ndarray = _NOTHING        # output of the last forward (our buffer)
+
+    def forward(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
+        A = buffer(self._buf, "A", Z.shape[0], Z.shape[1:], Z.dtype)
+        self._f(Z, A)
+        self._Z, self._A = Z, A
+        return A
+
+    def backward(self, dA: np.ndarray) -> np.ndarray:
+        dZ = buffer(self._buf, "dZ", dA.shape[0], dA.shape[1:], dA.dtype)
+        self._df(dA, dZ)
+        return dZ
+
+    def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class Identity(Activation):
+    """f(z) = z, f′(z) = 1."""
+
+    kind = "identity"
+
+    def forward(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
+        return Z
+
+    def backward(self, dA: np.ndarray) -> np.ndarray:
+        return dA
+
+
+class ReLU(Activation):
+    """f(z) = max(z, 0), f′(z) = 𝟙[z > 0] = 𝟙[A > 0]."""
+
+    kind = "relu"
+
+    def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
+        np.maximum(Z, 0, out=A)                 # A = max(Z, 0)
+
+    def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
+        mask = buffer(self._buf, "mask", dA.shape[0], dA.shape[1:], np.bool_)
+        np.greater(self._A, 0, out=mask)        # f′ = 𝟙[A > 0]
+        np.multiply(dA, mask, out=dZ)           # dZ = dA ⊙ f′
+
+
+class LeakyReLU(Activation):
+    """f(z) = z if z > 0 else αz; f′(z) = 1 if z > 0 else α (α = 0.01, PyTorch's default)."""
+
+    kind = "leaky_relu"
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
+        np.multiply(Z, self.alpha, out=A)       # αZ
+        np.maximum(Z, A, out=A) if self.alpha <= 1 else np.minimum(Z, A, out=A)
+
+    def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
+        mask = buffer(self._buf, "mask", dA.shape[0], dA.shape[1:], np.bool_)
+        np.greater(self._Z, 0, out=mask)
+        np.multiply(dA, self.alpha, out=dZ)     # α dA   (z ≤ 0)
+        np.copyto(dZ, dA, where=mask)           # dA     (z > 0)
+
+    def config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
+
+
+class Sigmoid(Activation):
+    """σ(z) = 1 / (1 + e^(−z)), σ′ = σ(1 − σ) = A(1 − A)."""
+
+    kind = "sigmoid"
+
+    def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
+        with np.errstate(over="ignore"):        # e^(−z) → inf gives σ = 0, as it should
+            np.negative(Z, out=A)
+            np.exp(A, out=A)
+        A += 1
+        np.reciprocal(A, out=A)                 # A = 1 / (1 + e^(−Z))
+
+    def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
+        A = self._A
+        np.subtract(1, A, out=dZ)               # 1 − A
+        dZ *= A                                 # σ′ = A(1 − A)
+        dZ *= dA                                # dZ = dA ⊙ σ′
+
+
+class Tanh(Activation):
+    """f(z) = tanh z, f′ = 1 − tanh² z = 1 − A²."""
+
+    kind = "tanh"
+
+    def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
+        np.tanh(Z, out=A)
+
+    def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
+        A = self._A
+        np.multiply(A, A, out=dZ)
+        np.subtract(1, dZ, out=dZ)              # f′ = 1 − A²
+        dZ *= dA
+
+
+class ELU(Activation):
+    """f(z) = z if z > 0 else α(e^z − 1); f′ = 1 if z > 0 else α e^z = A + α."""
+
+    kind = "elu"
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
+        np.minimum(Z, 0, out=A)
+        np.expm1(A, out=A)
+        A *= self.alpha                         # α(e^min(z,0) − 1)
+        np.add(A, np.maximum(Z, 0), out=A)      # + max(z, 0)
+
+    def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
+        A = self._A
+        np.add(A, self.alpha, out=dZ)           # A + α   (z ≤ 0)
+        np.copyto(dZ, 1, where=A > 0)           # 1       (z > 0)
+        dZ *= dA
+
+    def config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
+
+
+class Softplus(Activation):
+    """f(z) = log(1 + e^z), f′ = σ(z) = 1 − e^(−A).
+
+    As in PyTorch, f(z) = z for z > ``threshold`` (20), where the two agree to float64 precision.
+    """
+
+    kind = "softplus"
+
+    def __init__(self, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.threshold = float(threshold)
+
+    def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
+        np.logaddexp(Z, 0, out=A)               # A = log(e^z + 1), stable for large |z|
+        np.copyto(A, Z, where=Z > self.threshold)
+
+    def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
+        A = self._A
+        np.negative(A, out=dZ)
+        np.expm1(dZ, out=dZ)
+        np.negative(dZ, out=dZ)                 # σ(z) = 1 − e^(−A), without cancellation
+        np.copyto(dZ, 1, where=self._Z > self.threshold)
+        dZ *= dA
+
+    def config(self) -> dict[str, Any]:
+        return {"threshold": self.threshold}
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf to double precision: SciPy's when installed, else the standard library's, vectorised."""
+    try:
+        from scipy.special import erf
+    except ImportError:  # pragma: no cover - scipy is optional
+        return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+    return erf(x)
+
+
+class GELU(Activation):
+    """Gaussian error linear unit, f(z) = z Φ(z), f′(z) = Φ(z) + z φ(z).
+
+    ``approximate="none"`` (PyTorch's default) uses Φ(z) = ½(1 + erf(z/√2)); ``"tanh"`` uses
+    f(z) = ½ z (1 + tanh(√(2/π)(z + 0.044715 z³))), which needs nothing beyond NumPy and is faster.
+    """
+
+    kind = "gelu"
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ConfigError(
+                f"GELU approximate must be 'none' or 'tanh'; received {approximate!r}.")
+        self.approximate = approximate
+
+    def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
+        if self.approximate == "tanh":
+            u = math.sqrt(2 / math.pi) * (Z + 0.044715 * Z**3)
+            np.multiply(0.5 * Z, 1 + np.tanh(u), out=A)
+        else:
+            np.multiply(0.5 * Z, 1 + _erf(Z / math.sqrt(2)), out=A)   # z Φ(z)
+
+    def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
+        Z = self._Z
+        if self.approximate == "tanh":
+            k = math.sqrt(2 / math.pi)
+            t = np.tanh(k * (Z + 0.044715 * Z**3))
+            d = 0.5 * (1 + t) + 0.5 * Z * (1 - t * t) * k * (1 + 3 * 0.044715 * Z * Z)
+        else:
+            cdf = 0.5 * (1 + _erf(Z / math.sqrt(2)))                    # Φ(z)
+            pdf = np.exp(-0.5 * Z * Z) / math.sqrt(2 * math.pi)        # φ(z)
+            d = cdf + Z * pdf                                          # f′ = Φ + zφ
+        np.multiply(dA, d, out=dZ)
+
+    def config(self) -> dict[str, Any]:
+        return {"approximate": self.approximate}
+
+
+class Softmax(Activation):
+    """Row-wise softmax, A_k = e^(z_k) / Σ_j e^(z_j), with its full Jacobian-vector product.
+
+    The Jacobian is ∂A_k/∂z_j = A_k(δ_kj − A_j), so ``dZ = A ⊙ (dA − Σ_k dA_k A_k)``. For
+    classification prefer ``CrossEntropy`` on logits, which fuses both and is more stable.
+    """
+
+    kind = "softmax"
+
+    def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
+        np.subtract(Z, Z.max(axis=1, keepdims=True), out=A)  # shift for stability
+        np.exp(A, out=A)
+        A /= A.sum(axis=1, keepdims=True)
+
+    def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
+        A = self._A
+        s = np.einsum("ij,ij->i", dA, A)[:, None]          # Σ_k dA_k A_k per row
+        np.subtract(dA, s, out=dZ)
+        dZ *= A                                             # dZ = A ⊙ (dA − s)
+
+
+ACTIVATIONS: dict[str, Callable[[], Activation]] = {
+    "identity": Identity,
+    "linear": Identity,
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "leakyrelu": LeakyReLU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "elu": ELU,
+    "softplus": Softplus,
+    "gelu": GELU,
+    "softmax": Softmax,
+}
+
+
+def get(name: str | Activation) -> Activation:
+    """An activation layer from its name ("relu", "tanh", …) or an instance (returned as is)."""
+    if isinstance(name, Activation):
+        return name
+    key = str(name).lower().replace("-", "_")
+    if key not in ACTIVATIONS:
+        raise ConfigError(
+            f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}."
+        )
+    return ACTIVATIONS[key]()

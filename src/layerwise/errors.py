@@ -1,0 +1,26 @@
+"""Every error layerwise raises on bad input derives from :class:`LayerwiseError`.
+
+Messages follow one pattern: what was expected, what was received, and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class LayerwiseError(Exception):
+    """Base class of every error the library raises on bad input or a failed run."""
+
+
+class ValidationError(LayerwiseError, ValueError):
+    """An argument or an array has the wrong value, shape or content."""
+
+
+class ConfigError(LayerwiseError, TypeError):
+    """An argument has the wrong type, or names something that does not exist."""
+
+
+class ModelFileError(LayerwiseError, ValueError):
+    """A model file is missing, damaged, from a newer version, or not a layerwise file."""
+
+
+class DivergenceError(LayerwiseError, ArithmeticError):
+    """Training produced a NaN or infinite loss; the model keeps its last finite parameters."""

@@ -1,0 +1,211 @@
+"""Model files: one zip holding ``model.json`` (architecture and settings) and ``.npy`` arrays.
+
+Nothing in a model file is executed: the JSON is parsed, layer kinds are looked up in a fixed
+registry, and arrays are read with ``allow_pickle=False``. Each array's SHA-256 is recorded at
+save time and checked at load time. Files are written to a temporary file in the same folder,
+flushed to disk and renamed over the target, so a crash never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io as _io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import __version__
+from . import activations as act
+from . import losses as losses_mod
+from .errors import ModelFileError
+from .layers import Dense, Dropout, Layer
+
+if TYPE_CHECKING:
+    from .network import Sequential
+
+FORMAT = "layerwise-model"
+FORMAT_VERSION = 1
+MAX_MEMBER_BYTES = 4 * 1024**3          # refuse members claiming more than 4 GiB uncompressed
+
+LAYERS: dict[str, type[Layer]] = {
+    "dense": Dense,
+    "dropout": Dropout,
+    **{cls.kind: cls for cls in (act.Identity, act.ReLU, act.LeakyReLU, act.Sigmoid, act.Tanh,
+                                 act.ELU, act.Softplus, act.GELU, act.Softmax)},
+}
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = _io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
+    """Call ``write(fileobj)`` on a temporary file next to ``path``, fsync, then rename it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save(model: Sequential, path: str | os.PathLike[str]) -> None:
+    """Save ``model`` to ``path`` (conventionally ``*.lw``), atomically.
+
+    The file holds the format version, the layers with their settings, the dtype, the loss the
+    model was trained with (if any), ``model.metadata``, and every array as ``.npy``.
+    """
+    layers, members = [], {}
+    for i, layer in enumerate(model.layers):
+        arrays = {}
+        for name, a in layer.arrays().items():
+            member = f"arrays/{i}.{name}.npy"
+            data = _npy_bytes(a)
+            members[member] = data
+            arrays[name] = {"file": member, "shape": list(a.shape), "dtype": str(a.dtype),
+                            "sha256": hashlib.sha256(data).hexdigest()}
+        layers.append({"kind": layer.kind, "config": layer.config(), "arrays": arrays})
+    loss = model.loss
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "layerwise_version": __version__,
+        "dtype": str(model.dtype),
+        "layers": layers,
+        "loss": None if loss is None else {"kind": loss.kind, "config": loss.config()},
+        "metadata": model.metadata,
+    }
+
+    def write(f: Any) -> None:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            z.writestr("model.json", json.dumps(doc, indent=2))
+            for name, data in members.items():
+                z.writestr(name, data)
+
+    atomic_write(path, write)
+
+
+def _fail(path: Any, why: str) -> ModelFileError:
+    return ModelFileError(f"cannot load model file {str(path)!r}: {why}")
+
+
+def _read_member(z: zipfile.ZipFile, name: str, path: Any) -> bytes:
+    try:
+        info = z.getinfo(name)
+    except KeyError:
+        raise _fail(path, f"the member {name!r} is missing; the file is incomplete.") from None
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise _fail(path, f"the member {name!r} claims {info.file_size} bytes, more than the "
+                          f"{MAX_MEMBER_BYTES} allowed.")
+    try:
+        return z.read(name)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise _fail(path, f"the member {name!r} is damaged ({exc}).") from None
+
+
+def load(path: str | os.PathLike[str]) -> Sequential:
+    """Load a model saved with ``model.save``; raises ``ModelFileError`` on anything amiss."""
+    from .network import Sequential
+
+    if not os.path.isfile(path):
+        raise _fail(path, "no such file. Check the path (models are saved with model.save).")
+    try:
+        z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _fail(path, f"it is not a layerwise model file (not a zip archive: {exc}).") from None
+    with z:
+        for info in z.infolist():
+            n = info.filename
+            if n.startswith(("/", "\\")) or ".." in n.replace("\\", "/").split("/"):
+                raise _fail(path, f"it contains a member with an unsafe path {n!r}.")
+        try:
+            doc = json.loads(_read_member(z, "model.json", path))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise _fail(path, f"model.json is not valid JSON ({exc}).") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise _fail(path, "model.json does not describe a layerwise model.")
+        version = doc.get("format_version")
+        if not isinstance(version, int):
+            raise _fail(path, "model.json has no integer format_version.")
+        if version > FORMAT_VERSION:
+            raise _fail(path, f"it uses format version {version}, newer than this layerwise "
+                              f"({__version__}) reads ({FORMAT_VERSION}); upgrade layerwise.")
+        dtype = doc.get("dtype")
+        if dtype not in ("float32", "float64"):
+            raise _fail(path, f"dtype must be float32 or float64; found {dtype!r}.")
+        specs = doc.get("layers")
+        if not isinstance(specs, list):
+            raise _fail(path, "model.json has no list of layers.")
+        layers: list[Layer] = []
+        for i, spec in enumerate(specs):
+            layers.append(_build_layer(z, i, spec, dtype, path))
+    model = Sequential(layers)
+    loss = doc.get("loss")
+    if loss is not None:
+        try:
+            model.loss = losses_mod.from_config(loss["kind"], loss.get("config", {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _fail(path, f"unknown or invalid loss {loss!r} ({exc}).") from None
+    meta = doc.get("metadata", {})
+    model.metadata = meta if isinstance(meta, dict) else {}
+    return model
+
+
+def _build_layer(z: zipfile.ZipFile, i: int, spec: Any, dtype: str, path: Any) -> Layer:
+    if not isinstance(spec, dict) or spec.get("kind") not in LAYERS:
+        kind = spec.get("kind") if isinstance(spec, dict) else spec
+        raise _fail(path, f"layer {i} has unknown kind {kind!r}; known: {sorted(LAYERS)}.")
+    cls = LAYERS[spec["kind"]]
+    config = spec.get("config", {})
+    if not isinstance(config, dict):
+        raise _fail(path, f"layer {i} has a config that is not a JSON object.")
+    try:
+        if cls is Dense:
+            layer: Layer = Dense(**{**config, "init": "zeros"}, dtype=dtype)
+            layer.init = str(config.get("init", "zeros"))  # type: ignore[attr-defined]
+        else:
+            layer = cls(**config)
+    except (TypeError, ValueError) as exc:
+        raise _fail(path, f"layer {i} ({spec['kind']}) has invalid settings {config}: {exc}"
+                    ) from None
+    expected = layer.arrays()
+    stored = spec.get("arrays", {})
+    if not isinstance(stored, dict) or set(stored) != set(expected):
+        raise _fail(path, f"layer {i} ({spec['kind']}) should store arrays {sorted(expected)}; "
+                          f"found {sorted(stored) if isinstance(stored, dict) else stored}.")
+    arrays = {}
+    for name, ref in stored.items():
+        if not isinstance(ref, dict) or not isinstance(ref.get("file"), str):
+            raise _fail(path, f"layer {i} array {name!r} has no file reference.")
+        data = _read_member(z, ref["file"], path)
+        if hashlib.sha256(data).hexdigest() != ref.get("sha256"):
+            raise _fail(path, f"array {ref['file']!r} does not match its recorded SHA-256; "
+                              "the file is corrupted or was modified.")
+        try:
+            a = np.lib.format.read_array(_io.BytesIO(data), allow_pickle=False)
+        except ValueError as exc:
+            raise _fail(path, f"array {ref['file']!r} is not a plain .npy array ({exc}); "
+                              "pickled objects are refused.") from None
+        except (OSError, EOFError) as exc:
+            raise _fail(path, f"array {ref['file']!r} is damaged ({exc}).") from None
+        want = expected[name]
+        if a.shape != want.shape or a.dtype != want.dtype:
+            raise _fail(path, f"array {ref['file']!r} has shape {a.shape} and dtype {a.dtype}; "
+                              f"layer {i} needs {want.shape} {want.dtype}.")
+        arrays[name] = a
+    layer.set_arrays(arrays)
+    return layer

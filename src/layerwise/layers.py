@@ -1,0 +1,206 @@
+"""Layers: the ``Layer`` protocol, ``Dense`` and ``Dropout``.
+
+Batches are rows: an activation A has shape (B, n). Every layer caches what its backward needs
+during ``forward`` and writes its results into buffers it owns, sized for the largest batch seen
+and sliced for a shorter one, so a training step allocates nothing once warmed up. The arrays a
+layer returns are those buffers: they stay valid until the layer's next forward/backward call,
+so copy them if you keep them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import initializers
+from ._utils import RngLike, as_float_dtype, as_generator, buffer, fraction, positive_int
+
+
+@dataclass(eq=False)
+class Param:
+    """A trainable parameter: its name, its value and its gradient (same shape and dtype).
+
+    Optimizers update ``value`` in place, so the layer that owns it sees the change.
+    """
+
+    name: str
+    value: np.ndarray
+    grad: np.ndarray
+
+
+class Layer:
+    """The layer protocol: ``forward(A, training) -> A_out`` and ``backward(dA) -> dA_prev``."""
+
+    #: name used in model files and summaries; registered in ``LAYERS``.
+    kind: ClassVar[str] = "layer"
+
+    def __init__(self) -> None:
+        self._buf: dict[str, np.ndarray] = {}
+
+    def forward(self, A: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dA: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def params(self) -> list[Param]:
+        """This layer's trainable parameters (empty for activations)."""
+        return []
+
+    def astype(self, dtype: Any) -> Layer:
+        """Cast parameters and drop buffers so they are re-made in the new dtype."""
+        self._buf.clear()
+        return self
+
+    def output_size(self, n_in: int) -> int:
+        """Number of output features for ``n_in`` input features."""
+        return n_in
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this layer (JSON-serialisable)."""
+        return {}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Named arrays stored in model files (parameters, and state such as running means)."""
+        return {p.name: p.value for p in self.params()}
+
+    def set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Copy stored arrays into this layer's parameters, in place."""
+        for p in self.params():
+            p.value[...] = arrays[p.name]
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Dense(Layer):
+    """Fully connected layer ``Z = A_prev @ W.T + b``.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output features. ``W`` has shape (n_out, n_in), ``b`` shape (n_out,).
+    init : str or callable, default "xavier_uniform"
+        Weight initialiser (see :mod:`layerwise.initializers`); ``lw.mlp`` picks He for ReLU.
+        Biases start at zero.
+    bias : bool, default True
+    dtype : float32 (default) or float64
+    rng : int, Generator or None
+        Source of the initial weights.
+
+    Notes
+    -----
+    Forward and backward, with batches as rows (the textbook's column form transposed)::
+
+        Z       = A_prev @ W.T + b        (B, n_out)
+        dW      = dZ.T @ A_prev           (n_out, n_in)     textbook: dW = dZ·A_prevᵀ
+        db      = Σ_batch dZ              (n_out,)
+        dA_prev = dZ @ W                  (B, n_in)         textbook: dX = Wᵀ·dZ
+    """
+
+    kind = "dense"
+
+    def __init__(self, n_in: int, n_out: int, *, init: Any = "xavier_uniform", bias: bool = True,
+                 dtype: Any = np.float32, rng: RngLike = None) -> None:
+        super().__init__()
+        self.n_in = positive_int("n_in", n_in)
+        self.n_out = positive_int("n_out", n_out)
+        self.init = initializers.name_of(init)
+        self.bias = bool(bias)
+        dt = as_float_dtype(dtype)
+        W = initializers.get(init)((self.n_out, self.n_in), as_generator(rng), dt)
+        self.W: np.ndarray = np.ascontiguousarray(W, dtype=dt)
+        self.b: np.ndarray = np.zeros(self.n_out, dtype=dt)
+        self.dW: np.ndarray = np.zeros_like(self.W)
+        self.db: np.ndarray = np.zeros_like(self.b)
+        self._A_prev: np.ndarray | None = None
+
+    def forward(self, A: np.ndarray, training: bool = False) -> np.ndarray:
+        Z = buffer(self._buf, "Z", A.shape[0], (self.n_out,), self.W.dtype)
+        self._A_prev = A                        # cached for dW = dZ.T @ A_prev
+        np.matmul(A, self.W.T, out=Z)           # Z = A_prev @ W.T
+        if self.bias:
+            Z += self.b                         #     + b
+        return Z
+
+    def backward(self, dZ: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        """Fill ``dW`` and ``db`` and return dA_prev (``None`` when ``input_grad`` is False)."""
+        A_prev = self._A_prev
+        assert A_prev is not None, "backward called before forward"
+        np.matmul(dZ.T, A_prev, out=self.dW)    # dW = dZ.T @ A_prev
+        if self.bias:
+            np.sum(dZ, axis=0, out=self.db)     # db = Σ_batch dZ
+        if not input_grad:                      # the first layer's dX is not needed to train
+            return None  # type: ignore[return-value]
+        dA_prev = buffer(self._buf, "dA", dZ.shape[0], (self.n_in,), self.W.dtype)
+        np.matmul(dZ, self.W, out=dA_prev)      # dA_prev = dZ @ W
+        return dA_prev
+
+    def params(self) -> list[Param]:
+        ps = [Param("W", self.W, self.dW)]
+        if self.bias:
+            ps.append(Param("b", self.b, self.db))
+        return ps
+
+    def astype(self, dtype: Any) -> Dense:
+        dt = as_float_dtype(dtype)
+        self.W, self.b = self.W.astype(dt), self.b.astype(dt)
+        self.dW, self.db = self.dW.astype(dt), self.db.astype(dt)
+        return super().astype(dt)  # type: ignore[return-value]
+
+    def output_size(self, n_in: int) -> int:
+        return self.n_out
+
+    def config(self) -> dict[str, Any]:
+        return {"n_in": self.n_in, "n_out": self.n_out, "init": self.init, "bias": self.bias}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"W": self.W, "b": self.b}
+
+    def set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.W[...] = arrays["W"]
+        self.b[...] = arrays["b"]
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each unit with probability ``p`` and scale by 1/(1−p).
+
+    ``A = Z ⊙ M`` with ``M_ij = 𝟙[u_ij ≥ p] / (1 − p)``, ``u ~ U[0, 1)``; ``dZ = dA ⊙ M``.
+    With ``training=False`` it is the identity, so inference needs no rescaling.
+    """
+
+    kind = "dropout"
+
+    def __init__(self, p: float = 0.5, *, rng: RngLike = None) -> None:
+        super().__init__()
+        self.p = fraction("dropout p", p)
+        self.rng = as_generator(rng)
+        self._mask: np.ndarray | None = None
+
+    def forward(self, A: np.ndarray, training: bool = False) -> np.ndarray:
+        if not training or self.p == 0.0:
+            self._mask = None
+            return A
+        B, n = A.shape
+        M = buffer(self._buf, "M", B, (n,), A.dtype)
+        self.rng.random(out=M, dtype=M.dtype)   # u ~ U[0, 1)
+        keep = buffer(self._buf, "keep", B, (n,), np.bool_)
+        np.greater_equal(M, self.p, out=keep)   # 𝟙[u ≥ p]
+        np.multiply(keep, 1.0 / (1.0 - self.p), out=M)  # M = 𝟙[u ≥ p] / (1 − p)
+        self._mask = M
+        out = buffer(self._buf, "A", B, (n,), A.dtype)
+        np.multiply(A, M, out=out)              # A = Z ⊙ M
+        return out
+
+    def backward(self, dA: np.ndarray) -> np.ndarray:
+        if self._mask is None:
+            return dA
+        dZ = buffer(self._buf, "dZ", dA.shape[0], dA.shape[1:], dA.dtype)
+        np.multiply(dA, self._mask, out=dZ)     # dZ = dA ⊙ M
+        return dZ
+
+    def config(self) -> dict[str, Any]:
+        return {"p": self.p}

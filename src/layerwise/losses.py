@@ -1,0 +1,348 @@
+"""Losses: ``forward(pred, target) -> float`` and ``backward() -> dL/dpred``.
+
+Every loss returns a Python float and a gradient already divided by the batch size, so the
+network's backward pass needs no further scaling. Reductions (as in docs/ARCHITECTURE.md):
+
+- ``MSE``: the textbook L = ½‖a − y‖² per sample, summed over outputs, averaged over the batch.
+- ``MAE``, ``Huber``, ``BinaryCrossEntropy``: averaged over every element (batch and outputs),
+  as PyTorch and Keras do.
+- ``CrossEntropy``: −Σ_k y_k log softmax(z)_k per sample, averaged over the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ._utils import buffer, fraction, positive_float
+from .errors import ConfigError, ValidationError
+
+
+class Loss:
+    """Base class. Subclasses implement ``forward`` and ``backward``."""
+
+    kind: ClassVar[str] = "loss"
+    #: "classification" or "regression": decides metrics and target preparation.
+    task: ClassVar[str] = "regression"
+
+    def __init__(self) -> None:
+        self._buf: dict[str, np.ndarray] = {}
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def backward(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, pred: np.ndarray, target: np.ndarray) -> float:
+        return self.forward(pred, target)
+
+    def prepare_target(self, y: Any, n_out: int, dtype: Any) -> np.ndarray:
+        """Validate targets for a network with ``n_out`` outputs and convert them once, up front.
+
+        Regression losses take float targets of shape (N, n_out); a 1-D y is accepted when
+        n_out == 1.
+        """
+        y = np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            raise ValidationError(
+                f"{type(self).__name__} needs numeric targets; received dtype {y.dtype}. "
+                "Convert labels to numbers first."
+            )
+        if y.ndim == 1 and n_out == 1:
+            y = y[:, None]
+        if y.ndim != 2 or y.shape[1] != n_out:
+            raise ValidationError(
+                f"{type(self).__name__} expects targets of shape (N, {n_out}) to match the "
+                f"network's {n_out} outputs; received shape {y.shape}."
+                + (" For class labels use loss='ce'." if y.ndim == 1 else "")
+            )
+        return np.ascontiguousarray(y, dtype=dtype)
+
+    def output_transform(self, out: np.ndarray) -> np.ndarray:
+        """Map network outputs to predictions (probabilities for classification losses)."""
+        return out
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class MSE(Loss):
+    """Mean squared error, textbook form: L = (1/B) Σ_b ½‖a_b − y_b‖², dL/da = (a − y)/B.
+
+    Note PyTorch's ``MSELoss`` averages over outputs too and has no ½: for n outputs,
+    torch_mse = (2/n)·L.
+    """
+
+    kind = "mse"
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        D = buffer(self._buf, "D", pred.shape[0], pred.shape[1:], pred.dtype)
+        np.subtract(pred, target, out=D)                    # a − y
+        self._D, self._B = D, pred.shape[0]
+        return 0.5 * float(np.vdot(D, D)) / self._B         # ½‖a − y‖² / B
+
+    def backward(self) -> np.ndarray:
+        self._D *= 1.0 / self._B                             # dL/da = (a − y)/B
+        return self._D
+
+
+class MAE(Loss):
+    """Mean absolute error over all elements: L = mean |a − y|, dL/da = sign(a − y)/N."""
+
+    kind = "mae"
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        D = buffer(self._buf, "D", pred.shape[0], pred.shape[1:], pred.dtype)
+        np.subtract(pred, target, out=D)
+        self._D = D
+        return float(np.abs(D).mean())
+
+    def backward(self) -> np.ndarray:
+        D = self._D
+        np.sign(D, out=D)
+        D *= 1.0 / D.size                                     # sign(a − y)/N
+        return D
+
+
+class Huber(Loss):
+    """Huber loss over all elements, d = a − y:  ½d² if |d| ≤ δ else δ(|d| − ½δ).
+
+    dL/da = clip(d, −δ, δ)/N. Matches ``torch.nn.HuberLoss(delta)``.
+    """
+
+    kind = "huber"
+
+    def __init__(self, delta: float = 1.0) -> None:
+        super().__init__()
+        self.delta = positive_float("Huber delta", delta)
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        D = buffer(self._buf, "D", pred.shape[0], pred.shape[1:], pred.dtype)
+        np.subtract(pred, target, out=D)
+        self._D = D
+        absd = np.abs(D)
+        quad = np.minimum(absd, self.delta)                  # L = ½q² + δ(|d| − q), q = min(|d|, δ)
+        return float((0.5 * quad * quad + self.delta * (absd - quad)).mean())
+
+    def backward(self) -> np.ndarray:
+        D = self._D
+        np.clip(D, -self.delta, self.delta, out=D)
+        D *= 1.0 / D.size                                     # clip(d, −δ, δ)/N
+        return D
+
+    def config(self) -> dict[str, Any]:
+        return {"delta": self.delta}
+
+
+class BinaryCrossEntropy(Loss):
+    """Binary cross-entropy over all elements, for one or several independent binary outputs.
+
+    ``from_logits=True`` (default) takes logits z and fuses the sigmoid, stable for any |z|:
+
+        L = mean( max(z, 0) − z·y + log(1 + e^(−|z|)) ),   dL/dz = (σ(z) − y)/N
+
+    ``from_logits=False`` takes probabilities p, clipped to [ε, 1 − ε] with ε = 1e−7:
+
+        L = −mean( y log p + (1 − y) log(1 − p) ),   dL/dp = (p − y) / (p(1 − p)) / N
+
+    (zero where p was clipped). Targets are 0/1 labels or probabilities in [0, 1].
+    """
+
+    kind = "bce"
+    task = "classification"
+    eps = 1e-7
+
+    def __init__(self, from_logits: bool = True) -> None:
+        super().__init__()
+        self.from_logits = bool(from_logits)
+
+    def prepare_target(self, y: Any, n_out: int, dtype: Any) -> np.ndarray:
+        y = super().prepare_target(y, n_out, dtype)
+        if y.size and (y.min() < 0 or y.max() > 1):
+            raise ValidationError(
+                "BinaryCrossEntropy expects targets in [0, 1] (0/1 labels or probabilities); "
+                f"received values from {y.min()} to {y.max()}. For several classes use loss='ce'."
+            )
+        return y
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        self._pred, self._y = pred, target
+        if self.from_logits:
+            z = pred
+            L = np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))
+            return float(L.mean())
+        p = np.clip(pred, self.eps, 1 - self.eps)
+        return float(-(target * np.log(p) + (1 - target) * np.log1p(-p)).mean())
+
+    def backward(self) -> np.ndarray:
+        pred, y = self._pred, self._y
+        G = buffer(self._buf, "G", pred.shape[0], pred.shape[1:], pred.dtype)
+        if self.from_logits:
+            with np.errstate(over="ignore"):
+                np.negative(pred, out=G)
+                np.exp(G, out=G)
+            G += 1
+            np.reciprocal(G, out=G)                           # σ(z)
+            G -= y                                            # σ(z) − y
+        else:
+            p = np.clip(pred, self.eps, 1 - self.eps)
+            np.divide(p - y, p * (1 - p), out=G)              # (p − y)/(p(1 − p))
+            G[(pred < self.eps) | (pred > 1 - self.eps)] = 0  # the clip's derivative
+        G *= 1.0 / G.size
+        return G
+
+    def output_transform(self, out: np.ndarray) -> np.ndarray:
+        if not self.from_logits:
+            return out
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-out))
+
+    def config(self) -> dict[str, Any]:
+        return {"from_logits": self.from_logits}
+
+
+def log_softmax(Z: np.ndarray) -> np.ndarray:
+    """log softmax(z)_k = z_k − max z − log Σ_j e^(z_j − max z), row-wise and stable."""
+    S = Z - Z.max(axis=1, keepdims=True)
+    S -= np.log(np.exp(S).sum(axis=1, keepdims=True))
+    return S
+
+
+def softmax(Z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large logits."""
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    E /= E.sum(axis=1, keepdims=True)
+    return E
+
+
+class CrossEntropy(Loss):
+    """Softmax cross-entropy on logits, averaged over the batch.
+
+    With targets t (one-hot, soft, or integer labels turned into one-hot) and
+    optional label smoothing ε, t ← (1 − ε)t + ε/K:
+
+        L = −(1/B) Σ_b Σ_k t_bk log softmax(z_b)_k
+        dL/dz = (softmax(z) · Σ_k t_k − t) / B          (= (softmax(z) − t)/B for one-hot t)
+
+    Matches ``torch.nn.CrossEntropyLoss(label_smoothing=ε)``.
+    """
+
+    kind = "ce"
+    task = "classification"
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.label_smoothing = fraction("label_smoothing", label_smoothing, upper_open=False)
+
+    def prepare_target(self, y: Any, n_out: int, dtype: Any) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == n_out and y.dtype.kind in "biuf":
+            return np.ascontiguousarray(y, dtype=dtype)     # one-hot or soft targets
+        if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
+            y = y.reshape(-1)
+            if y.dtype.kind == "f" and y.size and not np.all(y == np.round(y)):
+                raise ValidationError(
+                    "CrossEntropy expects integer class labels or one-hot targets; received "
+                    "non-integer float labels. For real-valued targets use loss='mse'."
+                )
+            if y.dtype.kind not in "biuf":
+                raise ValidationError(
+                    f"CrossEntropy expects integer class labels 0..{n_out - 1}; received dtype "
+                    f"{y.dtype}. Map labels to integers first, e.g. with "
+                    "np.unique(y, return_inverse=True)."
+                )
+            labels = y.astype(np.int64)
+            if labels.size and (labels.min() < 0 or labels.max() >= n_out):
+                raise ValidationError(
+                    f"CrossEntropy expects labels in 0..{n_out - 1} for a network with {n_out} "
+                    f"outputs; received labels from {labels.min()} to {labels.max()}. Give the "
+                    "last layer as many outputs as there are classes."
+                )
+            return labels
+        raise ValidationError(
+            f"CrossEntropy expects integer labels of shape (N,) or one-hot targets of shape "
+            f"(N, {n_out}); received shape {y.shape}."
+        )
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        B, K = pred.shape
+        P = buffer(self._buf, "P", B, (K,), pred.dtype)
+        np.subtract(pred, pred.max(axis=1, keepdims=True), out=P)  # z − max z
+        np.exp(P, out=P)
+        s = P.sum(axis=1, keepdims=True)
+        P /= s                                                   # P = softmax(z)
+        self._P, self._t = P, target
+        eps = self.label_smoothing
+        # log softmax(z)_k = z_k − max z − log s, recovered only where the loss needs it
+        if target.ndim == 1:
+            rows = np.arange(B)
+            logp_y = pred[rows, target] - pred.max(axis=1) - np.log(s[:, 0])
+            L = -logp_y.mean() * (1 - eps)
+            if eps:
+                L -= eps / K * log_softmax(pred).sum(axis=1).mean()
+            return float(L)
+        T = self._smoothed(target, K) if eps else target
+        return float(-(T * log_softmax(pred)).sum(axis=1).mean())
+
+    def _smoothed(self, T: np.ndarray, K: int) -> np.ndarray:
+        eps = self.label_smoothing
+        return (1 - eps) * T + eps / K * T.sum(axis=1, keepdims=True)
+
+    def backward(self) -> np.ndarray:
+        P, t = self._P, self._t
+        B, K = P.shape
+        eps = self.label_smoothing
+        if t.ndim == 1:                                          # integer labels: t one-hot
+            P[np.arange(B), t] -= 1 - eps                        # softmax − (1 − ε) onehot
+            if eps:
+                P -= eps / K                                     #         − ε/K
+        else:
+            T = self._smoothed(t, K) if eps else t
+            P *= T.sum(axis=1, keepdims=True)                    # softmax · Σ_k t_k
+            P -= T                                               #         − t
+        P *= 1.0 / B
+        return P
+
+    def output_transform(self, out: np.ndarray) -> np.ndarray:
+        return softmax(out)
+
+    def config(self) -> dict[str, Any]:
+        return {"label_smoothing": self.label_smoothing}
+
+
+LOSSES: dict[str, type[Loss]] = {
+    "mse": MSE,
+    "mean_squared_error": MSE,
+    "mae": MAE,
+    "l1": MAE,
+    "mean_absolute_error": MAE,
+    "huber": Huber,
+    "bce": BinaryCrossEntropy,
+    "binary_crossentropy": BinaryCrossEntropy,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "ce": CrossEntropy,
+    "cross_entropy": CrossEntropy,
+    "crossentropy": CrossEntropy,
+    "categorical_crossentropy": CrossEntropy,
+}
+
+
+def get(loss: str | Loss) -> Loss:
+    """A loss from its name ("mse", "mae", "huber", "bce", "ce", …) or an instance (as is)."""
+    if isinstance(loss, Loss):
+        return loss
+    key = str(loss).lower().replace("-", "_")
+    if key not in LOSSES:
+        raise ConfigError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}.")
+    return LOSSES[key]()
+
+
+def from_config(kind: str, config: dict[str, Any]) -> Loss:
+    """Rebuild a loss from its ``kind`` and ``config()`` (used by model files)."""
+    return LOSSES[kind](**config)

@@ -1,0 +1,271 @@
+"""``Sequential``: a stack of layers, forward in order and backward in reverse.
+
+    forward:   A_0 = X,  A_i = layer_i.forward(A_{i−1})
+    backward:  dA_K = dL/dA_K,  dA_{i−1} = layer_i.backward(dA_i)   (filling each dW, db)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import activations, initializers
+from . import losses as losses_mod
+from ._utils import RngLike, as_float_dtype, as_generator, as_input, fraction, positive_int
+from .errors import ConfigError, ValidationError
+from .layers import Dense, Dropout, Layer, Param
+
+
+class Sequential:
+    """A feedforward network: layers applied one after the other.
+
+    Parameters
+    ----------
+    *layers : Layer
+        ``Dense``, activation and ``Dropout`` layers (a single list is accepted too).
+
+    Examples
+    --------
+    >>> import layerwise as lw
+    >>> model = lw.Sequential(lw.Dense(64, 128, init="he", rng=0), lw.ReLU(),
+    ...                       lw.Dense(128, 10, rng=0))
+    >>> model.forward(np.zeros((2, 64), np.float32)).shape
+    (2, 10)
+    """
+
+    def __init__(self, *layers: Layer | Iterable[Layer]) -> None:
+        if len(layers) == 1 and not isinstance(layers[0], Layer):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise ConfigError(
+                    f"Sequential takes Layer objects; item {i} is {type(layer).__name__}. "
+                    "Wrap activations as layers, e.g. lw.ReLU(), not 'relu'."
+                )
+        self.layers: list[Layer] = list(layers)  # type: ignore[arg-type]
+        n = None
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                if n is not None and layer.n_in != n:
+                    raise ValidationError(
+                        f"layer {i} (Dense) expects {layer.n_in} inputs but the layer before it "
+                        f"gives {n}; set n_in={n}."
+                    )
+                n = layer.n_out
+        #: the loss used by the last ``fit`` (or stored in the model file); used by evaluate.
+        self.loss: losses_mod.Loss | None = None
+        #: free-form JSON-serialisable information saved with the model (e.g. preprocessing).
+        self.metadata: dict[str, Any] = {}
+        self.stop_training = False
+
+    # -- structure ------------------------------------------------------------------------------
+    @property
+    def n_in(self) -> int | None:
+        """Input features (from the first Dense layer), or None for a network without one."""
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                return layer.n_in
+        return None
+
+    @property
+    def n_out(self) -> int | None:
+        """Output features (from the last Dense layer)."""
+        for layer in reversed(self.layers):
+            if isinstance(layer, Dense):
+                return layer.n_out
+        return None
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The parameters' dtype (float32 unless changed with ``astype``)."""
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                return layer.W.dtype
+        return np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    def __repr__(self) -> str:
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"Sequential(\n  {inner}\n)"
+
+    # -- the two passes -------------------------------------------------------------------------
+    def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
+        """Run every layer in order; returns the output (B, n_out).
+
+        The result lives in a buffer of the last layer: copy it to keep it past the next call.
+        X is used as is (no validation or copy); ``predict`` is the checked entry point.
+        """
+        A = X
+        for layer in self.layers:
+            A = layer.forward(A, training)      # A_i = f_i(A_{i−1})
+        return A
+
+    def backward(self, dA: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        """Run every layer's backward in reverse, filling gradients; returns dL/dX.
+
+        With ``input_grad=False`` the first Dense layer skips computing dL/dX (training does not
+        need it) and None is returned.
+        """
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if i == 0 and not input_grad and isinstance(layer, Dense):
+                layer.backward(dA, input_grad=False)
+                return None  # type: ignore[return-value]
+            dA = layer.backward(dA)             # dA_{i−1} = backward_i(dA_i)
+        return dA
+
+    def parameters(self) -> list[Param]:
+        """Every trainable parameter, named ``"<layer index>.<W|b>"``; values update in place."""
+        out = []
+        for i, layer in enumerate(self.layers):
+            for p in layer.params():
+                out.append(Param(f"{i}.{p.name}", p.value, p.grad))
+        return out
+
+    def n_params(self) -> int:
+        """Total number of trainable scalars."""
+        return sum(p.value.size for p in self.parameters())
+
+    def astype(self, dtype: Any) -> Sequential:
+        """Cast every parameter and buffer to ``dtype`` (float32 or float64); returns self."""
+        dt = as_float_dtype(dtype)
+        for layer in self.layers:
+            layer.astype(dt)
+        return self
+
+    def summary(self, print_fn: Any = print) -> str:
+        """Print (and return) a table of layers, output shapes and parameter counts."""
+        rows = [("#", "layer", "output shape", "params")]
+        n = self.n_in
+        for i, layer in enumerate(self.layers):
+            n = layer.output_size(n) if n is not None else None
+            count = sum(p.value.size for p in layer.params())
+            rows.append((str(i), repr(layer), f"(B, {n})", f"{count:,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        line = "-" * (sum(widths) + 6)
+        fmt = lambda r: "  ".join(  # noqa: E731
+            r[c].rjust(widths[c]) if c in (0, 3) else r[c].ljust(widths[c]) for c in range(4))
+        text = "\n".join([fmt(rows[0]), line, *map(fmt, rows[1:]), line,
+                          f"total parameters: {self.n_params():,} ({self.dtype})"])
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    # -- training and inference -----------------------------------------------------------------
+    def fit(self, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "adam", epochs: int = 10,
+            batch_size: int = 32, **kwargs: Any) -> Any:
+        """Train with mini-batch gradient descent; see :func:`layerwise.training.fit`."""
+        from .training import fit
+        return fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
+                   batch_size=batch_size, **kwargs)
+
+    def predict(self, X: Any, batch_size: int = 1024) -> np.ndarray:
+        """Network outputs for X (N, n_in) in inference mode, computed in chunks; (N, n_out).
+
+        Outputs are what the last layer gives: logits when trained with a loss on logits.
+        Use ``predict_proba`` for probabilities and ``predict_classes`` for labels.
+        """
+        X = as_input(X, self.n_in, self.dtype)
+        bs = positive_int("batch_size", batch_size)
+        out: np.ndarray | None = None
+        for s in range(0, X.shape[0], bs):
+            A = self.forward(X[s:s + bs], training=False)
+            if out is None:
+                out = np.empty((X.shape[0], *A.shape[1:]), dtype=A.dtype)
+            out[s:s + bs] = A
+        assert out is not None
+        return out
+
+    def predict_proba(self, X: Any, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities: softmax of the logits (CrossEntropy) or sigmoid (BCE)."""
+        loss = self._require_loss(None)
+        return loss.output_transform(self.predict(X, batch_size))
+
+    def predict_classes(self, X: Any, batch_size: int = 1024) -> np.ndarray:
+        """Predicted class labels (argmax for CrossEntropy, 0/1 per output for BCE)."""
+        from .metrics import labels_from_outputs
+        return labels_from_outputs(self.predict(X, batch_size), self._require_loss(None))
+
+    def evaluate(self, X: Any, y: Any, loss: Any = None, batch_size: int = 1024
+                 ) -> dict[str, float]:
+        """Loss and metrics on (X, y): accuracy for classification; MSE, MAE, R² otherwise."""
+        from .training import _evaluate_prepared
+        L = self._require_loss(loss)
+        X = as_input(X, self.n_in, self.dtype)
+        Y = L.prepare_target(y, self.n_out or X.shape[1], self.dtype)
+        if len(Y) != len(X):
+            raise ValidationError(
+                f"X and y must have the same number of samples; received {len(X)} and {len(Y)}."
+            )
+        return _evaluate_prepared(self, L, X, Y, positive_int("batch_size", batch_size))
+
+    def _require_loss(self, loss: Any) -> losses_mod.Loss:
+        if loss is not None:
+            return losses_mod.get(loss)
+        if self.loss is None:
+            raise ConfigError(
+                "this model has no loss yet: it was neither trained with fit nor loaded with one. "
+                "Pass loss=..., e.g. model.evaluate(X, y, loss='ce')."
+            )
+        return self.loss
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the model to one file (see :func:`layerwise.io.save`)."""
+        from .io import save
+        save(self, path)
+
+
+def mlp(sizes: Sequence[int], activation: str = "relu", output: str | None = None, *,
+        init: Any = None, dropout: float = 0.0, bias: bool = True, dtype: Any = np.float32,
+        rng: RngLike = 0) -> Sequential:
+    """Build a multilayer perceptron from layer sizes.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``[n_in, hidden_1, …, hidden_K, n_out]``; at least two entries.
+    activation : str
+        Hidden activation ("relu", "tanh", "sigmoid", "gelu", …).
+    output : str or None
+        Output activation; None leaves logits (what CrossEntropy, BCE and MSE expect).
+    init : str, callable or None
+        Weight initialiser; None picks He for ReLU-like activations and Glorot otherwise.
+    dropout : float
+        Dropout rate after each hidden activation (0 for none).
+    rng : int, Generator or None
+        Seed for the weights and the dropout masks.
+
+    Examples
+    --------
+    >>> model = lw.mlp([64, 128, 10])        # 64 → Dense 128 → ReLU → Dense 10
+    """
+    sizes = list(sizes)
+    if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes):
+        raise ValidationError(
+            "mlp sizes must be at least two positive integers [n_in, ..., n_out]; "
+            f"received {sizes}."
+        )
+    p = fraction("dropout", dropout)
+    g = as_generator(rng)
+    act_init = init if init is not None else initializers.default_for(activation)
+    layers: list[Layer] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == len(sizes) - 2
+        out_init = init if init is not None else initializers.default_for(output)
+        layers.append(Dense(int(n_in), int(n_out), init=out_init if last else act_init, bias=bias,
+                            dtype=dtype, rng=g))
+        if not last:
+            layers.append(activations.get(activation))
+            if p > 0:
+                layers.append(Dropout(p, rng=g))
+    if output is not None:
+        layers.append(activations.get(output))
+    return Sequential(layers)

@@ -1,0 +1,280 @@
+"""Gradient-descent optimizers over ``model.parameters()``, updating values in place.
+
+Each follows ``torch.optim``'s update rule exactly (same order of operations, same first step),
+so that runs agree with PyTorch to float64 precision. State (momentum, moments) is allocated once,
+at the first ``step``, and updated in place afterwards; no step allocates an array.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ._utils import positive_float
+from .errors import ConfigError, ValidationError
+from .layers import Param
+
+
+class Optimizer:
+    """Base class: ``step(params)`` applies one update using each ``param.grad``."""
+
+    kind: ClassVar[str] = "optimizer"
+
+    def __init__(self, lr: float) -> None:
+        self.lr = positive_float("learning rate lr", lr)
+        self.t = 0                                   # steps taken
+        self.state: list[dict[str, np.ndarray]] = []
+
+    def step(self, params: Sequence[Param]) -> None:
+        if len(self.state) != len(params) or any(
+            s["_shape"].shape != p.value.shape or s["_shape"].dtype != p.value.dtype
+            for s, p in zip(self.state, params)
+        ):
+            self.state = [self._init_state(p) for p in params]
+        self.t += 1
+        for p, s in zip(params, self.state):
+            self._update(p.value, p.grad, s)
+
+    def _init_state(self, p: Param) -> dict[str, np.ndarray]:
+        # "_shape" is a 0-stride view used only to notice a changed parameter layout or dtype.
+        return {"_shape": np.broadcast_to(np.zeros((), p.value.dtype), p.value.shape),
+                "tmp": np.zeros_like(p.value)}
+
+    def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        return {"lr": self.lr}
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Optimizer state as named arrays (for checkpoints)."""
+        return {f"{i}.{k}": v for i, s in enumerate(self.state) for k, v in s.items()
+                if not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay.
+
+        g ← ∇W + λW                      (weight_decay λ, coupled L2 as in torch.optim.SGD)
+        v ← μv + (1 − τ)g                (momentum μ, dampening τ; v = g at the first step)
+        g ← g + μv  (Nesterov)  or  g ← v
+        W ← W − η g
+    """
+
+    kind = "sgd"
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0, dampening: float = 0.0) -> None:
+        super().__init__(lr)
+        self.momentum = positive_float("momentum", momentum, allow_zero=True)
+        self.weight_decay = positive_float("weight_decay", weight_decay, allow_zero=True)
+        self.dampening = positive_float("dampening", dampening, allow_zero=True)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and (self.momentum == 0 or self.dampening != 0):
+            raise ValidationError(
+                "Nesterov momentum needs momentum > 0 and dampening = 0; received "
+                f"momentum={momentum}, dampening={dampening}."
+            )
+
+    def _init_state(self, p: Param) -> dict[str, np.ndarray]:
+        s = super()._init_state(p)
+        if self.momentum:
+            s["v"] = np.zeros_like(p.value)
+        if self.nesterov:
+            s["tmp2"] = np.zeros_like(p.value)
+        return s
+
+    def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> None:
+        tmp = s["tmp"]
+        if self.weight_decay:
+            np.multiply(w, self.weight_decay, out=tmp)
+            tmp += g                                       # g ← ∇W + λW
+            g = tmp
+        if self.momentum:
+            v = s["v"]
+            if self.t == 1:
+                v[...] = g                                 # v = g at the first step
+            else:
+                v *= self.momentum
+                if self.dampening:
+                    v += (1 - self.dampening) * g          # v ← μv + (1 − τ)g
+                else:
+                    v += g                                 # v ← μv + g
+            if self.nesterov:
+                g2 = s["tmp2"]
+                np.multiply(v, self.momentum, out=g2)
+                g2 += g                                    # g ← g + μv
+                g = g2
+            else:
+                g = v                                      # g ← v
+        np.multiply(g, self.lr, out=tmp)
+        w -= tmp                                           # W ← W − η g
+
+    def config(self) -> dict[str, Any]:
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay, "dampening": self.dampening}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), as ``torch.optim.Adam``:
+
+        g ← ∇W + λW                         (weight_decay λ, coupled L2)
+        m ← β₁m + (1 − β₁)g,   v ← β₂v + (1 − β₂)g²
+        W ← W − (η / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
+    """
+
+    kind = "adam"
+    decoupled: ClassVar[bool] = False
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(lr)
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValidationError(f"Adam betas must each be in [0, 1); received {betas!r}.")
+        self.betas = (float(b1), float(b2))
+        self.eps = positive_float("eps", eps)
+        self.weight_decay = positive_float("weight_decay", weight_decay, allow_zero=True)
+
+    def _init_state(self, p: Param) -> dict[str, np.ndarray]:
+        s = super()._init_state(p)
+        s["m"] = np.zeros_like(p.value)
+        s["v"] = np.zeros_like(p.value)
+        if self.weight_decay and not self.decoupled:
+            s["g"] = np.zeros_like(p.value)
+        return s
+
+    def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> None:
+        b1, b2 = self.betas
+        m, v, tmp = s["m"], s["v"], s["tmp"]
+        if self.weight_decay:
+            if self.decoupled:
+                w *= 1 - self.lr * self.weight_decay       # AdamW: W ← W(1 − ηλ)
+            else:
+                gd = s["g"]
+                np.multiply(w, self.weight_decay, out=gd)
+                gd += g                                    # g ← ∇W + λW
+                g = gd
+        np.subtract(g, m, out=tmp)
+        tmp *= 1 - b1
+        m += tmp                                           # m ← m + (1 − β₁)(g − m)
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - b2
+        v *= b2
+        v += tmp                                           # v ← β₂v + (1 − β₂)g²
+        step_size = self.lr / (1 - b1**self.t)             # η / (1 − β₁ᵗ)
+        np.sqrt(v, out=tmp)
+        tmp /= math.sqrt(1 - b2**self.t)
+        tmp += self.eps                                    # √v̂ + ε,  v̂ = v / (1 − β₂ᵗ)
+        np.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        w -= tmp                                           # W ← W − η m̂ / (√v̂ + ε)
+
+    def config(self) -> dict[str, Any]:
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as ``torch.optim.AdamW``:
+    W ← W(1 − ηλ) before the Adam step. Default λ = 0.01."""
+
+    kind = "adamw"
+    decoupled = True
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+        super().__init__(lr, betas, eps, weight_decay)
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as ``torch.optim.RMSprop``:
+
+        g ← ∇W + λW
+        s ← αs + (1 − α)g²;  centered: ḡ ← αḡ + (1 − α)g, d = √(s − ḡ²) + ε, else d = √s + ε
+        momentum μ > 0:  u ← μu + g/d, W ← W − ηu;   else W ← W − η g/d
+    """
+
+    kind = "rmsprop"
+
+    def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
+        super().__init__(lr)
+        if not 0 <= alpha < 1:
+            raise ValidationError(f"RMSprop alpha must be in [0, 1); received {alpha!r}.")
+        self.alpha = float(alpha)
+        self.eps = positive_float("eps", eps)
+        self.weight_decay = positive_float("weight_decay", weight_decay, allow_zero=True)
+        self.momentum = positive_float("momentum", momentum, allow_zero=True)
+        self.centered = bool(centered)
+
+    def _init_state(self, p: Param) -> dict[str, np.ndarray]:
+        s = super()._init_state(p)
+        s["sq"] = np.zeros_like(p.value)
+        s["tmp2"] = np.zeros_like(p.value)
+        if self.centered:
+            s["gavg"] = np.zeros_like(p.value)
+        if self.momentum:
+            s["u"] = np.zeros_like(p.value)
+        return s
+
+    def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> None:
+        a = self.alpha
+        sq, tmp, d = s["sq"], s["tmp"], s["tmp2"]
+        if self.weight_decay:
+            np.multiply(w, self.weight_decay, out=tmp)
+            tmp += g                                       # g ← ∇W + λW
+            g = tmp
+        sq *= a
+        np.multiply(g, g, out=d)
+        d *= 1 - a
+        sq += d                                            # s ← αs + (1 − α)g²
+        if self.centered:
+            gavg = s["gavg"]
+            np.subtract(g, gavg, out=d)
+            d *= 1 - a
+            gavg += d                                      # ḡ ← ḡ + (1 − α)(g − ḡ)
+            np.multiply(gavg, gavg, out=d)
+            np.subtract(sq, d, out=d)
+            np.sqrt(d, out=d)                              # d = √(s − ḡ²)
+        else:
+            np.sqrt(sq, out=d)                             # d = √s
+        d += self.eps
+        np.divide(g, d, out=d)                             # g/d
+        if self.momentum:
+            u = s["u"]
+            u *= self.momentum
+            u += d                                         # u ← μu + g/d
+            d = u
+            np.multiply(d, self.lr, out=tmp)
+            w -= tmp                                       # W ← W − ηu
+        else:
+            d *= self.lr
+            w -= d                                         # W ← W − η g/d
+
+    def config(self) -> dict[str, Any]:
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
+                "weight_decay": self.weight_decay, "momentum": self.momentum,
+                "centered": self.centered}
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
+}
+
+
+def get(opt: str | Optimizer, **kwargs: Any) -> Optimizer:
+    """An optimizer from its name ("sgd", "adam", "adamw", "rmsprop") or an instance (as is)."""
+    if isinstance(opt, Optimizer):
+        return opt
+    key = str(opt).lower()
+    if key not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {opt!r}; expected one of {sorted(OPTIMIZERS)}.")
+    return OPTIMIZERS[key](**kwargs)

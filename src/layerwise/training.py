@@ -1,0 +1,421 @@
+"""The training loop: mini-batches, the four steps of backpropagation, history and callbacks.
+
+One step on a batch (X_b, y_b), exactly as the textbook orders it::
+
+    A   = model.forward(X_b, training=True)      # forward, layer by layer
+    L   = loss.forward(A, y_b)                   # scalar loss, mean over the batch
+    dA  = loss.backward()                        # dL/dA, already divided by B
+    model.backward(dA)                           # every layer's dW, db
+    optimizer.step(model.parameters())           # W ← W − η·dW (or Adam, …)
+
+Batches are gathered with ``np.take(..., out=)`` into buffers allocated once, from one shuffled
+index per epoch; the last batch may be shorter.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import losses as losses_mod
+from . import optimizers as optimizers_mod
+from . import schedules as schedules_mod
+from ._utils import RngLike, as_generator, as_input, fraction, positive_int
+from .errors import DivergenceError, ValidationError
+from .metrics import for_loss, labels_from_outputs
+
+if TYPE_CHECKING:
+    from .network import Sequential
+
+
+class History:
+    """Per-epoch records of a ``fit``: ``history["loss"]``, ``history["val_loss"]``, …
+
+    Keys: ``loss`` and the metrics on the training batches (accuracy for classification),
+    ``val_``-prefixed ones when there is validation data, ``lr`` and ``seconds``.
+    """
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def append(self, epoch: int, logs: dict[str, float]) -> None:
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(float(v))
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.history
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": list(self.epoch), **{k: list(v) for k, v in self.history.items()}}
+
+    def __repr__(self) -> str:
+        last = {k: round(v[-1], 5) for k, v in self.history.items()}
+        return f"History(epochs={len(self)}, last={last})"
+
+
+@dataclass
+class TrainState:
+    """What callbacks see and may change during ``fit``."""
+
+    model: Sequential
+    optimizer: optimizers_mod.Optimizer
+    loss: losses_mod.Loss
+    history: History
+    base_lr: float
+    epochs: int
+    lr_factor: float = 1.0          # multiplies the scheduled rate (ReduceLROnPlateau lowers it)
+    epoch: int = 0
+    has_validation: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Callback:
+    """Hooks called by ``fit``. Set ``state.model.stop_training = True`` to stop early."""
+
+    def on_train_begin(self, state: TrainState) -> None:
+        """Called once before the first epoch."""
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        """Called after each epoch with that epoch's logs (loss, metrics, val_*, lr, seconds)."""
+
+    def on_train_end(self, state: TrainState) -> None:
+        """Called once after the last epoch (also after an early stop)."""
+
+
+class _Monitor(Callback):
+    """Shared logic: watch one logged quantity for improvement (min for losses, max otherwise)."""
+
+    def __init__(self, monitor: str, min_delta: float, mode: str) -> None:
+        self.monitor = monitor
+        self.min_delta = abs(float(min_delta))
+        if mode not in ("auto", "min", "max"):
+            raise ValidationError(f"mode must be 'auto', 'min' or 'max'; received {mode!r}.")
+        self.mode = mode
+        self.best = math.inf
+
+    def on_train_begin(self, state: TrainState) -> None:
+        if self.monitor.startswith("val_") and not state.has_validation:
+            raise ValidationError(
+                f"{type(self).__name__} monitors {self.monitor!r} but fit has no validation data; "
+                "pass validation_data=(X_val, y_val) or validation_split=0.1, or monitor='loss'."
+            )
+        self.best = math.inf
+
+    def _sign(self) -> float:
+        maximize = self.mode == "max" or (self.mode == "auto" and not self.monitor.endswith(
+            "loss") and not self.monitor.endswith(("mse", "mae")))
+        return -1.0 if maximize else 1.0
+
+    def _value(self, logs: dict[str, float]) -> float:
+        if self.monitor not in logs:
+            raise ValidationError(
+                f"{type(self).__name__} monitors {self.monitor!r}, which is not logged; "
+                f"available: {sorted(logs)}."
+            )
+        return self._sign() * logs[self.monitor]
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best=True`` the parameters of the best epoch are put back at the end.
+    """
+
+    def __init__(self, patience: int = 5, monitor: str = "val_loss", min_delta: float = 0.0,
+                 restore_best: bool = True, mode: str = "auto") -> None:
+        super().__init__(monitor, min_delta, mode)
+        self.patience = positive_int("patience", patience)
+        self.restore_best = restore_best
+        self.best_epoch = -1
+        self.stopped_epoch: int | None = None
+        self._best_params: list[np.ndarray] | None = None
+        self._wait = 0
+
+    def on_train_begin(self, state: TrainState) -> None:
+        super().on_train_begin(state)
+        self._wait, self.best_epoch, self.stopped_epoch, self._best_params = 0, -1, None, None
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        v = self._value(logs)
+        if v < self.best - self.min_delta:
+            self.best, self.best_epoch, self._wait = v, state.epoch, 0
+            if self.restore_best:
+                self._best_params = [p.value.copy() for p in state.model.parameters()]
+            return
+        self._wait += 1
+        if self._wait >= self.patience:
+            self.stopped_epoch = state.epoch
+            state.model.stop_training = True
+
+    def on_train_end(self, state: TrainState) -> None:
+        if self.restore_best and self._best_params is not None:
+            for p, best in zip(state.model.parameters(), self._best_params):
+                p.value[...] = best
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by ``factor`` when ``monitor`` stops improving.
+
+    Improvement means a relative decrease of more than ``threshold`` (PyTorch's default 'rel'
+    mode); after ``patience`` epochs without one, lr ← max(lr · factor, min_lr). Works on top
+    of a schedule: it scales whatever the schedule gives.
+    """
+
+    def __init__(self, factor: float = 0.1, patience: int = 10, monitor: str = "val_loss",
+                 min_lr: float = 0.0, threshold: float = 1e-4, mode: str = "auto") -> None:
+        super().__init__(monitor, 0.0, mode)
+        if not 0 < factor < 1:
+            raise ValidationError(f"factor must be in (0, 1); received {factor!r}.")
+        self.factor = float(factor)
+        self.patience = positive_int("patience", patience)
+        self.min_lr = float(min_lr)
+        self.threshold = float(threshold)
+        self._wait = 0
+
+    def on_train_begin(self, state: TrainState) -> None:
+        super().on_train_begin(state)
+        self._wait = 0
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        v = self._value(logs)
+        better = v < self.best - abs(self.best) * self.threshold if math.isfinite(self.best) \
+            else True
+        if better:
+            self.best, self._wait = v, 0
+            return
+        self._wait += 1
+        if self._wait > self.patience:
+            lr = max(state.optimizer.lr * self.factor, self.min_lr)
+            state.lr_factor *= lr / state.optimizer.lr
+            state.optimizer.lr = lr
+            self._wait = 0
+
+
+class ModelCheckpoint(Callback):
+    """Save the model after each epoch, or only when ``monitor`` improves (``save_best_only``).
+
+    ``path`` may contain ``{epoch}`` (1-based), e.g. ``"ckpt-{epoch:03d}.lw"``.
+    """
+
+    def __init__(self, path: str, monitor: str = "val_loss", save_best_only: bool = True,
+                 mode: str = "auto") -> None:
+        self.path = str(path)
+        self._monitor = _Monitor(monitor, 0.0, mode)
+        self.save_best_only = save_best_only
+
+    def on_train_begin(self, state: TrainState) -> None:
+        if self.save_best_only:
+            self._monitor.on_train_begin(state)
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        if self.save_best_only:
+            v = self._monitor._value(logs)
+            if not v < self._monitor.best:
+                return
+            self._monitor.best = v
+        state.model.save(self.path.format(epoch=state.epoch + 1))
+
+
+def _split_validation(X: np.ndarray, y: np.ndarray, fraction_: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out the last ``fraction_`` of the samples (before any shuffling), as Keras does."""
+    n_val = round(len(X) * fraction_)
+    if n_val < 1 or n_val >= len(X):
+        raise ValidationError(
+            f"validation_split={fraction_} of {len(X)} samples leaves {n_val} for validation and "
+            f"{len(X) - n_val} for training; both need at least one."
+        )
+    return X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
+
+
+def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "adam",
+        epochs: int = 10, batch_size: int = 32, validation_data: tuple[Any, Any] | None = None,
+        validation_split: float = 0.0, shuffle: bool = True, rng: RngLike = None,
+        callbacks: Sequence[Callback] = (), verbose: int = 1, schedule: Any = None) -> History:
+    """Train ``model`` on (X, y) with mini-batch gradient descent.
+
+    Parameters
+    ----------
+    X : array (N, n_in)
+    y : array
+        Integer labels (N,) or one-hot (N, K) for CrossEntropy; (N, n_out) or (N,) otherwise.
+    loss : str or Loss
+        "ce", "bce", "mse", "mae", "huber" or an instance.
+    optimizer : str or Optimizer
+        "sgd", "adam", "adamw", "rmsprop" (default settings) or an instance.
+    epochs, batch_size : int
+        Passes over the data and samples per step (the last batch may be shorter).
+    validation_data : (X_val, y_val), optional
+    validation_split : float
+        Fraction of (X, y) held out for validation (the last samples), if no validation_data.
+    shuffle : bool
+        Reshuffle the samples every epoch (with ``rng``).
+    rng : int, Generator or None
+        Seed for shuffling. Same seed and same model seed: bit-identical results.
+    callbacks : sequence of Callback
+        e.g. ``EarlyStopping``, ``ReduceLROnPlateau``, ``ModelCheckpoint``.
+    verbose : int
+        0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+    schedule : str, Schedule or None
+        Learning-rate schedule over epochs ("cosine", "step", "exponential", or an instance).
+
+    Returns
+    -------
+    History
+        Per-epoch loss, metrics, validation loss and metrics, learning rate and seconds.
+    """
+    L = losses_mod.get(loss)
+    opt = optimizers_mod.get(optimizer)
+    epochs = positive_int("epochs", epochs)
+    batch_size = positive_int("batch_size", batch_size)
+    sched = schedules_mod.get(schedule, epochs)
+    dtype = model.dtype
+    n_in, n_out = model.n_in, model.n_out
+    X = as_input(X, n_in, dtype)
+    if n_out is None:
+        raise ValidationError("the model has no Dense layer, so there is nothing to train.")
+    Y = L.prepare_target(y, n_out, dtype)
+    if len(Y) != len(X):
+        raise ValidationError(
+            f"X and y must have the same number of samples; received {len(X)} and {len(Y)}."
+        )
+    Xv: np.ndarray | None
+    Yv: np.ndarray | None
+    if validation_data is not None:
+        try:
+            Xv_raw, yv_raw = validation_data
+        except (TypeError, ValueError) as exc:
+            raise ValidationError("validation_data must be a pair (X_val, y_val).") from exc
+        Xv = as_input(Xv_raw, n_in, dtype, name="X_val")
+        Yv = L.prepare_target(yv_raw, n_out, dtype)
+        if len(Yv) != len(Xv):
+            raise ValidationError(
+                f"X_val and y_val must have the same number of samples; received {len(Xv)} and "
+                f"{len(Yv)}."
+            )
+    elif fraction("validation_split", validation_split) > 0:
+        X, Y, Xv, Yv = _split_validation(X, Y, validation_split)
+    else:
+        Xv, Yv = None, None
+    if verbose not in (0, 1, 2):
+        raise ValidationError(f"verbose must be 0, 1 or 2; received {verbose!r}.")
+
+    gen = as_generator(rng)
+    N = len(X)
+    B_max = min(batch_size, N)
+    n_batches = math.ceil(N / batch_size)
+    # Batch buffers, filled in place every step (no per-step allocation of batch-sized arrays).
+    Xb_buf = np.empty((B_max, *X.shape[1:]), dtype=X.dtype)
+    Yb_buf = np.empty((B_max, *Y.shape[1:]), dtype=Y.dtype)
+    params = model.parameters()
+    history = History()
+    state = TrainState(model, opt, L, history, base_lr=opt.lr, epochs=epochs,
+                       has_validation=Xv is not None)
+    model.loss = L
+    model.stop_training = False
+    classify = L.task == "classification"
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        cb.on_train_begin(state)
+
+    for epoch in range(epochs):
+        state.epoch = epoch
+        opt.lr = sched(epoch, state.base_lr) * state.lr_factor
+        t0 = time.perf_counter()
+        order = gen.permutation(N) if shuffle else np.arange(N)
+        bar = _progress(n_batches, epoch, epochs) if verbose == 1 else None
+        loss_sum, correct, seen = 0.0, 0.0, 0
+        for s in range(0, N, batch_size):
+            idx = order[s:s + batch_size]
+            B = len(idx)
+            Xb, Yb = Xb_buf[:B], Yb_buf[:B]
+            np.take(X, idx, axis=0, out=Xb)
+            np.take(Y, idx, axis=0, out=Yb)
+            A = model.forward(Xb, training=True)         # forward
+            Lb = L.forward(A, Yb)                        # loss
+            if not math.isfinite(Lb):
+                if bar is not None:
+                    bar.close()
+                raise DivergenceError(
+                    f"the loss became {Lb} at epoch {epoch + 1}, step {s // batch_size + 1}; "
+                    f"lower the learning rate (now {opt.lr:g}) or standardise the inputs."
+                )
+            if classify:
+                correct += _n_correct(A, Yb, L)
+            dA = L.backward()                            # dL/dA
+            model.backward(dA, input_grad=False)         # dW, db for every layer
+            opt.step(params)                             # W ← W − η·dW
+            loss_sum += Lb * B
+            seen += B
+            if bar is not None:
+                bar.update(1)
+                if bar.n % max(1, n_batches // 20) == 0:
+                    bar.set_postfix_str(f"loss={loss_sum / seen:.4f}", refresh=False)
+        logs: dict[str, float] = {"loss": loss_sum / seen}
+        if classify:
+            logs["accuracy"] = correct / seen
+        if Xv is not None and Yv is not None:
+            for k, v in _evaluate_prepared(model, L, Xv, Yv).items():
+                logs[f"val_{k}"] = v
+        logs["lr"] = opt.lr
+        logs["seconds"] = time.perf_counter() - t0
+        history.append(epoch + 1, logs)
+        summary = "  ".join(f"{k}={v:.4f}" for k, v in logs.items() if k not in ("lr", "seconds"))
+        if bar is not None:
+            bar.set_postfix_str(summary)
+            bar.close()
+        elif verbose == 2:
+            print(f"epoch {epoch + 1}/{epochs}  {summary}  ({logs['seconds']:.2f}s)", flush=True)
+        for cb in callbacks:
+            cb.on_epoch_end(state, logs)
+        if model.stop_training:
+            break
+    for cb in callbacks:
+        cb.on_train_end(state)
+    return history
+
+
+def _n_correct(A: np.ndarray, Yb: np.ndarray, L: losses_mod.Loss) -> float:
+    """Correct predictions in a training batch (elements for multi-output BCE, rows otherwise)."""
+    pred = labels_from_outputs(A, L)
+    if L.kind == "bce":
+        return float(np.mean(pred == (Yb > 0.5), axis=1).sum())
+    true = Yb if Yb.ndim == 1 else Yb.argmax(axis=1)
+    return float(np.count_nonzero(pred == true))
+
+
+def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: np.ndarray,
+                       batch_size: int = 1024) -> dict[str, float]:
+    """Loss and metrics on already validated arrays (used for validation data each epoch)."""
+    out = np.empty((len(X), model.n_out or 0), dtype=model.dtype)
+    total = 0.0
+    for s in range(0, len(X), batch_size):
+        A = model.forward(X[s:s + batch_size], training=False)
+        total += L.forward(A, Y[s:s + batch_size]) * len(A)
+        out[s:s + batch_size] = A
+    return {"loss": total / len(X), **for_loss(L, out, Y)}
+
+
+def _progress(total: int, epoch: int, epochs: int) -> Any:
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch", leave=True,
+                dynamic_ncols=True, mininterval=0.2)
+
+
+def clone(model: Sequential) -> Sequential:
+    """A deep copy of a model (parameters, buffers and settings)."""
+    return copy.deepcopy(model)
