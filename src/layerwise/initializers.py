@@ -120,10 +120,9 @@ def get(init: str | Initializer) -> Initializer:
 
 
 def name_of(init: str | Initializer) -> str:
-    """The registry name of an initialiser (used in model files)."""
-    if isinstance(init, str):
-        return init.lower()
-    for name, fn in INITIALIZERS.items():
-        if fn is init:
+    """The canonical registry name of an initialiser ("he" → "he_normal"), for model files."""
+    fn = get(init)
+    for name, registered in INITIALIZERS.items():
+        if registered is fn:
             return name
-    return getattr(init, "__name__", "custom")
+    return getattr(fn, "__name__", "custom")

@@ -1,0 +1,154 @@
+"""Sequential and mlp: structure, the two passes, parameters, astype, summary, predict/evaluate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import layerwise as lw
+
+
+def small_model(dtype=np.float32) -> lw.Sequential:
+    return lw.Sequential(lw.Dense(4, 5, init="he", rng=0, dtype=dtype), lw.ReLU(),
+                         lw.Dense(5, 3, rng=1, dtype=dtype))
+
+
+def test_forward_is_the_textbook_composition():
+    """forward computes f(X @ W1.T + b1) @ W2.T + b2, layer by layer."""
+    m = small_model(np.float64)
+    d1, d2 = m.layers[0], m.layers[2]
+    d1.b[:] = [0.1, -0.2, 0.3, 0.0, 0.5]
+    X = np.random.default_rng(0).standard_normal((6, 4))
+    expected = np.maximum(X @ d1.W.T + d1.b, 0) @ d2.W.T + d2.b
+    np.testing.assert_allclose(m.forward(X), expected, rtol=1e-12)
+
+
+def test_backward_matches_hand_written_chain_rule():
+    """dW2 = dZ2.T @ A1, dA1 = dZ2 @ W2, dZ1 = dA1 * 1[Z1>0], dW1 = dZ1.T @ X, db = sum(dZ)."""
+    m = small_model(np.float64)
+    d1, d2 = m.layers[0], m.layers[2]
+    X = np.random.default_rng(1).standard_normal((7, 4))
+    m.forward(X, training=True)
+    dZ2 = np.random.default_rng(2).standard_normal((7, 3))
+    dX = m.backward(dZ2)
+    Z1 = X @ d1.W.T + d1.b
+    A1 = np.maximum(Z1, 0)
+    dA1 = dZ2 @ d2.W
+    dZ1 = dA1 * (Z1 > 0)
+    np.testing.assert_allclose(d2.dW, dZ2.T @ A1, rtol=1e-12)
+    np.testing.assert_allclose(d2.db, dZ2.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(d1.dW, dZ1.T @ X, rtol=1e-12)
+    np.testing.assert_allclose(d1.db, dZ1.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(dX, dZ1 @ d1.W, rtol=1e-12)
+
+
+def test_backward_without_input_grad_returns_none_but_fills_gradients():
+    m = small_model(np.float64)
+    X = np.ones((3, 4))
+    m.forward(X, training=True)
+    assert m.backward(np.ones((3, 3)), input_grad=False) is None
+    assert np.abs(m.layers[0].dW).sum() > 0
+
+
+def test_parameters_are_live_views_named_by_layer():
+    m = small_model()
+    ps = m.parameters()
+    assert [p.name for p in ps] == ["0.W", "0.b", "2.W", "2.b"]
+    ps[0].value[0, 0] = 42.0
+    assert m.layers[0].W[0, 0] == 42.0
+    assert m.n_params() == 4 * 5 + 5 + 5 * 3 + 3
+
+
+def test_astype_casts_every_parameter_and_buffer():
+    m = small_model()
+    assert m.dtype == np.float32
+    m.forward(np.ones((2, 4), np.float32))
+    assert m.astype(np.float64) is m
+    assert all(p.value.dtype == np.float64 and p.grad.dtype == np.float64 for p in m.parameters())
+    assert m.forward(np.ones((2, 4))).dtype == np.float64
+    with pytest.raises(lw.ConfigError, match="float32 or float64"):
+        m.astype(np.int32)
+
+
+def test_mismatched_dense_sizes_are_refused():
+    with pytest.raises(lw.ValidationError, match=r"expects 6 inputs.*gives 5"):
+        lw.Sequential(lw.Dense(4, 5), lw.ReLU(), lw.Dense(6, 2))
+
+
+def test_non_layers_are_refused_with_a_hint():
+    with pytest.raises(lw.ConfigError, match=r"lw.ReLU\(\)"):
+        lw.Sequential(lw.Dense(4, 5), "relu")
+
+
+def test_summary_lists_layers_shapes_and_counts():
+    text = lw.mlp([64, 128, 10]).summary(print_fn=None)
+    assert "Dense(n_in=64, n_out=128" in text and "ReLU()" in text
+    assert "(B, 128)" in text and "(B, 10)" in text
+    assert "8,320" in text and "1,290" in text and "total parameters: 9,610" in text
+
+
+def test_mlp_builds_layers_with_sensible_inits_and_dropout():
+    m = lw.mlp([8, 16, 16, 3], activation="tanh", output="softmax", dropout=0.25, rng=0)
+    kinds = [layer.kind for layer in m.layers]
+    assert kinds == ["dense", "tanh", "dropout", "dense", "tanh", "dropout", "dense", "softmax"]
+    assert m.layers[0].init == "xavier_uniform"
+    assert lw.mlp([8, 16, 3]).layers[0].init == "he_normal"          # He for ReLU
+    with pytest.raises(lw.ValidationError, match="at least two positive integers"):
+        lw.mlp([8])
+
+
+def test_mlp_same_seed_same_weights():
+    a, b = lw.mlp([10, 20, 3], rng=7), lw.mlp([10, 20, 3], rng=7)
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p.value, q.value)
+    c = lw.mlp([10, 20, 3], rng=8)
+    assert not np.array_equal(a.parameters()[0].value, c.parameters()[0].value)
+
+
+def test_predict_chunks_equal_one_pass_and_do_not_alias_buffers():
+    m = small_model(np.float64)
+    X = np.random.default_rng(3).standard_normal((50, 4))
+    full = m.predict(X, batch_size=1000)
+    chunked = m.predict(X, batch_size=7)
+    np.testing.assert_allclose(full, chunked, rtol=1e-13)
+    m.predict(X[:3] * 10)
+    np.testing.assert_allclose(full, chunked, rtol=1e-13)      # earlier results not overwritten
+
+
+def test_predict_validates_input():
+    m = small_model()
+    with pytest.raises(lw.ValidationError, match="expects 4"):
+        m.predict(np.ones((2, 5)))
+    with pytest.raises(lw.ValidationError, match="2-D"):
+        m.predict(np.ones(4))
+    with pytest.raises(lw.ValidationError, match="NaN or infinite"):
+        m.predict(np.array([[1.0, 2, 3, np.nan]]))
+    with pytest.raises(lw.ValidationError, match="numeric"):
+        m.predict(np.array([["a", "b", "c", "d"]]))
+    with pytest.raises(lw.ValidationError, match="empty"):
+        m.predict(np.ones((0, 4)))
+
+
+def test_predict_proba_and_classes_follow_the_loss():
+    m = small_model(np.float64)
+    X = np.random.default_rng(4).standard_normal((9, 4))
+    with pytest.raises(lw.ConfigError, match="no loss"):
+        m.predict_proba(X)
+    m.loss = lw.CrossEntropy()
+    P = m.predict_proba(X)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(m.predict_classes(X), m.predict(X).argmax(axis=1))
+
+
+def test_evaluate_reports_loss_and_metrics():
+    m = small_model(np.float64)
+    X = np.random.default_rng(5).standard_normal((20, 4))
+    y = np.random.default_rng(6).integers(0, 3, 20)
+    r = m.evaluate(X, y, loss="ce", batch_size=6)
+    L = lw.CrossEntropy()
+    assert r["loss"] == pytest.approx(L.forward(m.predict(X), y), rel=1e-12)
+    assert r["accuracy"] == pytest.approx(np.mean(m.predict(X).argmax(1) == y))
+    reg = m.evaluate(X, np.zeros((20, 3)), loss="mse")
+    assert set(reg) == {"loss", "mse", "mae", "r2"}
+    with pytest.raises(lw.ValidationError, match="same number of samples"):
+        m.evaluate(X, y[:5], loss="ce")
