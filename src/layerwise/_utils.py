@@ -24,6 +24,14 @@ def as_generator(rng: RngLike) -> np.random.Generator:
     )
 
 
+def lookup(registry: dict[str, Any], name: Any, what: str) -> Any:
+    """Find ``name`` (case-insensitive, '-' or '_') in a registry, or say which names exist."""
+    key = str(name).lower().replace("-", "_")
+    if key not in registry:
+        raise ConfigError(f"unknown {what} {name!r}; expected one of {sorted(registry)}.")
+    return registry[key]
+
+
 def as_float_dtype(dtype: Any) -> np.dtype[Any]:
     """Check that ``dtype`` is float32 or float64 and return it as a ``np.dtype``."""
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._utils import buffer
+from ._utils import buffer, lookup
 from .errors import ConfigError
 from .layers import Layer
 
@@ -271,9 +271,4 @@ def get(name: str | Activation) -> Activation:
     """An activation layer from its name ("relu", "tanh", …) or an instance (returned as is)."""
     if isinstance(name, Activation):
         return name
-    key = str(name).lower().replace("-", "_")
-    if key not in ACTIVATIONS:
-        raise ConfigError(
-            f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}."
-        )
-    return ACTIVATIONS[key]()
+    return lookup(ACTIVATIONS, name, "activation")()

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ._utils import lookup
 
 Initializer = Callable[[tuple[int, int], np.random.Generator, Any], np.ndarray]
 
@@ -111,12 +111,7 @@ def get(init: str | Initializer) -> Initializer:
     """Resolve an initialiser given by name or as a callable ``(shape, rng, dtype) -> array``."""
     if callable(init):
         return init
-    if isinstance(init, str) and init.lower() in INITIALIZERS:
-        return INITIALIZERS[init.lower()]
-    raise ConfigError(
-        f"unknown initializer {init!r}; expected one of {sorted(set(INITIALIZERS))} "
-        "or a callable (shape, rng, dtype) -> array."
-    )
+    return lookup(INITIALIZERS, init, "initializer")
 
 
 def name_of(init: str | Initializer) -> str:

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._utils import buffer, fraction, positive_float
-from .errors import ConfigError, ValidationError
+from ._utils import buffer, fraction, lookup, positive_float
+from .errors import ValidationError
 
 
 class Loss:
@@ -337,10 +337,7 @@ def get(loss: str | Loss) -> Loss:
     """A loss from its name ("mse", "mae", "huber", "bce", "ce", …) or an instance (as is)."""
     if isinstance(loss, Loss):
         return loss
-    key = str(loss).lower().replace("-", "_")
-    if key not in LOSSES:
-        raise ConfigError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}.")
-    return LOSSES[key]()
+    return lookup(LOSSES, loss, "loss")()
 
 
 def from_config(kind: str, config: dict[str, Any]) -> Loss:

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._utils import positive_float
-from .errors import ConfigError, ValidationError
+from ._utils import lookup, positive_float
+from .errors import ValidationError
 from .layers import Param
 
 
@@ -274,7 +274,4 @@ def get(opt: str | Optimizer, **kwargs: Any) -> Optimizer:
     """An optimizer from its name ("sgd", "adam", "adamw", "rmsprop") or an instance (as is)."""
     if isinstance(opt, Optimizer):
         return opt
-    key = str(opt).lower()
-    if key not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {opt!r}; expected one of {sorted(OPTIMIZERS)}.")
-    return OPTIMIZERS[key](**kwargs)
+    return lookup(OPTIMIZERS, opt, "optimizer")(**kwargs)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from ._utils import positive_float, positive_int
-from .errors import ConfigError, ValidationError
+from ._utils import lookup, positive_float, positive_int
+from .errors import ValidationError
 
 
 class Schedule:
@@ -113,9 +113,5 @@ def get(schedule: str | Schedule | None, epochs: int) -> Schedule:
         return Constant()
     if isinstance(schedule, Schedule):
         return schedule
-    key = str(schedule).lower()
-    if key == "cosine":
-        return CosineDecay(epochs)
-    if key in SCHEDULES:
-        return SCHEDULES[key]()
-    raise ConfigError(f"unknown schedule {schedule!r}; expected one of {sorted(SCHEDULES)}.")
+    cls = lookup(SCHEDULES, schedule, "schedule")
+    return CosineDecay(epochs) if cls is CosineDecay else cls()
