@@ -131,7 +131,11 @@ class Tanh(Activation):
 
 
 class ELU(Activation):
-    """f(z) = z if z > 0 else α(e^z − 1); f′ = 1 if z > 0 else α e^z = A + α."""
+    """f(z) = z if z > 0 else α(e^z − 1); f′ = 1 if z > 0 else α e^z = A + α.
+
+    The branch is taken on Z (kept by reference), since for α < 0 the output is positive on
+    both sides of zero.
+    """
 
     kind = "elu"
 
@@ -148,7 +152,7 @@ class ELU(Activation):
     def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
         A = self._A
         np.add(A, self.alpha, out=dZ)           # A + α   (z ≤ 0)
-        np.copyto(dZ, 1, where=A > 0)           # 1       (z > 0)
+        np.copyto(dZ, 1, where=self._Z > 0)     # 1       (z > 0)
         dZ *= dA
 
     def config(self) -> dict[str, Any]:

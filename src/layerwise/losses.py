@@ -292,7 +292,7 @@ class CrossEntropy(Loss):
 
     def _smoothed(self, T: np.ndarray, K: int) -> np.ndarray:
         eps = self.label_smoothing
-        return (1 - eps) * T + eps / K * T.sum(axis=1, keepdims=True)
+        return (1 - eps) * T + eps / K                             # t ← (1 − ε)t + ε/K
 
     def backward(self) -> np.ndarray:
         P, t = self._P, self._t

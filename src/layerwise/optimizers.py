@@ -34,6 +34,7 @@ class Optimizer:
             for s, p in zip(self.state, params)
         ):
             self.state = [self._init_state(p) for p in params]
+            self.t = 0                               # new parameters: start from step one
         self.t += 1
         for p, s in zip(params, self.state):
             self._update(p.value, p.grad, s)
