@@ -34,6 +34,8 @@ def lookup(registry: dict[str, Any], name: Any, what: str) -> Any:
 
 def as_float_dtype(dtype: Any) -> np.dtype[Any]:
     """Check that ``dtype`` is float32 or float64 and return it as a ``np.dtype``."""
+    if dtype is None:
+        raise ConfigError("dtype must be float32 or float64; received None.")
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:
@@ -67,6 +69,28 @@ def positive_int(name: str, value: Any) -> int:
             f"{name} must be a positive integer; received {value!r}. Pass e.g. {name}=32."
         )
     return int(value)
+
+
+def finite_float(name: str, value: Any) -> float:
+    """Validate a finite number (any sign)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{name} must be a finite number; received {value!r}.") from exc
+    if not np.isfinite(v):
+        raise ValidationError(f"{name} must be a finite number; received {value!r}.")
+    return v
+
+
+def require_finite(A: np.ndarray, name: str) -> None:
+    """Raise if ``A`` holds NaN or infinite values, with their count and the first row."""
+    if A.dtype.kind == "f" and not np.isfinite(A).all():
+        bad = ~np.isfinite(A)
+        row = int(np.argwhere(bad)[0][0])
+        raise ValidationError(
+            f"{name} contains {int(bad.sum())} NaN or infinite values (first in row {row}); "
+            "remove or impute them before training."
+        )
 
 
 def positive_float(name: str, value: Any, *, allow_zero: bool = False) -> float:
@@ -125,11 +149,5 @@ def as_input(X: Any, n_in: int | None, dtype: Any, name: str = "X") -> np.ndarra
             f"{n_in} columns or build the model's first layer with n_in={A.shape[1]}."
         )
     A = np.ascontiguousarray(A, dtype=dtype)
-    if not np.isfinite(A).all():
-        bad = ~np.isfinite(A)
-        row = int(np.argwhere(bad)[0][0])
-        raise ValidationError(
-            f"{name} contains {int(bad.sum())} NaN or infinite values (first in row {row}); "
-            "remove or impute them before training."
-        )
+    require_finite(A, name)
     return A

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._utils import buffer, lookup
+from ._utils import buffer, finite_float, lookup, positive_float
 from .errors import ConfigError
 from .layers import Layer
 
@@ -80,7 +80,7 @@ class LeakyReLU(Activation):
 
     def __init__(self, alpha: float = 0.01) -> None:
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = finite_float("LeakyReLU alpha", alpha)
 
     def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
         np.multiply(Z, self.alpha, out=A)       # αZ
@@ -141,7 +141,7 @@ class ELU(Activation):
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = finite_float("ELU alpha", alpha)
 
     def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
         np.minimum(Z, 0, out=A)
@@ -169,7 +169,7 @@ class Softplus(Activation):
 
     def __init__(self, threshold: float = 20.0) -> None:
         super().__init__()
-        self.threshold = float(threshold)
+        self.threshold = positive_float("Softplus threshold", threshold)
 
     def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
         np.logaddexp(Z, 0, out=A)               # A = log(e^z + 1), stable for large |z|

@@ -102,16 +102,22 @@ _DEFAULT_FOR_ACTIVATION = {
 }
 
 
-def default_for(activation: str | None) -> str:
-    """The initialiser name that suits ``activation``: He for ReLU-like units, Glorot otherwise."""
-    return _DEFAULT_FOR_ACTIVATION.get((activation or "identity").lower(), "xavier_uniform")
+def default_for(activation: Any) -> str:
+    """The initialiser name that suits ``activation`` (a name, an activation layer or None):
+    He for ReLU-like units, Glorot otherwise."""
+    from .activations import Activation, get
+
+    if activation is None:
+        return "xavier_uniform"
+    kind = activation.kind if isinstance(activation, Activation) else get(activation).kind
+    return _DEFAULT_FOR_ACTIVATION.get(kind, "xavier_uniform")
 
 
 def get(init: str | Initializer) -> Initializer:
     """Resolve an initialiser given by name or as a callable ``(shape, rng, dtype) -> array``."""
     if callable(init):
         return init
-    return lookup(INITIALIZERS, init, "initializer")
+    return lookup(INITIALIZERS, init, "initializer (or pass a callable (shape, rng, dtype))")
 
 
 def name_of(init: str | Initializer) -> str:

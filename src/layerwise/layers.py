@@ -16,6 +16,7 @@ import numpy as np
 
 from . import initializers
 from ._utils import RngLike, as_float_dtype, as_generator, buffer, fraction, positive_int
+from .errors import ValidationError
 
 
 @dataclass(eq=False)
@@ -111,7 +112,12 @@ class Dense(Layer):
         self.init = initializers.name_of(init)
         self.bias = bool(bias)
         dt = as_float_dtype(dtype)
-        W = initializers.get(init)((self.n_out, self.n_in), as_generator(rng), dt)
+        W = np.asarray(initializers.get(init)((self.n_out, self.n_in), as_generator(rng), dt))
+        if W.shape != (self.n_out, self.n_in):
+            raise ValidationError(
+                f"the initializer {self.init!r} returned shape {W.shape}; Dense needs W of shape "
+                f"(n_out, n_in) = {(self.n_out, self.n_in)}, so make it use the shape it is given."
+            )
         self.W: np.ndarray = np.ascontiguousarray(W, dtype=dt)
         self.b: np.ndarray = np.zeros(self.n_out, dtype=dt)
         self.dW: np.ndarray = np.zeros_like(self.W)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._utils import buffer, fraction, lookup, positive_float
+from ._utils import buffer, fraction, lookup, positive_float, require_finite
 from .errors import ValidationError
 
 
@@ -58,7 +58,9 @@ class Loss:
                 f"network's {n_out} outputs; received shape {y.shape}."
                 + (" For class labels use loss='ce'." if y.ndim == 1 else "")
             )
-        return np.ascontiguousarray(y, dtype=dtype)
+        y = np.ascontiguousarray(y, dtype=dtype)
+        require_finite(y, "y")
+        return y
 
     def output_transform(self, out: np.ndarray) -> np.ndarray:
         """Map network outputs to predictions (probabilities for classification losses)."""
@@ -243,7 +245,9 @@ class CrossEntropy(Loss):
     def prepare_target(self, y: Any, n_out: int, dtype: Any) -> np.ndarray:
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == n_out and y.dtype.kind in "biuf":
-            return np.ascontiguousarray(y, dtype=dtype)     # one-hot or soft targets
+            y = np.ascontiguousarray(y, dtype=dtype)        # one-hot or soft targets
+            require_finite(y, "y")
+            return y
         if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
             y = y.reshape(-1)
             if y.dtype.kind == "f" and y.size and not np.all(y == np.round(y)):
@@ -257,6 +261,7 @@ class CrossEntropy(Loss):
                     f"{y.dtype}. Map labels to integers first, e.g. with "
                     "np.unique(y, return_inverse=True)."
                 )
+            require_finite(y, "y")
             labels = y.astype(np.int64)
             if labels.size and (labels.min() < 0 or labels.max() >= n_out):
                 raise ValidationError(
