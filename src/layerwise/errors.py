@@ -18,6 +18,10 @@ class ConfigError(LayerwiseError, TypeError):
     """An argument has the wrong type, or names something that does not exist."""
 
 
+class DataError(LayerwiseError, ValueError):
+    """A data source is missing, unreadable, or has the wrong layout or content."""
+
+
 class ModelFileError(LayerwiseError, ValueError):
     """A model file is missing, damaged, from a newer version, or not a layerwise file."""
 
