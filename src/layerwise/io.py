@@ -24,6 +24,7 @@ from . import activations as act
 from . import losses as losses_mod
 from .errors import ModelFileError
 from .layers import Dense, Dropout, Layer
+from .preprocessing import Standardize
 
 if TYPE_CHECKING:
     from .network import Sequential
@@ -35,6 +36,7 @@ MAX_MEMBER_BYTES = 4 * 1024**3          # refuse members claiming more than 4 Gi
 LAYERS: dict[str, type[Layer]] = {
     "dense": Dense,
     "dropout": Dropout,
+    "standardize": Standardize,
     **{cls.kind: cls for cls in (act.Identity, act.ReLU, act.LeakyReLU, act.Sigmoid, act.Tanh,
                                  act.ELU, act.Softplus, act.GELU, act.Softmax)},
 }
@@ -52,6 +54,15 @@ def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file private (0600); give it the mode a plain open() would, or
+        # that of the file it replaces.
+        if path.exists():
+            mode = path.stat().st_mode & 0o777
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -177,6 +188,8 @@ def _build_layer(z: zipfile.ZipFile, i: int, spec: Any, dtype: str, path: Any) -
         if cls is Dense:
             layer: Layer = Dense(**{**config, "init": "zeros"}, dtype=dtype)
             layer.init = str(config.get("init", "zeros"))  # type: ignore[attr-defined]
+        elif cls is Standardize:
+            layer = Standardize.from_config(**config, dtype=dtype)
         else:
             layer = cls(**config)
     except (TypeError, ValueError) as exc:

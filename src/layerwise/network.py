@@ -111,13 +111,20 @@ class Sequential:
     def backward(self, dA: np.ndarray, input_grad: bool = True) -> np.ndarray:
         """Run every layer's backward in reverse, filling gradients; returns dL/dX.
 
-        With ``input_grad=False`` the first Dense layer skips computing dL/dX (training does not
-        need it) and None is returned.
+        With ``input_grad=False`` (what training uses) the pass stops at the first layer with
+        parameters, which skips computing its dA_prev: nothing before it needs a gradient. None
+        is returned then.
         """
-        for i in range(len(self.layers) - 1, -1, -1):
+        first = 0
+        if not input_grad:
+            first = next((i for i, layer in enumerate(self.layers) if layer.params()), 0)
+        for i in range(len(self.layers) - 1, first - 1, -1):
             layer = self.layers[i]
-            if i == 0 and not input_grad and isinstance(layer, Dense):
-                layer.backward(dA, input_grad=False)
+            if i == first and not input_grad:
+                if isinstance(layer, Dense):
+                    layer.backward(dA, input_grad=False)
+                else:
+                    layer.backward(dA)
                 return None  # type: ignore[return-value]
             dA = layer.backward(dA)             # dA_{i−1} = backward_i(dA_i)
         return dA
@@ -223,7 +230,7 @@ class Sequential:
         save(self, path)
 
 
-def mlp(sizes: Sequence[int], activation: str = "relu", output: str | None = None, *,
+def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
         init: Any = None, dropout: float = 0.0, bias: bool = True, dtype: Any = np.float32,
         rng: RngLike = 0) -> Sequential:
     """Build a multilayer perceptron from layer sizes.
@@ -263,9 +270,11 @@ def mlp(sizes: Sequence[int], activation: str = "relu", output: str | None = Non
         layers.append(Dense(int(n_in), int(n_out), init=out_init if last else act_init, bias=bias,
                             dtype=dtype, rng=g))
         if not last:
-            layers.append(activations.get(activation))
+            act = activations.get(activation)       # a fresh layer each time (own buffers)
+            layers.append(type(act)(**act.config()))
             if p > 0:
                 layers.append(Dropout(p, rng=g))
     if output is not None:
-        layers.append(activations.get(output))
+        out_act = activations.get(output)
+        layers.append(type(out_act)(**out_act.config()))
     return Sequential(layers)

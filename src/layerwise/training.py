@@ -89,6 +89,13 @@ class Callback:
     def on_train_begin(self, state: TrainState) -> None:
         """Called once before the first epoch."""
 
+    def on_batch_end(self, state: TrainState, loss: float) -> None:
+        """Called after every optimizer step with the batch loss; gradients are still in place.
+
+        Only callbacks that override this hook are called per batch, so it costs nothing
+        otherwise.
+        """
+
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
         """Called after each epoch with that epoch's logs (loss, metrics, val_*, lr, seconds)."""
 
@@ -203,6 +210,34 @@ class ReduceLROnPlateau(_Monitor):
             state.lr_factor *= lr / state.optimizer.lr
             state.optimizer.lr = lr
             self._wait = 0
+
+
+class GradientNorms(Callback):
+    """Record each parameter's gradient norm ‖dW‖_F, averaged over the batches of every epoch.
+
+    After training, ``norms[name]`` is a list with one value per epoch (names as in
+    ``model.parameters()``: ``"0.W"``, ``"0.b"``, …): the gradient-flow picture.
+    """
+
+    def __init__(self) -> None:
+        self.norms: dict[str, list[float]] = {}
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self.norms = {p.name: [] for p in state.model.parameters()}
+        self._sums, self._count = dict.fromkeys(self.norms, 0.0), 0
+
+    def on_batch_end(self, state: TrainState, loss: float) -> None:
+        for p in state.model.parameters():
+            g = p.grad.reshape(-1)
+            self._sums[p.name] += float(np.sqrt(np.dot(g, g)))    # ‖dW‖_F
+        self._count += 1
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        for name, total in self._sums.items():
+            self.norms[name].append(total / max(self._count, 1))
+        self._sums, self._count = dict.fromkeys(self._sums, 0.0), 0
 
 
 class ModelCheckpoint(Callback):
@@ -329,6 +364,8 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     model.stop_training = False
     classify = L.task == "classification"
     callbacks = list(callbacks)
+    batch_callbacks = [cb for cb in callbacks
+                       if type(cb).on_batch_end is not Callback.on_batch_end]
     for cb in callbacks:
         cb.on_train_begin(state)
 
@@ -359,6 +396,8 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
             dA = L.backward()                            # dL/dA
             model.backward(dA, input_grad=False)         # dW, db for every layer
             opt.step(params)                             # W ← W − η·dW
+            for cb in batch_callbacks:
+                cb.on_batch_end(state, Lb)
             loss_sum += Lb * B
             seen += B
             if bar is not None:

@@ -1,0 +1,97 @@
+"""Input preprocessing as a layer, so a saved model takes raw inputs.
+
+``Standardize`` computes ``A = (X − offset) / scale`` with per-feature constants fitted on the
+training data only: mean and standard deviation ("standard"), or minimum and range ("minmax",
+mapping training data to [0, 1]). It has no trainable parameters; its constants are stored in
+the model file like any other array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._utils import as_float_dtype, buffer
+from .errors import ConfigError
+from .layers import Layer
+
+SCALINGS = ("standard", "minmax", "none")
+
+
+class Standardize(Layer):
+    """``A = (X − offset) / scale`` per feature; backward ``dX = dA / scale``.
+
+    Build it with :meth:`fit` from training data, or directly from arrays of shape (n,).
+    """
+
+    kind = "standardize"
+
+    def __init__(self, offset: Any, scale: Any, *, method: str = "standard",
+                 dtype: Any = np.float32) -> None:
+        super().__init__()
+        dt = as_float_dtype(dtype)
+        self.offset = np.ascontiguousarray(offset, dtype=dt).reshape(-1)
+        self.scale = np.ascontiguousarray(scale, dtype=dt).reshape(-1)
+        if self.offset.shape != self.scale.shape:
+            raise ConfigError(
+                f"offset and scale must have the same shape; received {self.offset.shape} and "
+                f"{self.scale.shape}."
+            )
+        self.method = method
+        self.n = self.offset.size
+
+    @classmethod
+    def fit(cls, X: np.ndarray, method: str = "standard", dtype: Any = np.float32
+            ) -> Standardize:
+        """Fit on training data: ``standard`` (mean, std) or ``minmax`` (min, max − min).
+
+        Constant features get scale 1, so they map to 0 instead of dividing by zero.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        if method == "standard":
+            offset, scale = X.mean(axis=0), X.std(axis=0)
+        elif method == "minmax":
+            offset, scale = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
+        elif method == "none":
+            offset, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        else:
+            raise ConfigError(f"unknown scaling {method!r}; expected one of {list(SCALINGS)}.")
+        scale = np.where(scale > 1e-12, scale, 1.0)
+        return cls(offset, scale, method=method, dtype=dtype)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Apply to a whole array (returns a new array)."""
+        return (np.asarray(X, self.offset.dtype) - self.offset) / self.scale
+
+    def forward(self, A: np.ndarray, training: bool = False) -> np.ndarray:
+        out = buffer(self._buf, "A", A.shape[0], (self.n,), self.offset.dtype)
+        np.subtract(A, self.offset, out=out)
+        out /= self.scale                               # A = (X − offset) / scale
+        return out
+
+    def backward(self, dA: np.ndarray) -> np.ndarray:
+        dX = buffer(self._buf, "dX", dA.shape[0], (self.n,), dA.dtype)
+        np.divide(dA, self.scale, out=dX)               # dX = dA / scale
+        return dX
+
+    def astype(self, dtype: Any) -> Standardize:
+        dt = as_float_dtype(dtype)
+        self.offset, self.scale = self.offset.astype(dt), self.scale.astype(dt)
+        return super().astype(dt)  # type: ignore[return-value]
+
+    def config(self) -> dict[str, Any]:
+        return {"n": self.n, "method": self.method}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"offset": self.offset, "scale": self.scale}
+
+    def set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.offset[...] = arrays["offset"]
+        self.scale[...] = arrays["scale"]
+
+    @classmethod
+    def from_config(cls, n: int, method: str = "standard", dtype: Any = np.float32
+                    ) -> Standardize:
+        """An identity-initialised layer of ``n`` features (model files fill the arrays)."""
+        return cls(np.zeros(n), np.ones(n), method=method, dtype=dtype)
