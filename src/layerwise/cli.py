@@ -1,58 +1,641 @@
-"""The ``layerwise`` command line.
+"""The ``layerwise`` command line: train, evaluate, predict, info, gradcheck, explain.
 
-For now it has one job: ``layerwise`` (or ``python -m layerwise``) trains an MLP on the bundled
-UCI digits with a progress bar and reports the test accuracy. ``--version`` prints the version.
+Every subcommand turns a ``LayerwiseError`` (bad data, bad option, damaged model file) into one
+line on stderr, ``layerwise: error: …``, and exit status 2; argparse does the same for unknown
+options. Heavy modules (datasets, plots, matplotlib) load only when a subcommand needs them.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._utils import require_finite
+
+if TYPE_CHECKING:
+    from .datasets import Dataset
+    from .network import Sequential
+
+EXAMPLES = """\
+examples:
+  layerwise train                                   # MLP on the bundled digits, writes runs/…
+  layerwise train mnist --layers 800 --epochs 20    # MNIST (local files or downloaded)
+  layerwise train data.csv --target price --loss mse --layers 64,64
+  layerwise evaluate runs/digits-…/model.lw digits
+  layerwise predict runs/digits-…/model.lw new.csv --output predictions.csv --proba
+  layerwise info runs/digits-…/model.lw
+  layerwise gradcheck --layers 16,16 --activation tanh --loss ce
+  layerwise explain --layers 32,32,32,32,32,32 --activation sigmoid --init normal digits \\
+      --plot explain.png                            # a deep sigmoid net: vanishing gradients
+"""
+
+
+class CLIError(Exception):
+    """A problem with the command's arguments, reported like any LayerwiseError."""
+
+
+# -- argument parsing ---------------------------------------------------------------------------
+def _int_list(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.replace(" ", "").split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated layer sizes such as 128,64; received {text!r}") from None
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"layer sizes must be positive; received {text!r}")
+    return sizes
+
+
+def _network_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("network")
+    g.add_argument("--layers", type=_int_list, default=[128], metavar="N,N,…",
+                   help="hidden layer sizes (default 128)")
+    g.add_argument("--activation", default="relu",
+                   help="hidden activation: relu, leaky_relu, tanh, sigmoid, gelu, elu, softplus")
+    g.add_argument("--output-activation", default=None,
+                   help="output activation (default none: logits for ce/bce, linear for mse)")
+    g.add_argument("--init", default=None,
+                   help="weight initialiser (default: he_normal for ReLU-like, xavier otherwise)")
+    g.add_argument("--loss", default="auto",
+                   help="ce, bce, mse, mae, huber (default: ce for classes, mse for regression)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data-dir", default=None, help="folder holding MNIST-style IDX files")
+    g.add_argument("--target", default=None, help="CSV target column (default: the last)")
+    g.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
+                   help="override the task inferred from the targets")
 
 
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
     p = argparse.ArgumentParser(
-        prog="layerwise",
-        description="Train a multilayer perceptron on the bundled UCI digits with explicit "
-                    "backpropagation and report its test accuracy.",
-        epilog="example:  layerwise --epochs 30 --hidden 128 --lr 3e-3 --seed 0",
-    )
+        prog="layerwise", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train and inspect feedforward neural networks with explicit, layer-by-layer "
+                    "backpropagation.",
+        epilog=EXAMPLES)
     p.add_argument("--version", action="version", version=f"layerwise {__version__}")
-    p.add_argument("--hidden", type=int, default=128, help="hidden units (default 128)")
-    p.add_argument("--epochs", type=int, default=30, help="passes over the data (default 30)")
-    p.add_argument("--batch-size", type=int, default=32, help="samples per step (default 32)")
-    p.add_argument("--lr", type=float, default=3e-3,
-                   help="Adam learning rate, decayed by a cosine schedule (default 3e-3)")
-    p.add_argument("--label-smoothing", type=float, default=0.1,
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train an MLP and write a run directory",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+                       description="Train a multilayer perceptron on DATA and write the model, "
+                                   "history, config and plots to a run directory.")
+    t.add_argument("data", nargs="?", default="digits",
+                   help="digits (default), iris, wine, breast-cancer, mnist, fashion-mnist, or a "
+                        ".csv / .npz / 'X.npy,y.npy' / folder path")
+    _network_options(t)
+    _data_options(t)
+    g = t.add_argument_group("training")
+    g.add_argument("--optimizer", default="sgd", help="sgd (default), adam, adamw, rmsprop")
+    g.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 0.1 for sgd, 1e-3 otherwise)")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD/RMSprop momentum (0.9)")
+    g.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0)")
+    g.add_argument("--schedule", default="cosine",
+                   help="learning-rate schedule: cosine (default), constant, step, exponential")
+    g.add_argument("--epochs", type=int, default=20, help="passes over the data (default 20)")
+    g.add_argument("--batch-size", type=int, default=64, help="samples per step (default 64)")
+    g.add_argument("--dropout", type=float, default=0.0, help="dropout after hidden layers")
+    g.add_argument("--label-smoothing", type=float, default=0.1,
                    help="cross-entropy label smoothing (default 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--validation-split", type=float, default=0.1,
+                   help="fraction of training data held out for validation (default 0.1)")
+    g.add_argument("--test-split", type=float, default=0.2,
+                   help="test fraction for data without a test set (default 0.2)")
+    g.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without validation improvement")
+    g.add_argument("--scaling", choices=["auto", "standard", "minmax", "none"], default="auto",
+                   help="input preprocessing fitted on training data (default: per dataset)")
+    g.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    g.add_argument("--out", default=None, metavar="RUN_DIR",
+                   help="run directory (default runs/<data>-<timestamp>)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
+
+    e = sub.add_parser("evaluate", help="loss and metrics of a saved model on DATA")
+    e.add_argument("model", help="model file (.lw)")
+    e.add_argument("data", help="dataset name or path, as for train")
+    _data_options(e)
+
+    pr = sub.add_parser("predict", help="predictions of a saved model for raw inputs")
+    pr.add_argument("model", help="model file (.lw)")
+    pr.add_argument("input", help="inputs: .csv (header row), .npy or .npz (key X)")
+    pr.add_argument("--output", default=None,
+                    help="write to FILE (.csv or .npy) instead of printing CSV")
+    pr.add_argument("--proba", action="store_true", help="class probabilities instead of labels")
+
+    i = sub.add_parser("info", help="a saved model's layers and training configuration")
+    i.add_argument("model", help="model file (.lw)")
+
+    for name, text in (("gradcheck", "compare backprop gradients with finite differences"),
+                       ("explain", "one batch forward and backward, layer by layer")):
+        c = sub.add_parser(name, help=text, epilog=EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           description=text + ". Give a saved MODEL, or build a fresh network "
+                                              "from --layers/--activation/--loss.")
+        c.add_argument("args", nargs="*", metavar="[MODEL] [DATA]",
+                       help="an optional model file, then the data (default digits)")
+        _network_options(c)
+        _data_options(c)
+        c.add_argument("--batch-size", type=int, default=8 if name == "gradcheck" else 64,
+                       help="samples in the batch")
+        if name == "explain":
+            c.add_argument("--plot", default=None, metavar="FILE.png", help="draw the report")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+# -- shared helpers -----------------------------------------------------------------------------
+def _load_data(source: str, args: argparse.Namespace) -> Dataset:
+    from .datasets import load
+    task = None if args.task == "auto" else args.task
+    return load(source, data_dir=args.data_dir, target=args.target, task=task)
+
+
+def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random split of range(n) into (train, test) index arrays."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, round(n * fraction))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def _test_set(data: Dataset, meta: dict[str, Any] | None, fraction: float, seed: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(X_train, y_train, X_test, y_test): the official test split, else a seeded random one.
+
+    ``meta`` (from a saved model) reproduces the split its training run used.
+    """
+    if data.X_test is not None and data.y_test is not None:
+        return data.X_train, data.y_train, data.X_test, data.y_test
+    if meta is not None:
+        fraction, seed = meta.get("test_split", fraction), meta.get("seed", seed)
+    if not 0 < fraction < 1:
+        raise CLIError(f"--test-split must be in (0, 1) for data without a test set; received "
+                       f"{fraction}.")
+    tr, te = _split(len(data.X_train), fraction, seed)
+    return data.X_train[tr], data.y_train[tr], data.X_train[te], data.y_train[te]
+
+
+def _map_classes(y: np.ndarray, data: Dataset, model: Sequential) -> np.ndarray:
+    """Re-express the dataset's labels in the model's class order (names saved at training)."""
+    classes = model.metadata.get("classes")
+    if classes is None or data.classes is None or data.task != "classification":
+        return y
+    index = {name: k for k, name in enumerate(classes)}
+    unknown = sorted({data.classes[k] for k in np.unique(y)} - set(index))
+    if unknown:
+        raise CLIError(f"labels {unknown} were not among the classes seen in training "
+                       f"({classes}); evaluate on data with the same classes.")
+    lookup = np.array([index.get(name, -1) for name in data.classes])
+    return lookup[y]
+
+
+def _check_features(model: Sequential, X: np.ndarray, what: str) -> None:
+    if model.n_in is not None and X.shape[1] != model.n_in:
+        raise CLIError(f"{what} has {X.shape[1]} features but the model expects {model.n_in}; "
+                       "use data with the same columns as in training.")
+
+
+def _load_model(path: str) -> Sequential:
+    from .io import load
+    return load(path)
+
+
+def _metrics_row(result: dict[str, float]) -> dict[str, str]:
+    out = {"loss": f"{result['loss']:.4f}"}
+    for key in ("accuracy", "mse", "mae", "r2"):
+        if key in result:
+            out[key] = f"{result[key]:.2%}" if key == "accuracy" else f"{result[key]:.4g}"
+    return out
+
+
+def _table(rows: dict[str, dict[str, str]]) -> str:
+    cols = list(next(iter(rows.values())))
+    head = ["", *cols]
+    body = [[name, *(r.get(c, "") for c in cols)] for name, r in rows.items()]
+    widths = [max(len(row[c]) for row in [head, *body]) for c in range(len(head))]
+    fmt = lambda row: "  ".join(  # noqa: E731
+        cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+    return "\n".join([fmt(head), *map(fmt, body)])
+
+
+# -- train --------------------------------------------------------------------------------------
+def _resolve_loss(args: argparse.Namespace, task: str) -> Any:
+    import layerwise as lw
+    name = args.loss
+    if name == "auto":
+        name = "ce" if task == "classification" else "mse"
+    loss = lw.losses.get(name)
+    if isinstance(loss, lw.CrossEntropy):
+        loss = lw.CrossEntropy(label_smoothing=getattr(args, "label_smoothing", 0.0))
+    if (loss.task == "classification") != (task == "classification"):
+        fix = "ce" if task == "classification" else "mse"
+        raise CLIError(f"loss {name!r} is for {loss.task} but the data is a {task} task; use "
+                       f"--loss {fix} or --task {loss.task}.")
+    return loss
+
+
+def _build(args: argparse.Namespace, n_in: int, n_out: int, dtype: Any) -> Sequential:
+    import layerwise as lw
+    return lw.mlp([n_in, *args.layers, n_out], activation=args.activation,
+                  output=args.output_activation, init=args.init,
+                  dropout=getattr(args, "dropout", 0.0), dtype=dtype, rng=args.seed)
+
+
+def _optimizer(args: argparse.Namespace, task: str = "classification") -> Any:
+    import layerwise as lw
+    name = args.optimizer.lower()
+    # SGD's 0.1 suits cross-entropy; squared errors on standardised targets need smaller steps.
+    default_lr = (0.1 if task == "classification" else 0.01) if name == "sgd" else 1e-3
+    lr = args.lr if args.lr is not None else default_lr
+    kwargs: dict[str, Any] = {"lr": lr, "weight_decay": args.weight_decay}
+    if name in ("sgd", "rmsprop"):
+        kwargs["momentum"] = args.momentum
+    elif name == "adamw" and args.weight_decay == 0:
+        kwargs["weight_decay"] = 0.01
+    return lw.optimizers.get(name, **kwargs)
+
+
+def _targets_for(loss: Any, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """BCE trains on one output per class (multi-label style); others take labels as is."""
+    if loss.kind == "bce" and y.ndim == 1:
+        return np.eye(n_classes, dtype=np.float32)[y] if n_classes > 2 else y.astype(np.float32)
+    return y
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
     import layerwise as lw
 
+    from .preprocessing import Standardize
+
+    data = _load_data(args.data, args)
+    require_finite(data.X_train, f"{args.data}: X")        # before statistics spread a NaN
+    if data.X_test is not None:
+        require_finite(data.X_test, f"{args.data}: X_test")
+    Xtr, ytr, Xte, yte = _test_set(data, None, args.test_split, args.seed)
+    perm = np.random.default_rng(args.seed).permutation(len(Xtr))
+    Xtr, ytr = Xtr[perm], ytr[perm]        # validation rows: a random sample, not the last ones
+    classify = data.task == "classification"
+    loss = _resolve_loss(args, data.task)
+    n_classes = len(data.classes) if classify and data.classes else int(ytr.max()) + 1
+    n_out = (1 if loss.kind == "bce" and n_classes == 2 else n_classes) if classify else (
+        1 if ytr.ndim == 1 else ytr.shape[1])
+    dtype = np.dtype(args.dtype)
+    scaling = data.scaling if args.scaling == "auto" else args.scaling
+    n_val = round(len(Xtr) * args.validation_split) if args.validation_split else 0
+    fit_rows = slice(0, len(Xtr) - n_val)          # fit preprocessing on training rows only
+    x_scaler = Standardize.fit(Xtr[fit_rows], scaling, dtype)
+    Ytr = _targets_for(loss, ytr, n_classes)
+    y_scaler = None
+    if not classify:                                 # regression: standardise targets too
+        y_scaler = Standardize.fit(Ytr.reshape(len(Ytr), -1)[fit_rows], "standard", dtype)
+        Ytr = y_scaler.transform(Ytr.reshape(len(Ytr), -1))
+
+    net = _build(args, Xtr.shape[1], n_out, dtype)
+    out = Path(args.out or f"runs/{Path(args.data).stem or 'data'}-"
+                           f"{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    callbacks: list[Any] = [grads := lw.GradientNorms()]
+    if args.early_stopping:
+        if not n_val:
+            raise CLIError("--early-stopping needs validation data; set --validation-split.")
+        callbacks.append(lw.EarlyStopping(patience=args.early_stopping))
+    opt = _optimizer(args, data.task)
+    opt_settings = repr(opt)                         # before the schedule changes opt.lr
+    if not args.quiet:
+        print(f"{data!r}\n{len(Xtr) - n_val} training, {n_val} validation, {len(Xte)} test "
+              f"samples; writing to {out}/")
+        net.summary()
+    t0 = time.perf_counter()
+    history = net.fit(x_scaler.transform(Xtr), Ytr, loss=loss, optimizer=opt,
+                      epochs=args.epochs, batch_size=args.batch_size,
+                      validation_split=args.validation_split, schedule=args.schedule,
+                      rng=args.seed, callbacks=callbacks, verbose=0 if args.quiet else 1)
+    seconds = time.perf_counter() - t0
+
+    # The saved model takes raw inputs: preprocessing first, target scaling undone last.
+    layers = [x_scaler, *net.layers]
+    if y_scaler is not None:
+        layers.append(Standardize(-y_scaler.offset / y_scaler.scale, 1 / y_scaler.scale,
+                                  method="inverse", dtype=dtype))
+    model = lw.Sequential(layers)
+    model.loss = loss
+    config = {
+        "command": " ".join(shlex.quote(a) for a in ["layerwise", *sys.argv[1:]])
+        if Path(sys.argv[0]).name in ("layerwise", "__main__.py") else None,
+        "data": args.data, "task": data.task, "scaling": scaling,
+        "layers": [Xtr.shape[1], *args.layers, n_out], "activation": args.activation,
+        "output_activation": args.output_activation, "init": args.init, "loss": repr(loss),
+        "optimizer": opt_settings, "schedule": args.schedule, "epochs": args.epochs,
+        "epochs_run": len(history), "batch_size": args.batch_size, "dropout": args.dropout,
+        "validation_split": args.validation_split, "test_split": args.test_split,
+        "early_stopping": args.early_stopping, "seed": args.seed, "dtype": args.dtype,
+        "target": args.target, "data_dir": args.data_dir, "layerwise": lw.__version__,
+    }
+    model.metadata = {"task": data.task, "classes": data.classes, "seed": args.seed,
+                      "test_split": args.test_split, "feature_names": data.feature_names,
+                      "target_name": data.target_name, "n_classes": n_classes if classify
+                      else None, "config": config}
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.lw")
+
+    rows = {}
+    n_fit = len(Xtr) - n_val
+    rows["train"] = _metrics_row(_evaluate(model, Xtr[:n_fit], ytr[:n_fit], loss, n_classes))
+    if n_val:
+        rows["validation"] = _metrics_row(_evaluate(model, Xtr[n_fit:], ytr[n_fit:], loss,
+                                                    n_classes))
+    test = _evaluate(model, Xte, yte, loss, n_classes)
+    rows["test"] = _metrics_row(test)
+    _write_history(out, history)
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if not args.no_plots:
+        _plots(out, history, grads.norms, model, Xte, yte, data.classes, loss, classify)
+    print(_table(rows))
+    samples = len(history) * n_fit
+    print(f"{len(history)} epochs in {seconds:.1f}s ({samples / seconds:,.0f} samples/s); "
+          f"run directory {out}/")
+    return 0
+
+
+def _evaluate(model: Sequential, X: np.ndarray, y: np.ndarray, loss: Any, n_classes: int
+              ) -> dict[str, float]:
+    return model.evaluate(X, _targets_for(loss, y, n_classes), loss=loss)
+
+
+def _write_history(out: Path, history: Any) -> None:
+    data = history.to_dict()
+    (out / "history.json").write_text(json.dumps(data, indent=2) + "\n")
+    with open(out / "history.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        keys = list(data)
+        w.writerow(keys)
+        for row in zip(*(data[k] for k in keys)):
+            w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+
+
+def _plots(out: Path, history: Any, norms: dict[str, list[float]], model: Sequential,
+           X: np.ndarray, y: np.ndarray, classes: list[str] | None, loss: Any, classify: bool
+           ) -> None:
+    from . import plots
+    if not plots.available():
+        print("warning: matplotlib is not installed, so no plots were drawn "
+              "(pip install 'layerwise[plot]').", file=sys.stderr)
+        return
+    plots.plot_history(history.history, out / "curves.png")
+    plots.plot_gradient_flow(norms, out / "gradient_flow.png")
+    if classify and loss.kind == "ce":
+        from .metrics import confusion_matrix
+        K = model.n_out or 0
+        C = confusion_matrix(y, model.predict_classes(X), K)
+        plots.plot_confusion_matrix(C, out / "confusion_matrix.png", classes,
+                                    title="test confusion matrix")
+
+
+# -- evaluate, predict, info --------------------------------------------------------------------
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    model = _load_model(args.model)
+    if model.loss is None:
+        raise CLIError(f"{args.model} has no loss recorded; it was not saved by a training run.")
+    data = _load_data(args.data, args)
+    meta = model.metadata if _same_source(model.metadata.get("config", {}).get("data"),
+                                          args.data) else None
+    if data.X_test is None and meta is None:
+        X, y = data.X_train, data.y_train
+    else:
+        _, _, X, y = _test_set(data, meta, 0.2, 0)
+    _check_features(model, X, args.data)
+    y = _map_classes(y, data, model)
+    n_classes = model.metadata.get("n_classes") or (model.n_out or 1)
+    result = _evaluate(model, X, y, model.loss, n_classes)
+    which = "test split" if data.X_test is not None or meta is not None else "all samples"
+    print(f"{args.data} ({which}, {len(X)} samples)")
+    print(_table({"evaluate": _metrics_row(result)}))
+    return 0
+
+
+def _same_source(trained_on: str | None, source: str) -> bool:
+    """Whether DATA names the data the model was trained on (same name, or the same file)."""
+    if trained_on is None:
+        return False
+    if trained_on == source:
+        return True
+    a, b = Path(trained_on), Path(source)
+    return a.exists() and b.exists() and a.resolve() == b.resolve()
+
+
+def _read_inputs(path: str, model: Sequential) -> np.ndarray:
+    p = Path(path)
+    if not p.exists():
+        raise CLIError(f"no such input file {path!r}; pass a .csv, .npy or .npz file.")
+    if p.suffix.lower() == ".npy":
+        X = np.load(p, allow_pickle=False)
+    elif p.suffix.lower() == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            if "X" not in z:
+                raise CLIError(f"{path} has no array named X; it holds {sorted(z.files)}.")
+            X = z["X"]
+    elif p.suffix.lower() == ".csv":
+        X = _read_csv_inputs(p, model)
+    else:
+        raise CLIError(f"cannot read inputs from {p.name!r}; expected .csv, .npy or .npz.")
+    X = np.asarray(X)
+    if X.ndim == 1:
+        X = X.reshape(1, -1) if model.n_in == X.size else X.reshape(-1, 1)
+    if X.ndim > 2:
+        X = X.reshape(len(X), -1)
+    return X
+
+
+def _read_csv_inputs(path: Path, model: Sequential) -> np.ndarray:
+    """A CSV with a header; the training feature columns are picked by name when present."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise CLIError(f"{path} is empty; expected a header row and one row per sample.")
+    header, body = rows[0], rows[1:]
+    names = model.metadata.get("feature_names")
+    if names and all(n in header for n in names):
+        cols = [header.index(n) for n in names]
+    else:
+        cols = list(range(len(header)))
+        target = model.metadata.get("target_name")
+        if target in header and model.n_in == len(header) - 1:
+            cols.remove(header.index(target))
     try:
-        Xtr, ytr, Xte, yte = lw.datasets.load_digits()
-        mu, sd = Xtr.mean(axis=0), Xtr.std(axis=0) + 1e-6     # standardise with training stats
-        Xtr, Xte = (Xtr - mu) / sd, (Xte - mu) / sd
-        model = lw.mlp([64, args.hidden, 10], rng=args.seed)
-        print(f"digits: {len(Xtr)} training and {len(Xte)} test images, 8×8 pixels, 10 classes")
-        model.summary()
-        t0 = time.perf_counter()
-        model.fit(Xtr, ytr, loss=lw.CrossEntropy(label_smoothing=args.label_smoothing),
-                  optimizer=lw.Adam(lr=args.lr), epochs=args.epochs, schedule="cosine",
-                  batch_size=args.batch_size, rng=args.seed, verbose=0 if args.quiet else 1)
-        seconds = time.perf_counter() - t0
-        result = model.evaluate(Xte, yte)
-    except lw.LayerwiseError as exc:
+        return np.array([[float(r[c]) if r[c].strip() else np.nan for c in cols] for r in body],
+                        dtype=np.float64)
+    except (ValueError, IndexError) as exc:
+        raise CLIError(f"{path}: every feature cell must be a number ({exc}).") from None
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    model = _load_model(args.model)
+    X = _read_inputs(args.input, model)
+    _check_features(model, X, args.input)
+    classes = model.metadata.get("classes")
+    if model.loss is not None and model.loss.task == "classification":
+        P = model.predict_proba(X)
+        if args.proba:
+            header = list(classes) if classes and len(classes) == P.shape[1] else [
+                f"p{k}" for k in range(P.shape[1])]
+            values: np.ndarray = P
+        else:
+            labels = model.predict_classes(X)
+            if labels.ndim > 1:
+                labels = P.argmax(axis=1) if P.shape[1] > 1 else labels.reshape(len(labels))
+            header = ["prediction"]
+            values = (np.array(classes, dtype=object)[labels] if classes else labels)[:, None]
+    else:
+        if args.proba:
+            raise CLIError("--proba needs a classification model; this one does regression.")
+        values = model.predict(X)
+        header = [model.metadata.get("target_name") or "prediction"] if values.shape[1] == 1 \
+            else [f"y{k}" for k in range(values.shape[1])]
+    _write_predictions(values, header, args.output)
+    return 0
+
+
+def _write_predictions(values: np.ndarray, header: list[str], output: str | None) -> None:
+    if output is not None and output.lower().endswith(".npy"):
+        np.save(output, np.asarray(values if values.dtype != object else values.astype(str)))
+        return
+    f = open(output, "w", newline="") if output else sys.stdout
+    try:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        for row in values:
+            w.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
+    finally:
+        if output:
+            f.close()
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    model = _load_model(args.model)
+    print(f"{args.model}")
+    model.summary()
+    print(f"loss: {model.loss!r}")
+    meta = dict(model.metadata)
+    config = meta.pop("config", None)
+    for key, value in meta.items():
+        if value is not None:
+            print(f"{key}: {value}")
+    if config:
+        print("training configuration:")
+        for key, value in config.items():
+            print(f"  {key}: {value}")
+    return 0
+
+
+# -- gradcheck and explain ----------------------------------------------------------------------
+def _model_and_batch(args: argparse.Namespace) -> tuple[Sequential, Any, np.ndarray, np.ndarray]:
+    """The model (loaded or built from options), its loss, and a batch of DATA."""
+    from .preprocessing import Standardize
+    positional = list(args.args)
+    if len(positional) > 2:
+        raise CLIError(f"expected at most a MODEL and a DATA argument; received {positional}.")
+    model_path = None
+    if positional and (positional[0].endswith(".lw") or len(positional) == 2):
+        model_path = positional.pop(0)
+    source = positional[0] if positional else "digits"
+    data = _load_data(source, args)
+    if args.batch_size <= 0:
+        raise CLIError(f"--batch-size must be positive; received {args.batch_size}.")
+    rows = np.random.default_rng(args.seed).permutation(len(data.X_train))[:args.batch_size]
+    X, y = data.X_train[rows], data.y_train[rows]
+    if model_path:
+        model = _load_model(model_path)
+        _check_features(model, X, source)
+        loss = model.loss if model.loss is not None else _resolve_loss(args, data.task)
+        y = _map_classes(y, data, model)
+        n_classes = model.metadata.get("n_classes") or (model.n_out or 1)
+    else:
+        loss = _resolve_loss(args, data.task)
+        n_classes = (len(data.classes) if data.classes else int(data.y_train.max()) + 1) \
+            if data.task == "classification" else 1
+        n_out = n_classes if data.task == "classification" else (
+            1 if y.ndim == 1 else y.shape[1])
+        if loss.kind == "bce" and n_classes == 2:
+            n_out = 1
+        scaler = Standardize.fit(data.X_train, data.scaling)
+        net = _build(args, X.shape[1], n_out, np.float32)
+        model = _sequential([scaler, *net.layers])
+    return model, loss, X, _targets_for(loss, y, n_classes)
+
+
+def _sequential(layers: list[Any]) -> Sequential:
+    from .network import Sequential
+    return Sequential(layers)
+
+
+def _cmd_gradcheck(args: argparse.Namespace) -> int:
+    from .gradcheck import gradcheck
+    model, loss, X, y = _model_and_batch(args)
+    report = gradcheck(model, loss, X, y)
+    print(f"gradient check of {len(model.parameters())} parameter arrays and dL/dX on a batch of "
+          f"{len(X)}, float64, central differences")
+    print(report)
+    return 0 if report.passed else 1
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import explain
+    model, loss, X, y = _model_and_batch(args)
+    report = explain(model, loss, X, y)
+    print(report)
+    if args.plot:
+        from . import plots
+        if not plots.available():
+            print("warning: matplotlib is not installed, so no plot was drawn "
+                  "(pip install 'layerwise[plot]').", file=sys.stderr)
+        else:
+            plots.plot_explanation(report, args.plot)
+            print(f"plot written to {args.plot}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict, "info": _cmd_info,
+    "gradcheck": _cmd_gradcheck, "explain": _cmd_explain,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``layerwise`` command; returns the exit status."""
+    from .errors import LayerwiseError
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except (LayerwiseError, CLIError) as exc:
         print(f"layerwise: error: {exc}", file=sys.stderr)
         return 2
-    print(f"test accuracy {result['accuracy']:.2%}  test loss {result['loss']:.4f}  "
-          f"({seconds:.1f}s, {args.epochs * len(Xtr) / seconds:,.0f} samples/s)")
-    return 0
+    except BrokenPipeError:                          # e.g. `layerwise predict … | head`
+        sys.stderr.close()
+        return 0
+    except OSError as exc:
+        print(f"layerwise: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("layerwise: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
