@@ -28,17 +28,28 @@ class Activation(Layer):
         super().__init__()
         self._Z: np.ndarray = _NOTHING        # input of the last forward (kept by reference)
         self._A: np.ndarray = _NOTHING        # output of the last forward (our buffer)
+        self._dZ: np.ndarray = _NOTHING       # gradient buffer handed back by backward
+        self._mask: np.ndarray = _NOTHING     # boolean scratch (ReLU-like derivatives)
+        self._dtype: Any = None
+
+    def _views(self, Z: np.ndarray) -> None:
+        """Buffer views for inputs of this shape and dtype (grown only for a larger batch)."""
+        B, tail = Z.shape[0], Z.shape[1:]
+        self._A = buffer(self._buf, "A", B, tail, Z.dtype)
+        self._dZ = buffer(self._buf, "dZ", B, tail, Z.dtype)
+        self._mask = buffer(self._buf, "mask", B, tail, np.bool_)
+        self._shape, self._dtype = Z.shape, Z.dtype
 
     def forward(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
-        A = buffer(self._buf, "A", Z.shape[0], Z.shape[1:], Z.dtype)
-        self._f(Z, A)
-        self._Z, self._A = Z, A
-        return A
+        if Z.shape != self._shape or Z.dtype != self._dtype:
+            self._views(Z)
+        self._Z = Z
+        self._f(Z, self._A)
+        return self._A
 
     def backward(self, dA: np.ndarray) -> np.ndarray:
-        dZ = buffer(self._buf, "dZ", dA.shape[0], dA.shape[1:], dA.dtype)
-        self._df(dA, dZ)
-        return dZ
+        self._df(dA, self._dZ)
+        return self._dZ
 
     def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
         raise NotImplementedError
@@ -68,9 +79,8 @@ class ReLU(Activation):
         np.maximum(Z, 0, out=A)                 # A = max(Z, 0)
 
     def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
-        mask = buffer(self._buf, "mask", dA.shape[0], dA.shape[1:], np.bool_)
-        np.greater(self._A, 0, out=mask)        # f′ = 𝟙[A > 0]
-        np.multiply(dA, mask, out=dZ)           # dZ = dA ⊙ f′
+        np.sign(self._A, out=dZ)                # f′ = 𝟙[A > 0] = sign(A), as A ≥ 0
+        dZ *= dA                                # dZ = dA ⊙ f′
 
 
 class LeakyReLU(Activation):
@@ -87,7 +97,7 @@ class LeakyReLU(Activation):
         np.maximum(Z, A, out=A) if self.alpha <= 1 else np.minimum(Z, A, out=A)
 
     def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
-        mask = buffer(self._buf, "mask", dA.shape[0], dA.shape[1:], np.bool_)
+        mask = self._mask
         np.greater(self._Z, 0, out=mask)
         np.multiply(dA, self.alpha, out=dZ)     # α dA   (z ≤ 0)
         np.copyto(dZ, dA, where=mask)           # dA     (z > 0)

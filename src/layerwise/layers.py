@@ -36,9 +36,12 @@ class Layer:
 
     #: name used in model files and summaries; registered in ``LAYERS``.
     kind: ClassVar[str] = "layer"
+    #: whether the layer has parameters (the backward pass of training stops at the first one).
+    trainable: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._buf: dict[str, np.ndarray] = {}
+        self._shape: tuple[int, ...] = ()      # input shape the cached buffer views are for
 
     def forward(self, A: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
@@ -53,7 +56,17 @@ class Layer:
     def astype(self, dtype: Any) -> Layer:
         """Cast parameters and drop buffers so they are re-made in the new dtype."""
         self._buf.clear()
+        self._shape = ()
         return self
+
+    def bind(self, name: str, value: np.ndarray, grad: np.ndarray) -> None:
+        """Make parameter ``name`` (and its gradient ``d<name>``) these arrays.
+
+        ``Sequential`` uses it to place every parameter in one contiguous buffer, so that an
+        optimizer updates all of them in a couple of vectorised calls.
+        """
+        setattr(self, name, value)
+        setattr(self, "d" + name, grad)
 
     def output_size(self, n_in: int) -> int:
         """Number of output features for ``n_in`` input features."""
@@ -98,11 +111,12 @@ class Dense(Layer):
 
         Z       = A_prev @ W.T + b        (B, n_out)
         dW      = dZ.T @ A_prev           (n_out, n_in)     textbook: dW = dZ·A_prevᵀ
-        db      = Σ_batch dZ              (n_out,)
+        db      = Σ_batch dZ = 1ᵀ dZ      (n_out,)
         dA_prev = dZ @ W                  (B, n_in)         textbook: dX = Wᵀ·dZ
     """
 
     kind = "dense"
+    trainable = True
 
     def __init__(self, n_in: int, n_out: int, *, init: Any = "xavier_uniform", bias: bool = True,
                  dtype: Any = np.float32, rng: RngLike = None) -> None:
@@ -125,9 +139,15 @@ class Dense(Layer):
         self._A_prev: np.ndarray | None = None
 
     def forward(self, A: np.ndarray, training: bool = False) -> np.ndarray:
-        Z = buffer(self._buf, "Z", A.shape[0], (self.n_out,), self.W.dtype)
+        if A.shape != self._shape:              # views of the buffers for this batch size
+            B = A.shape[0]
+            self._Z = buffer(self._buf, "Z", B, (self.n_out,), self.W.dtype)
+            self._dA = buffer(self._buf, "dA", B, (self.n_in,), self.W.dtype)
+            self._ones = np.ones(B, dtype=self.W.dtype)
+            self._shape = A.shape
+        Z = self._Z
         self._A_prev = A                        # cached for dW = dZ.T @ A_prev
-        np.matmul(A, self.W.T, out=Z)           # Z = A_prev @ W.T
+        np.dot(A, self.W.T, out=Z)              # Z = A_prev @ W.T   (BLAS; refuses mixed dtypes)
         if self.bias:
             Z += self.b                         #     + b
         return Z
@@ -136,13 +156,13 @@ class Dense(Layer):
         """Fill ``dW`` and ``db`` and return dA_prev (``None`` when ``input_grad`` is False)."""
         A_prev = self._A_prev
         assert A_prev is not None, "backward called before forward"
-        np.matmul(dZ.T, A_prev, out=self.dW)    # dW = dZ.T @ A_prev
+        np.dot(dZ.T, A_prev, out=self.dW)       # dW = dZ.T @ A_prev
         if self.bias:
-            np.sum(dZ, axis=0, out=self.db)     # db = Σ_batch dZ
+            np.dot(self._ones, dZ, out=self.db) # db = Σ_batch dZ = 1ᵀ·dZ  (a GEMV)
         if not input_grad:                      # the first layer's dX is not needed to train
             return None  # type: ignore[return-value]
-        dA_prev = buffer(self._buf, "dA", dZ.shape[0], (self.n_in,), self.W.dtype)
-        np.matmul(dZ, self.W, out=dA_prev)      # dA_prev = dZ @ W
+        dA_prev = self._dA
+        np.dot(dZ, self.W, out=dA_prev)         # dA_prev = dZ @ W
         return dA_prev
 
     def params(self) -> list[Param]:

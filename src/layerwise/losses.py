@@ -240,6 +240,7 @@ class CrossEntropy(Loss):
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         super().__init__()
+        self._key: tuple[Any, ...] = ()
         self.label_smoothing = fraction("label_smoothing", label_smoothing, upper_open=False)
 
     def prepare_target(self, y: Any, n_out: int, dtype: Any) -> np.ndarray:
@@ -275,43 +276,80 @@ class CrossEntropy(Loss):
             f"(N, {n_out}); received shape {y.shape}."
         )
 
-    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+    def _views(self, pred: np.ndarray) -> None:
         B, K = pred.shape
-        P = buffer(self._buf, "P", B, (K,), pred.dtype)
-        np.subtract(pred, pred.max(axis=1, keepdims=True), out=P)  # z − max z
-        np.exp(P, out=P)
-        s = P.sum(axis=1, keepdims=True)
-        P /= s                                                   # P = softmax(z)
-        self._P, self._t = P, target
-        eps = self.label_smoothing
-        # log softmax(z)_k = z_k − max z − log s, recovered only where the loss needs it
+        self._P = buffer(self._buf, "P", B, (K,), pred.dtype)      # e^(z − m), then dL/dz
+        self._m = buffer(self._buf, "m", B, (1,), pred.dtype)      # row maxima (fallback)
+        self._s = buffer(self._buf, "s", B, (), pred.dtype)        # row sums Σ_k e^(z_k − m)
+        self._s_col = self._s[:, None]
+        self._rowsK = np.arange(B) * K                             # flat index of row starts
+        self._idx = np.empty(B, dtype=np.int64)
+        self._ones = np.ones(B, dtype=pred.dtype)                  # sums over the batch as dots
+        self._ones_K = np.ones(K, dtype=pred.dtype)                # sums over classes as dots
+        # a row sum below this has lost precision to underflow: shift that batch row by row
+        self._tiny = float(np.finfo(pred.dtype).tiny / np.finfo(pred.dtype).eps)
+        self._key = (pred.shape, pred.dtype)
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        """L = (1/B) Σ_b [log s_b − Σ_k t_bk (z_bk − m)],  s_b = Σ_k e^(z_bk − m).
+
+        This is −Σ_k t_k log softmax(z)_k in log-sum-exp form. The shift m is the batch's
+        largest logit (one reduction, so no e^z overflows); if some row lies so far below it
+        that its sum underflows, every row is shifted by its own maximum instead.
+        """
+        B = pred.shape[0]
+        if (pred.shape, pred.dtype) != self._key:
+            self._views(pred)
+        self._t = target
+        zy = self._shift_exp(pred, target, pred.max())
+        if self._s.min() < self._tiny:
+            np.max(pred, axis=1, keepdims=True, out=self._m)
+            zy = self._shift_exp(pred, target, self._m)
+        s = self._s
         if target.ndim == 1:
-            rows = np.arange(B)
-            logp_y = pred[rows, target] - pred.max(axis=1) - np.log(s[:, 0])
-            L = -logp_y.mean() * (1 - eps)
-            if eps:
-                L -= eps / K * log_softmax(pred).sum(axis=1).mean()
-            return float(L)
-        T = self._smoothed(target, K) if eps else target
-        return float(-(T * log_softmax(pred)).sum(axis=1).mean())
+            logs = np.dot(np.log(s), self._ones)                   # Σ_b log s_b
+        else:
+            logs = np.vdot(self._T.sum(axis=1), np.log(s))         # Σ_b (Σ_k t_bk) log s_b
+        return float(logs - zy) / B
+
+    def _shift_exp(self, pred: np.ndarray, target: np.ndarray, m: Any) -> Any:
+        """P = e^(z − m), s = row sums of P; returns Σ_b Σ_k t_bk (z_bk − m)."""
+        P = self._P
+        K = pred.shape[1]
+        eps = self.label_smoothing
+        np.subtract(pred, m, out=P)                                # z − m
+        if target.ndim == 1:                                       # labels: t = one-hot(y)
+            idx = self._idx
+            np.add(self._rowsK, target, out=idx)
+            zy = np.dot(P.ravel().take(idx), self._ones)           # Σ_b (z_by − m)
+            if eps:                                                # smoothing: + ε/K Σ_k (z_k − m)
+                zy = (1 - eps) * zy + eps / K * P.sum()
+        else:                                                      # one-hot or soft targets
+            self._T = T = self._smoothed(target, K) if eps else target
+            zy = np.vdot(T, P)                                     # Σ_b Σ_k t_bk (z_bk − m)
+        np.exp(P, out=P)
+        np.dot(P, self._ones_K, out=self._s)                       # s = Σ_k e^(z_k − m) = P·1
+        return zy
 
     def _smoothed(self, T: np.ndarray, K: int) -> np.ndarray:
         eps = self.label_smoothing
         return (1 - eps) * T + eps / K                             # t ← (1 − ε)t + ε/K
 
     def backward(self) -> np.ndarray:
-        P, t = self._P, self._t
+        """dL/dz = (softmax(z) · Σ_k t_k − t) / B, written over the forward's buffer."""
+        P, s, t = self._P, self._s, self._t
         B, K = P.shape
         eps = self.label_smoothing
-        if t.ndim == 1:                                          # integer labels: t one-hot
-            P[np.arange(B), t] -= 1 - eps                        # softmax − (1 − ε) onehot
+        np.divide(1.0 / B, s, out=s)
+        P *= self._s_col                                           # softmax(z) / B = P/(B s)
+        if t.ndim == 1:                                            # integer labels: t one-hot
+            P.ravel()[self._idx] -= (1 - eps) / B                  #   − (1 − ε) onehot / B
             if eps:
-                P -= eps / K                                     #         − ε/K
+                P -= eps / (K * B)                                 #   − ε/(K B)
         else:
-            T = self._smoothed(t, K) if eps else t
-            P *= T.sum(axis=1, keepdims=True)                    # softmax · Σ_k t_k
-            P -= T                                               #         − t
-        P *= 1.0 / B
+            T = self._T
+            P *= T.sum(axis=1, keepdims=True)                      # softmax · Σ_k t_k / B
+            P -= T * (1.0 / B)                                     #   − t / B
         return P
 
     def output_transform(self, out: np.ndarray) -> np.ndarray:

@@ -60,6 +60,10 @@ class Sequential:
         #: free-form JSON-serialisable information saved with the model (e.g. preprocessing).
         self.metadata: dict[str, Any] = {}
         self.stop_training = False
+        #: the output of the last ``forward`` (a buffer of the last layer, not a copy).
+        self.output: np.ndarray | None = None
+        self._flat: Param | None = None
+        self._first = (-1, 0)
 
     # -- structure ------------------------------------------------------------------------------
     @property
@@ -106,6 +110,7 @@ class Sequential:
         A = X
         for layer in self.layers:
             A = layer.forward(A, training)      # A_i = f_i(A_{i−1})
+        self.output = A
         return A
 
     def backward(self, dA: np.ndarray, input_grad: bool = True) -> np.ndarray:
@@ -117,7 +122,10 @@ class Sequential:
         """
         first = 0
         if not input_grad:
-            first = next((i for i, layer in enumerate(self.layers) if layer.params()), 0)
+            if self._first[0] != len(self.layers):          # cached: index of the first Dense
+                self._first = (len(self.layers), next(
+                    (i for i, layer in enumerate(self.layers) if layer.trainable), 0))
+            first = self._first[1]
         for i in range(len(self.layers) - 1, first - 1, -1):
             layer = self.layers[i]
             if i == first and not input_grad:
@@ -136,6 +144,38 @@ class Sequential:
             for p in layer.params():
                 out.append(Param(f"{i}.{p.name}", p.value, p.grad))
         return out
+
+    def flat_parameters(self) -> list[Param]:
+        """Every parameter as ONE ``Param`` spanning a single contiguous buffer.
+
+        The first call moves each layer's W and b (and dW, db) into two flat arrays and makes
+        the layer attributes views of them, so an optimizer step is a handful of vectorised
+        calls whatever the depth (the update rules are elementwise, so the result is identical).
+        Later calls return the same buffers while the layers still use them, and pack again if
+        a parameter was replaced (e.g. by ``astype``). With mixed dtypes the per-array list
+        of ``parameters()`` is returned instead.
+        """
+        params = self.parameters()
+        if not params or any(p.value.dtype != params[0].value.dtype for p in params):
+            return params
+        flat = self._flat
+        if flat is not None and all(p.value.base is flat.value and p.grad.base is flat.grad
+                                    for p in params):
+            return [flat]
+        total = sum(p.value.size for p in params)
+        value = np.empty(total, dtype=params[0].value.dtype)
+        grad = np.zeros(total, dtype=params[0].value.dtype)
+        start = 0
+        for layer in self.layers:
+            for p in layer.params():
+                stop = start + p.value.size
+                value[start:stop] = p.value.reshape(-1)
+                grad[start:stop] = p.grad.reshape(-1)
+                layer.bind(p.name, value[start:stop].reshape(p.value.shape),
+                           grad[start:stop].reshape(p.grad.shape))
+                start = stop
+        self._flat = Param("all", value, grad)
+        return [self._flat]
 
     def n_params(self) -> int:
         """Total number of trainable scalars."""

@@ -28,6 +28,7 @@ from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
 from ._utils import RngLike, as_generator, as_input, fraction, positive_int
 from .errors import DivergenceError, ValidationError
+from .layers import Param
 from .metrics import for_loss, labels_from_outputs
 
 if TYPE_CHECKING:
@@ -356,7 +357,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     # Batch buffers, filled in place every step (no per-step allocation of batch-sized arrays).
     Xb_buf = np.empty((B_max, *X.shape[1:]), dtype=X.dtype)
     Yb_buf = np.empty((B_max, *Y.shape[1:]), dtype=Y.dtype)
-    params = model.parameters()
+    params = model.flat_parameters()                # one contiguous buffer: cheap optimizer steps
     history = History()
     state = TrainState(model, opt, L, history, base_lr=opt.lr, epochs=epochs,
                        has_validation=Xv is not None)
@@ -382,8 +383,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
             Xb, Yb = Xb_buf[:B], Yb_buf[:B]
             np.take(X, idx, axis=0, out=Xb)
             np.take(Y, idx, axis=0, out=Yb)
-            A = model.forward(Xb, training=True)         # forward
-            Lb = L.forward(A, Yb)                        # loss
+            Lb = train_step(model, L, opt, Xb, Yb, params)
             if not math.isfinite(Lb):
                 if bar is not None:
                     bar.close()
@@ -392,10 +392,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
                     f"lower the learning rate (now {opt.lr:g}) or standardise the inputs."
                 )
             if classify:
-                correct += _n_correct(A, Yb, L)
-            dA = L.backward()                            # dL/dA
-            model.backward(dA, input_grad=False)         # dW, db for every layer
-            opt.step(params)                             # W ← W − η·dW
+                correct += _n_correct(model.output, Yb, L)  # type: ignore[arg-type]
             for cb in batch_callbacks:
                 cb.on_batch_end(state, Lb)
             loss_sum += Lb * B
@@ -426,6 +423,28 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     for cb in callbacks:
         cb.on_train_end(state)
     return history
+
+
+def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_mod.Optimizer,
+               X: np.ndarray, y: np.ndarray, params: Sequence[Param] | None = None) -> float:
+    """One step of backpropagation on a prepared batch; returns the batch loss.
+
+        A  = model.forward(X, training=True)      # forward, layer by layer
+        L  = loss.forward(A, y)                   # mean loss over the batch
+        model.backward(loss.backward())           # dL/dA, then every layer's dW, db
+        optimizer.step(params)                    # W ← W − η·dW (or Adam, …)
+
+    X must already have the model's dtype and y the form ``loss.prepare_target`` gives (``fit``
+    does both once). When the loss is not finite nothing is updated, so the parameters stay
+    those of the last finite step; the caller decides what to do.
+    """
+    A = model.forward(X, training=True)
+    L = loss.forward(A, y)
+    if not math.isfinite(L):
+        return L
+    model.backward(loss.backward(), input_grad=False)
+    optimizer.step(model.flat_parameters() if params is None else params)
+    return L
 
 
 def _n_correct(A: np.ndarray, Yb: np.ndarray, L: losses_mod.Loss) -> float:
