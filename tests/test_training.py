@@ -214,3 +214,48 @@ def test_fit_rejects_bad_data():
         lw.SGD(lr=0)
     with pytest.raises(lw.ValidationError, match="learning rate"):
         lw.Adam(lr=float("nan"))
+
+
+def test_sample_weight_of_two_equals_a_duplicated_sample():
+    """Full-batch gradient descent: weight 2 on one sample is that sample twice, since weights
+    are rescaled to mean 1 (both minimise the same average)."""
+    X, y = blobs(9)
+    X = X.astype(np.float64)
+    w = np.ones(9)
+    w[4] = 2.0
+    a = lw.mlp([2, 5, 3], rng=0, dtype=np.float64)
+    b = lw.mlp([2, 5, 3], rng=0, dtype=np.float64)
+    ha = a.fit(X, y, optimizer=lw.SGD(0.5), epochs=3, batch_size=9, shuffle=False,
+               sample_weight=w, verbose=0)
+    Xd, yd = np.vstack([X, X[4:5]]), np.concatenate([y, y[4:5]])
+    hb = b.fit(Xd, yd, optimizer=lw.SGD(0.5), epochs=3, batch_size=10, shuffle=False, verbose=0)
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(p.value, q.value, rtol=1e-12, atol=1e-14)
+    assert ha["loss"] == pytest.approx(hb["loss"], rel=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber", "bce", "ce"])
+def test_weighted_loss_is_the_weighted_mean_of_per_sample_losses(loss):
+    rng = np.random.default_rng(0)
+    L = lw.losses.get(loss)
+    pred = rng.standard_normal((6, 3))
+    if loss == "ce":
+        target = rng.integers(0, 3, 6)
+    elif loss == "bce":
+        target = rng.integers(0, 2, (6, 3)).astype(float)
+    else:
+        target = rng.standard_normal((6, 3))
+    plain = L.forward(pred, target)
+    assert L.per_sample(pred, target).mean() == pytest.approx(plain, rel=1e-12)
+    w = rng.random(6)
+    assert L.weighted(pred, target, w) == pytest.approx(
+        float(L.per_sample(pred, target) @ w) / 6, rel=1e-12)
+
+
+def test_bad_sample_weights_are_refused():
+    X, y = blobs(10)
+    m = lw.mlp([2, 4, 3])
+    with pytest.raises(lw.ValidationError, match="one value per training sample"):
+        m.fit(X, y, epochs=1, sample_weight=np.ones(3), verbose=0)
+    with pytest.raises(lw.ValidationError, match="non-negative"):
+        m.fit(X, y, epochs=1, sample_weight=-np.ones(10), verbose=0)

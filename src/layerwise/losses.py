@@ -38,6 +38,14 @@ class Loss:
     def __call__(self, pred: np.ndarray, target: np.ndarray) -> float:
         return self.forward(pred, target)
 
+    def per_sample(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Each row's loss l_b, shape (B,), such that ``forward`` = mean_b l_b (float64)."""
+        raise NotImplementedError
+
+    def weighted(self, pred: np.ndarray, target: np.ndarray, w: np.ndarray) -> float:
+        """L = (1/B) Σ_b w_b l_b. Call after ``forward``; scale ``backward()``'s rows by w_b."""
+        return float(self.per_sample(pred, target) @ w) / len(w)
+
     def prepare_target(self, y: Any, n_out: int, dtype: Any) -> np.ndarray:
         """Validate targets for a network with ``n_out`` outputs and convert them once, up front.
 
@@ -93,6 +101,10 @@ class MSE(Loss):
         self._D *= 1.0 / self._B                             # dL/da = (a − y)/B
         return self._D
 
+    def per_sample(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        d = np.asarray(pred, np.float64) - target
+        return 0.5 * (d * d).sum(axis=1)                     # ½‖a_b − y_b‖²
+
 
 class MAE(Loss):
     """Mean absolute error over all elements: L = mean |a − y|, dL/da = sign(a − y)/N."""
@@ -110,6 +122,9 @@ class MAE(Loss):
         np.sign(D, out=D)
         D *= 1.0 / D.size                                     # sign(a − y)/N
         return D
+
+    def per_sample(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return np.abs(np.asarray(pred, np.float64) - target).mean(axis=1)
 
 
 class Huber(Loss):
@@ -137,6 +152,11 @@ class Huber(Loss):
         np.clip(D, -self.delta, self.delta, out=D)
         D *= 1.0 / D.size                                     # clip(d, −δ, δ)/N
         return D
+
+    def per_sample(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        absd = np.abs(np.asarray(pred, np.float64) - target)
+        quad = np.minimum(absd, self.delta)
+        return (0.5 * quad * quad + self.delta * (absd - quad)).mean(axis=1)
 
     def config(self) -> dict[str, Any]:
         return {"delta": self.delta}
@@ -198,6 +218,13 @@ class BinaryCrossEntropy(Loss):
             G[(pred < self.eps) | (pred > 1 - self.eps)] = 0  # the clip's derivative
         G *= 1.0 / G.size
         return G
+
+    def per_sample(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        z = np.asarray(pred, np.float64)
+        if self.from_logits:
+            return (np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))).mean(axis=1)
+        p = np.clip(z, self.eps, 1 - self.eps)
+        return -(target * np.log(p) + (1 - target) * np.log1p(-p)).mean(axis=1)
 
     def output_transform(self, out: np.ndarray) -> np.ndarray:
         if not self.from_logits:
@@ -351,6 +378,18 @@ class CrossEntropy(Loss):
             P *= T.sum(axis=1, keepdims=True)                      # softmax · Σ_k t_k / B
             P -= T * (1.0 / B)                                     #   − t / B
         return P
+
+    def per_sample(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        logp = log_softmax(np.asarray(pred, np.float64))
+        K = logp.shape[1]
+        if target.ndim == 1:
+            T = np.zeros_like(logp)
+            T[np.arange(len(T)), target] = 1.0
+        else:
+            T = np.asarray(target, np.float64)
+        if self.label_smoothing:
+            T = self._smoothed(T, K)
+        return -(T * logp).sum(axis=1)                     # −Σ_k t_k log softmax(z)_k
 
     def output_transform(self, out: np.ndarray) -> np.ndarray:
         return softmax(out)

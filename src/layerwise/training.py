@@ -266,6 +266,23 @@ class ModelCheckpoint(Callback):
         state.model.save(self.path.format(epoch=state.epoch + 1))
 
 
+def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
+    """Validate per-sample weights and rescale them to mean 1."""
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1) if np.ndim(sample_weight) else \
+        np.full(n, float(sample_weight))
+    if w.shape != (n,):
+        raise ValidationError(
+            f"sample_weight must have one value per training sample, shape ({n},); received "
+            f"shape {np.shape(sample_weight)}."
+        )
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValidationError(
+            "sample_weight must be finite, non-negative and not all zero; received values from "
+            f"{np.nanmin(w)} to {np.nanmax(w)}."
+        )
+    return w * (n / w.sum())
+
+
 def _split_validation(X: np.ndarray, y: np.ndarray, fraction_: float
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Hold out the last ``fraction_`` of the samples (before any shuffling), as Keras does."""
@@ -281,7 +298,8 @@ def _split_validation(X: np.ndarray, y: np.ndarray, fraction_: float
 def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "adam",
         epochs: int = 10, batch_size: int = 32, validation_data: tuple[Any, Any] | None = None,
         validation_split: float = 0.0, shuffle: bool = True, rng: RngLike = None,
-        callbacks: Sequence[Callback] = (), verbose: int = 1, schedule: Any = None) -> History:
+        callbacks: Sequence[Callback] = (), verbose: int = 1, schedule: Any = None,
+        sample_weight: Any = None) -> History:
     """Train ``model`` on (X, y) with mini-batch gradient descent.
 
     Parameters
@@ -308,6 +326,9 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         0 silent, 1 a progress bar per epoch, 2 one line per epoch.
     schedule : str, Schedule or None
         Learning-rate schedule over epochs ("cosine", "step", "exponential", or an instance).
+    sample_weight : array (N,), optional
+        Non-negative weight per sample, rescaled to mean 1 over the training samples; each
+        batch then minimises (1/B) Σ_b w_b l_b. Validation losses stay unweighted.
 
     Returns
     -------
@@ -343,10 +364,15 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
                 f"X_val and y_val must have the same number of samples; received {len(Xv)} and "
                 f"{len(Yv)}."
             )
-    elif fraction("validation_split", validation_split) > 0:
+    weights = None if sample_weight is None else _sample_weights(sample_weight, len(X))
+    if validation_data is None and fraction("validation_split", validation_split) > 0:
         X, Y, Xv, Yv = _split_validation(X, Y, validation_split)
-    else:
+        if weights is not None:                     # the held-out rows' weights are unused
+            weights = _sample_weights(weights[:len(X)], len(X))
+    elif validation_data is None:
         Xv, Yv = None, None
+    if weights is not None:
+        weights = weights.astype(X.dtype)
     if verbose not in (0, 1, 2):
         raise ValidationError(f"verbose must be 0, 1 or 2; received {verbose!r}.")
 
@@ -357,6 +383,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     # Batch buffers, filled in place every step (no per-step allocation of batch-sized arrays).
     Xb_buf = np.empty((B_max, *X.shape[1:]), dtype=X.dtype)
     Yb_buf = np.empty((B_max, *Y.shape[1:]), dtype=Y.dtype)
+    Wb_buf = np.empty(B_max, dtype=X.dtype)
     params = model.flat_parameters()                # one contiguous buffer: cheap optimizer steps
     history = History()
     state = TrainState(model, opt, L, history, base_lr=opt.lr, epochs=epochs,
@@ -383,7 +410,11 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
             Xb, Yb = Xb_buf[:B], Yb_buf[:B]
             np.take(X, idx, axis=0, out=Xb)
             np.take(Y, idx, axis=0, out=Yb)
-            Lb = train_step(model, L, opt, Xb, Yb, params)
+            Wb = None
+            if weights is not None:
+                Wb = Wb_buf[:B]
+                np.take(weights, idx, out=Wb)
+            Lb = train_step(model, L, opt, Xb, Yb, params, Wb)
             if not math.isfinite(Lb):
                 if bar is not None:
                     bar.close()
@@ -426,7 +457,8 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
 
 
 def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_mod.Optimizer,
-               X: np.ndarray, y: np.ndarray, params: Sequence[Param] | None = None) -> float:
+               X: np.ndarray, y: np.ndarray, params: Sequence[Param] | None = None,
+               weight: np.ndarray | None = None) -> float:
     """One step of backpropagation on a prepared batch; returns the batch loss.
 
         A  = model.forward(X, training=True)      # forward, layer by layer
@@ -435,14 +467,20 @@ def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_m
         optimizer.step(params)                    # W ← W − η·dW (or Adam, …)
 
     X must already have the model's dtype and y the form ``loss.prepare_target`` gives (``fit``
-    does both once). When the loss is not finite nothing is updated, so the parameters stay
-    those of the last finite step; the caller decides what to do.
+    does both once). With per-sample ``weight`` w the loss is (1/B) Σ_b w_b l_b and row b of
+    dL/dA is scaled by w_b. When the loss is not finite nothing is updated, so the parameters
+    stay those of the last finite step; the caller decides what to do.
     """
     A = model.forward(X, training=True)
     L = loss.forward(A, y)
+    if weight is not None:
+        L = loss.weighted(A, y, weight)
     if not math.isfinite(L):
         return L
-    model.backward(loss.backward(), input_grad=False)
+    dA = loss.backward()
+    if weight is not None:
+        dA *= weight[:, None]                   # dL/dA_b = w_b · dl_b/dA_b / B
+    model.backward(dA, input_grad=False)
     optimizer.step(model.flat_parameters() if params is None else params)
     return L
 
