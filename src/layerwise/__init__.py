@@ -10,13 +10,20 @@ Quick start::
     model = lw.mlp([64, 128, 10])
     model.fit(Xtr / 16, ytr, loss="ce", optimizer=lw.Adam(1e-3), epochs=30, batch_size=64, rng=0)
     model.evaluate(Xte / 16, yte)
+
+The layers, losses, optimizers and the network load with the package; the training loop and
+callbacks, model files, datasets, gradient checks, metrics, plots and explain load on first use,
+so ``import layerwise`` costs little more than ``import numpy``.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import datasets, initializers, metrics, schedules
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from . import initializers, schedules
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .errors import (
     ConfigError,
@@ -27,21 +34,49 @@ from .errors import (
     ValidationError,
 )
 from .gradcheck import GradcheckReport, gradcheck
-from .io import load
 from .layers import Dense, Dropout, Layer, Param
 from .losses import MAE, MSE, BinaryCrossEntropy, CrossEntropy, Huber, Loss
 from .network import Sequential, mlp
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .preprocessing import Standardize
 from .schedules import Constant, CosineDecay, ExponentialDecay, Schedule, StepDecay
-from .training import (
-    Callback,
-    EarlyStopping,
-    GradientNorms,
-    History,
-    ModelCheckpoint,
-    ReduceLROnPlateau,
-)
+
+if TYPE_CHECKING:
+    from . import datasets, metrics
+    from .io import load
+    from .training import (
+        Callback,
+        EarlyStopping,
+        GradientNorms,
+        History,
+        ModelCheckpoint,
+        ReduceLROnPlateau,
+    )
+
+# name -> module that defines it, imported on first access (PEP 562)
+_LAZY = {
+    "datasets": "", "metrics": "", "training": "", "io": "", "explain": "", "plots": "",
+    "load": "io",
+    **{name: "training" for name in ("Callback", "EarlyStopping", "GradientNorms", "History",
+                                     "ModelCheckpoint", "ReduceLROnPlateau")},
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'layerwise' has no attribute {name!r}")
+    module = _LAZY[name]
+    if not module:                                     # a submodule itself
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ELU",

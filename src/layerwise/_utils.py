@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import ConfigError, ValidationError
 
-RngLike = int | np.random.Generator | None
+if TYPE_CHECKING:                      # np.random costs ~15 ms to import: only when needed
+    RngLike = int | np.random.Generator | None
+else:
+    RngLike = Any
 DTypes = (np.float32, np.float64)
 
 

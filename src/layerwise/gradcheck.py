@@ -17,7 +17,6 @@ runs on a float64 copy of the model, so the model passed in is never changed.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from .network import Sequential
 
 
-@dataclass
 class GradcheckReport:
     """Result of :func:`gradcheck`.
 
@@ -42,9 +40,11 @@ class GradcheckReport:
     tol : float
     """
 
-    max_rel_error: dict[str, float]
-    tol: float
-    checked: dict[str, int] = field(default_factory=dict)
+    def __init__(self, max_rel_error: dict[str, float], tol: float,
+                 checked: dict[str, int] | None = None) -> None:
+        self.max_rel_error = max_rel_error
+        self.tol = tol
+        self.checked = checked or {}
 
     @property
     def passed(self) -> bool:

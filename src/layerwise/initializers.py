@@ -7,13 +7,16 @@ from the Generator and then cast, so float32 and float64 models start from the s
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._utils import lookup
 
-Initializer = Callable[[tuple[int, int], np.random.Generator, Any], np.ndarray]
+if TYPE_CHECKING:
+    Initializer = Callable[[tuple[int, int], np.random.Generator, Any], np.ndarray]
+else:
+    Initializer = Callable[..., np.ndarray]
 
 
 def zeros(shape: tuple[int, int], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:

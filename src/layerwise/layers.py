@@ -9,7 +9,6 @@ so copy them if you keep them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,16 +18,19 @@ from ._utils import RngLike, as_float_dtype, as_generator, buffer, fraction, pos
 from .errors import ValidationError
 
 
-@dataclass(eq=False)
 class Param:
     """A trainable parameter: its name, its value and its gradient (same shape and dtype).
 
     Optimizers update ``value`` in place, so the layer that owns it sees the change.
     """
 
-    name: str
-    value: np.ndarray
-    grad: np.ndarray
+    __slots__ = ("grad", "name", "value")
+
+    def __init__(self, name: str, value: np.ndarray, grad: np.ndarray) -> None:
+        self.name, self.value, self.grad = name, value, grad
+
+    def __repr__(self) -> str:
+        return f"Param({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
 
 
 class Layer:
