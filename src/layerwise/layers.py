@@ -217,7 +217,8 @@ class Dropout(Layer):
         self.rng.random(out=M, dtype=M.dtype)   # u ~ U[0, 1)
         keep = buffer(self._buf, "keep", B, (n,), np.bool_)
         np.greater_equal(M, self.p, out=keep)   # 𝟙[u ≥ p]
-        np.multiply(keep, 1.0 / (1.0 - self.p), out=M)  # M = 𝟙[u ≥ p] / (1 − p)
+        np.copyto(M, keep)                      # (a bool × float multiply would allocate)
+        M *= 1.0 / (1.0 - self.p)               # M = 𝟙[u ≥ p] / (1 − p)
         self._mask = M
         out = buffer(self._buf, "A", B, (n,), A.dtype)
         np.multiply(A, M, out=out)              # A = Z ⊙ M

@@ -408,12 +408,12 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
             idx = order[s:s + batch_size]
             B = len(idx)
             Xb, Yb = Xb_buf[:B], Yb_buf[:B]
-            np.take(X, idx, axis=0, out=Xb)
-            np.take(Y, idx, axis=0, out=Yb)
+            np.take(X, idx, axis=0, out=Xb, mode="clip")   # (mode="raise" would buffer)
+            np.take(Y, idx, axis=0, out=Yb, mode="clip")
             Wb = None
             if weights is not None:
                 Wb = Wb_buf[:B]
-                np.take(weights, idx, out=Wb)
+                np.take(weights, idx, out=Wb, mode="clip")
             Lb = train_step(model, L, opt, Xb, Yb, params, Wb)
             if not math.isfinite(Lb):
                 if bar is not None:
