@@ -177,7 +177,7 @@ def test_model_checkpoint_saves_best(tmp_path):
 def test_divergence_raises_a_clear_error():
     X, y = blobs(32)
     X = X * 1e30
-    with pytest.raises(lw.DivergenceError, match="lower the learning rate"):
+    with pytest.raises(lw.DivergenceError, match="Lower the learning rate"):
         lw.mlp([2, 4, 1], rng=0).fit(X, y.astype(float), loss="mse", optimizer=lw.SGD(1e10),
                                     epochs=3, batch_size=8, verbose=0)
 
@@ -259,3 +259,49 @@ def test_bad_sample_weights_are_refused():
         m.fit(X, y, epochs=1, sample_weight=np.ones(3), verbose=0)
     with pytest.raises(lw.ValidationError, match="non-negative"):
         m.fit(X, y, epochs=1, sample_weight=-np.ones(10), verbose=0)
+
+
+class _Snapshots(lw.Callback):
+    def __init__(self):
+        self.params = None
+
+    def on_batch_end(self, state, loss):
+        self.params = [p.value.copy() for p in state.model.parameters()]
+
+
+def test_divergence_stops_at_the_step_and_keeps_the_last_finite_parameters():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3))
+    y = X @ np.array([1.0, 2.0, 3.0])
+    model = lw.mlp([3, 8, 1], rng=0, dtype=np.float64)
+    snap = _Snapshots()
+    with pytest.raises(lw.DivergenceError, match=r"at epoch \d+, step \d+") as info:
+        model.fit(X, y, loss="mse", optimizer=lw.SGD(2.0), epochs=50, batch_size=8,
+                  callbacks=[snap], verbose=0)
+    assert "clip_norm" in str(info.value)
+    assert snap.params is not None                   # at least one good step happened
+    for p, kept in zip(model.parameters(), snap.params):
+        assert np.isfinite(p.value).all()
+        np.testing.assert_array_equal(p.value, kept)   # untouched by the failing step
+
+
+def test_clip_norm_bounds_the_update():
+    """Full-batch SGD with lr 1: the parameter change is exactly the clipped gradient."""
+    X, y = blobs(32)
+    model = lw.mlp([2, 8, 3], rng=0, dtype=np.float64)
+    before = model.flat_parameters()[0].value.copy()
+    model.fit(X, y, optimizer=lw.SGD(1.0), epochs=1, batch_size=32, clip_norm=1e-3,
+              shuffle=False, verbose=0)
+    step = before - model.flat_parameters()[0].value
+    assert np.linalg.norm(step) == pytest.approx(1e-3, rel=1e-5)
+    with pytest.raises(lw.ValidationError, match="clip_norm"):
+        model.fit(X, y, epochs=1, clip_norm=0, verbose=0)
+
+
+def test_global_norm_matches_numpy():
+    model = lw.mlp([4, 5, 3], rng=0, dtype=np.float64)
+    for p in model.parameters():
+        p.grad[...] = np.random.default_rng(1).standard_normal(p.grad.shape)
+    expected = np.sqrt(sum((p.grad ** 2).sum() for p in model.parameters()))
+    assert lw.training.global_norm(model.parameters()) == pytest.approx(expected, rel=1e-12)
+    assert lw.training.global_norm(model.flat_parameters()) == pytest.approx(expected, rel=1e-12)

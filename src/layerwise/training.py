@@ -26,7 +26,7 @@ import numpy as np
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
-from ._utils import RngLike, as_generator, as_input, fraction, positive_int
+from ._utils import RngLike, as_generator, as_input, fraction, positive_float, positive_int
 from .errors import DivergenceError, ValidationError
 from .layers import Param
 from .metrics import for_loss, labels_from_outputs
@@ -299,7 +299,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         epochs: int = 10, batch_size: int = 32, validation_data: tuple[Any, Any] | None = None,
         validation_split: float = 0.0, shuffle: bool = True, rng: RngLike = None,
         callbacks: Sequence[Callback] = (), verbose: int = 1, schedule: Any = None,
-        sample_weight: Any = None) -> History:
+        sample_weight: Any = None, clip_norm: float | None = None) -> History:
     """Train ``model`` on (X, y) with mini-batch gradient descent.
 
     Parameters
@@ -329,6 +329,14 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     sample_weight : array (N,), optional
         Non-negative weight per sample, rescaled to mean 1 over the training samples; each
         batch then minimises (1/B) Σ_b w_b l_b. Validation losses stay unweighted.
+    clip_norm : float, optional
+        Rescale the gradients so their global norm is at most this, before each update.
+
+    Raises
+    ------
+    DivergenceError
+        When the loss or a gradient becomes NaN or infinite; names the epoch and step. The
+        model keeps the parameters it had before that step.
 
     Returns
     -------
@@ -339,6 +347,8 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     opt = optimizers_mod.get(optimizer)
     epochs = positive_int("epochs", epochs)
     batch_size = positive_int("batch_size", batch_size)
+    if clip_norm is not None:
+        clip_norm = positive_float("clip_norm", clip_norm)
     sched = schedules_mod.get(schedule, epochs)
     dtype = model.dtype
     n_in, n_out = model.n_in, model.n_out
@@ -414,14 +424,17 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
             if weights is not None:
                 Wb = Wb_buf[:B]
                 np.take(weights, idx, out=Wb, mode="clip")
-            Lb = train_step(model, L, opt, Xb, Yb, params, Wb)
-            if not math.isfinite(Lb):
+            try:
+                Lb = train_step(model, L, opt, Xb, Yb, params, Wb, clip_norm)
+            except DivergenceError as exc:
                 if bar is not None:
                     bar.close()
                 raise DivergenceError(
-                    f"the loss became {Lb} at epoch {epoch + 1}, step {s // batch_size + 1}; "
-                    f"lower the learning rate (now {opt.lr:g}) or standardise the inputs."
-                )
+                    f"{exc} at epoch {epoch + 1}, step {s // batch_size + 1}; training stopped "
+                    "there and the model keeps the parameters of the step before. Lower the "
+                    f"learning rate (now {opt.lr:g}), clip gradients (clip_norm=1.0) or "
+                    "standardise the inputs."
+                ) from None
             if classify:
                 correct += _n_correct(model.output, Yb, L)  # type: ignore[arg-type]
             for cb in batch_callbacks:
@@ -458,31 +471,54 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
 
 def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_mod.Optimizer,
                X: np.ndarray, y: np.ndarray, params: Sequence[Param] | None = None,
-               weight: np.ndarray | None = None) -> float:
+               weight: np.ndarray | None = None, clip_norm: float | None = None) -> float:
     """One step of backpropagation on a prepared batch; returns the batch loss.
 
         A  = model.forward(X, training=True)      # forward, layer by layer
         L  = loss.forward(A, y)                   # mean loss over the batch
         model.backward(loss.backward())           # dL/dA, then every layer's dW, db
+        g ← g · min(1, c/‖g‖)                     # optional clipping by global norm c
         optimizer.step(params)                    # W ← W − η·dW (or Adam, …)
 
     X must already have the model's dtype and y the form ``loss.prepare_target`` gives (``fit``
     does both once). With per-sample ``weight`` w the loss is (1/B) Σ_b w_b l_b and row b of
-    dL/dA is scaled by w_b. When the loss is not finite nothing is updated, so the parameters
-    stay those of the last finite step; the caller decides what to do.
+    dL/dA is scaled by w_b.
+
+    Raises
+    ------
+    DivergenceError
+        When the loss or the gradient is NaN or infinite. Nothing has been updated then, so
+        the parameters are those after the last good step.
     """
     A = model.forward(X, training=True)
     L = loss.forward(A, y)
     if weight is not None:
         L = loss.weighted(A, y, weight)
     if not math.isfinite(L):
-        return L
+        raise DivergenceError(f"the loss became {L}")
     dA = loss.backward()
     if weight is not None:
         dA *= weight[:, None]                   # dL/dA_b = w_b · dl_b/dA_b / B
     model.backward(dA, input_grad=False)
-    optimizer.step(model.flat_parameters() if params is None else params)
+    params = model.flat_parameters() if params is None else params
+    norm = global_norm(params)                  # one BLAS dot per buffer: ‖g‖ = √(Σ g²)
+    if not math.isfinite(norm):
+        raise DivergenceError(f"the gradient became {norm} (loss {L:.6g})")
+    if clip_norm is not None and norm > clip_norm:
+        scale = clip_norm / (norm + 1e-6)       # as torch.nn.utils.clip_grad_norm_
+        for p in params:
+            p.grad *= scale
+    optimizer.step(params)
     return L
+
+
+def global_norm(params: Sequence[Param]) -> float:
+    """‖g‖ = √(Σ_p Σ_i g_pi²) over every gradient, accumulated in float64."""
+    total = 0.0
+    for p in params:
+        g = p.grad.reshape(-1, order="A")       # a view: gradients are contiguous
+        total += float(np.dot(g, g))
+    return math.sqrt(total)
 
 
 def _n_correct(A: np.ndarray, Yb: np.ndarray, L: losses_mod.Loss) -> float:
