@@ -68,17 +68,59 @@ def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)                 # make the rename itself durable
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
 
 
-def save(model: Sequential, path: str | os.PathLike[str]) -> None:
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:                             # not possible on every platform
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def npy_bytes(a: np.ndarray) -> bytes:
+    """An array as the bytes of a ``.npy`` file (never pickled)."""
+    return _npy_bytes(a)
+
+
+def read_npy(data: bytes, what: str, path: Any) -> np.ndarray:
+    """Parse ``.npy`` bytes, refusing pickled objects with a ModelFileError."""
+    try:
+        return np.lib.format.read_array(_io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        raise _fail(path, f"{what} is not a plain .npy array ({exc}); pickled objects are "
+                          "refused.") from None
+    except (OSError, EOFError) as exc:
+        raise _fail(path, f"{what} is damaged ({exc}).") from None
+
+
+def read_members(path: str | os.PathLike[str], names: list[str]) -> dict[str, bytes]:
+    """Read named members of a model file with the same safety checks as ``load``."""
+    try:
+        z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _fail(path, f"it is not a layerwise file (not a zip archive: {exc}).") from None
+    with z:
+        return {name: _read_member(z, name, path) for name in names}
+
+
+def save(model: Sequential, path: str | os.PathLike[str],
+         extra: dict[str, bytes] | None = None) -> None:
     """Save ``model`` to ``path`` (conventionally ``*.lw``), atomically.
 
     The file holds the format version, the layers with their settings, the dtype, the loss the
-    model was trained with (if any), ``model.metadata``, and every array as ``.npy``.
+    model was trained with (if any), ``model.metadata``, and every array as ``.npy``. ``extra``
+    adds members (checkpoints store the training state there); loading a model ignores them.
     """
     layers, members = [], {}
     for i, layer in enumerate(model.layers):
@@ -104,7 +146,7 @@ def save(model: Sequential, path: str | os.PathLike[str]) -> None:
     def write(f: Any) -> None:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
             z.writestr("model.json", json.dumps(doc, indent=2))
-            for name, data in members.items():
+            for name, data in {**members, **(extra or {})}.items():
                 z.writestr(name, data)
 
     atomic_write(path, write)
@@ -208,13 +250,7 @@ def _build_layer(z: zipfile.ZipFile, i: int, spec: Any, dtype: str, path: Any) -
         if hashlib.sha256(data).hexdigest() != ref.get("sha256"):
             raise _fail(path, f"array {ref['file']!r} does not match its recorded SHA-256; "
                               "the file is corrupted or was modified.")
-        try:
-            a = np.lib.format.read_array(_io.BytesIO(data), allow_pickle=False)
-        except ValueError as exc:
-            raise _fail(path, f"array {ref['file']!r} is not a plain .npy array ({exc}); "
-                              "pickled objects are refused.") from None
-        except (OSError, EOFError) as exc:
-            raise _fail(path, f"array {ref['file']!r} is damaged ({exc}).") from None
+        a = read_npy(data, f"array {ref['file']!r}", path)
         want = expected[name]
         if a.shape != want.shape or a.dtype != want.dtype:
             raise _fail(path, f"array {ref['file']!r} has shape {a.shape} and dtype {a.dtype}; "

@@ -51,9 +51,26 @@ class Optimizer:
         return {"lr": self.lr}
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """Optimizer state as named arrays (for checkpoints)."""
+        """The optimizer's state as named arrays ``"<param index>.<name>"`` (for checkpoints);
+        scratch buffers are left out."""
         return {f"{i}.{k}": v for i, s in enumerate(self.state) for k, v in s.items()
-                if not k.startswith("_")}
+                if not k.startswith(("_", "tmp"))}
+
+    def load_state(self, params: Sequence[Param], arrays: dict[str, np.ndarray], t: int) -> None:
+        """Restore what ``state_arrays`` gave (for ``params``) and the step count ``t``."""
+        self.state = [self._init_state(p) for p in params]
+        for i, s in enumerate(self.state):
+            for k in s:
+                if k.startswith(("_", "tmp")):
+                    continue
+                a = arrays.get(f"{i}.{k}")
+                if a is None or a.shape != s[k].shape:
+                    raise ValidationError(
+                        f"the optimizer state {i}.{k} is missing or has the wrong shape; the "
+                        "checkpoint was written for other parameters or another optimizer."
+                    )
+                s[k][...] = a
+        self.t = int(t)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -149,7 +166,7 @@ class Adam(Optimizer):
         s["m"] = np.zeros_like(p.value)
         s["v"] = np.zeros_like(p.value)
         if self.weight_decay and not self.decoupled:
-            s["g"] = np.zeros_like(p.value)
+            s["tmp_g"] = np.zeros_like(p.value)
         return s
 
     def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> None:
@@ -159,7 +176,7 @@ class Adam(Optimizer):
             if self.decoupled:
                 w *= 1 - self.lr * self.weight_decay       # AdamW: W ← W(1 − ηλ)
             else:
-                gd = s["g"]
+                gd = s["tmp_g"]
                 np.multiply(w, self.weight_decay, out=gd)
                 gd += g                                    # g ← ∇W + λW
                 g = gd

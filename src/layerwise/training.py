@@ -14,10 +14,14 @@ index per epoch; the last batch may be shorter.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import signal
+import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -299,7 +303,8 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         epochs: int = 10, batch_size: int = 32, validation_data: tuple[Any, Any] | None = None,
         validation_split: float = 0.0, shuffle: bool = True, rng: RngLike = None,
         callbacks: Sequence[Callback] = (), verbose: int = 1, schedule: Any = None,
-        sample_weight: Any = None, clip_norm: float | None = None) -> History:
+        sample_weight: Any = None, clip_norm: float | None = None, checkpoint: Any = None,
+        checkpoint_every: int | str | None = "epoch", resume: Any = None) -> History:
     """Train ``model`` on (X, y) with mini-batch gradient descent.
 
     Parameters
@@ -331,6 +336,16 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         batch then minimises (1/B) Σ_b w_b l_b. Validation losses stay unweighted.
     clip_norm : float, optional
         Rescale the gradients so their global norm is at most this, before each update.
+    checkpoint : path, optional
+        Write a checkpoint here (atomically: the previous one survives any crash) at the end of
+        every epoch, or every ``checkpoint_every`` steps, and when interrupted by Ctrl-C.
+    checkpoint_every : int or "epoch"
+        Steps (batches) between checkpoints; "epoch" (default) writes one per epoch.
+    resume : path, optional
+        Continue from this checkpoint: the model's parameters, the optimizer's state, the
+        schedule's position, every random generator, the epoch and step, and the history are
+        restored, so with the same data and arguments the run ends bit-identical to one that
+        was never interrupted. Callbacks start afresh.
 
     Raises
     ------
@@ -386,87 +401,187 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     if verbose not in (0, 1, 2):
         raise ValidationError(f"verbose must be 0, 1 or 2; received {verbose!r}.")
 
-    gen = as_generator(rng)
-    N = len(X)
-    B_max = min(batch_size, N)
-    n_batches = math.ceil(N / batch_size)
-    # Batch buffers, filled in place every step (no per-step allocation of batch-sized arrays).
-    Xb_buf = np.empty((B_max, *X.shape[1:]), dtype=X.dtype)
-    Yb_buf = np.empty((B_max, *Y.shape[1:]), dtype=Y.dtype)
-    Wb_buf = np.empty(B_max, dtype=X.dtype)
-    params = model.flat_parameters()                # one contiguous buffer: cheap optimizer steps
-    history = History()
-    state = TrainState(model, opt, L, history, base_lr=opt.lr, epochs=epochs,
-                       has_validation=Xv is not None)
-    model.loss = L
-    model.stop_training = False
-    classify = L.task == "classification"
-    callbacks = list(callbacks)
-    batch_callbacks = [cb for cb in callbacks
-                       if type(cb).on_batch_end is not Callback.on_batch_end]
-    for cb in callbacks:
-        cb.on_train_begin(state)
+    run = _Run(model, L, opt, sched, X, Y, weights, Xv, Yv, epochs=epochs,
+               batch_size=batch_size, shuffle=shuffle, gen=as_generator(rng),
+               clip_norm=clip_norm, callbacks=list(callbacks), verbose=verbose)
+    if resume is not None:
+        from .checkpoints import restore
+        restore(resume, run)
+    every = _checkpoint_every(checkpoint, checkpoint_every)
+    for cb in run.callbacks:
+        cb.on_train_begin(run.state)
+    # Overflow shows up as a non-finite loss or gradient, which train_step turns into a
+    # DivergenceError; NumPy's own floating-point warnings would only be noise before it.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), \
+            _deferred_interrupt(run, enabled=checkpoint is not None):
+        try:
+            run.loop(checkpoint, every)
+        except KeyboardInterrupt:
+            if checkpoint is None:
+                raise
+            from .checkpoints import save
+            save(checkpoint, run)
+            print(f"\ninterrupted at epoch {run.epoch + 1}, sample {run.position} of "
+                  f"{run.N}; checkpoint written to {checkpoint}. Resume with the same data and "
+                  f"settings and fit(..., resume={str(checkpoint)!r}).", file=sys.stderr)
+            raise
+    for cb in run.callbacks:
+        cb.on_train_end(run.state)
+    return run.history
 
-    for epoch in range(epochs):
-        state.epoch = epoch
-        opt.lr = sched(epoch, state.base_lr) * state.lr_factor
-        t0 = time.perf_counter()
-        order = gen.permutation(N) if shuffle else np.arange(N)
-        bar = _progress(n_batches, epoch, epochs) if verbose == 1 else None
-        loss_sum, correct, seen = 0.0, 0.0, 0
-        for s in range(0, N, batch_size):
-            idx = order[s:s + batch_size]
-            B = len(idx)
-            Xb, Yb = Xb_buf[:B], Yb_buf[:B]
-            np.take(X, idx, axis=0, out=Xb, mode="clip")   # (mode="raise" would buffer)
-            np.take(Y, idx, axis=0, out=Yb, mode="clip")
-            Wb = None
-            if weights is not None:
-                Wb = Wb_buf[:B]
-                np.take(weights, idx, out=Wb, mode="clip")
+
+@contextlib.contextmanager
+def _deferred_interrupt(run: _Run, enabled: bool) -> Iterator[None]:
+    """While checkpointing, a first Ctrl-C only asks the loop to stop after the current step,
+    so the checkpoint it then writes is consistent; a second Ctrl-C interrupts at once."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if run.interrupted:
+            raise KeyboardInterrupt
+        run.interrupted = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _checkpoint_every(checkpoint: Any, every: Any) -> int | None:
+    """Steps between checkpoints; None means at the end of every epoch."""
+    if checkpoint is None or every in (None, "epoch"):
+        return None
+    return positive_int("checkpoint_every", every)
+
+
+class _Run:
+    """Everything the training loop carries from step to step, so it can be checkpointed.
+
+    ``epoch`` is the epoch in progress (0-based) and ``position`` how many of its samples were
+    already trained on; ``order`` is that epoch's shuffled index. A checkpoint taken anywhere
+    restores all of it, the optimizer's state and every random generator, so a resumed run
+    continues bit for bit as if it had never stopped.
+    """
+
+    def __init__(self, model: Sequential, loss: losses_mod.Loss,
+                 opt: optimizers_mod.Optimizer, sched: schedules_mod.Schedule, X: np.ndarray,
+                 Y: np.ndarray, weights: np.ndarray | None, Xv: np.ndarray | None,
+                 Yv: np.ndarray | None, *, epochs: int, batch_size: int, shuffle: bool,
+                 gen: np.random.Generator, clip_norm: float | None, callbacks: list[Callback],
+                 verbose: int) -> None:
+        self.model, self.loss, self.opt, self.sched = model, loss, opt, sched
+        self.X, self.Y, self.weights, self.Xv, self.Yv = X, Y, weights, Xv, Yv
+        self.epochs, self.batch_size, self.shuffle, self.gen = epochs, batch_size, shuffle, gen
+        self.clip_norm, self.callbacks, self.verbose = clip_norm, callbacks, verbose
+        self.N = len(X)
+        B_max = min(batch_size, self.N)
+        # Batch buffers, filled in place every step (no per-step batch-sized allocation).
+        self.Xb = np.empty((B_max, *X.shape[1:]), dtype=X.dtype)
+        self.Yb = np.empty((B_max, *Y.shape[1:]), dtype=Y.dtype)
+        self.Wb = np.empty(B_max, dtype=X.dtype)
+        self.params = model.flat_parameters()      # one contiguous buffer: cheap optimizer steps
+        self.history = History()
+        self.state = TrainState(model, opt, loss, self.history, base_lr=opt.lr, epochs=epochs,
+                                has_validation=Xv is not None)
+        self.batch_callbacks = [cb for cb in callbacks
+                                if type(cb).on_batch_end is not Callback.on_batch_end]
+        self.classify = loss.task == "classification"
+        self.epoch, self.position, self.steps = 0, 0, 0
+        self.interrupted = False
+        self.order = np.arange(self.N)
+        self.loss_sum, self.correct, self.seen, self.seconds = 0.0, 0.0, 0, 0.0
+        model.loss = loss
+        model.stop_training = False
+
+    def loop(self, checkpoint: Any, every: int | None) -> None:
+        n_batches = math.ceil(self.N / self.batch_size)
+        while self.epoch < self.epochs:
+            self.state.epoch = self.epoch
+            if self.position == 0:                          # a new epoch: rate, order, sums
+                self.opt.lr = self.sched(self.epoch, self.state.base_lr) * self.state.lr_factor
+                self.order = self.gen.permutation(self.N) if self.shuffle else np.arange(self.N)
+                self.loss_sum, self.correct, self.seen, self.seconds = 0.0, 0.0, 0, 0.0
+            bar = _progress(n_batches, self.epoch, self.epochs, self.position // self.batch_size
+                            ) if self.verbose == 1 else None
+            t0 = time.perf_counter()
             try:
-                Lb = train_step(model, L, opt, Xb, Yb, params, Wb, clip_norm)
-            except DivergenceError as exc:
-                if bar is not None:
+                while self.position < self.N:
+                    self._step(bar)
+                    if every is not None and self.steps % every == 0:
+                        self._save(checkpoint, t0)
+            finally:
+                if bar is not None and self.position < self.N:
                     bar.close()
-                raise DivergenceError(
-                    f"{exc} at epoch {epoch + 1}, step {s // batch_size + 1}; training stopped "
-                    "there and the model keeps the parameters of the step before. Lower the "
-                    f"learning rate (now {opt.lr:g}), clip gradients (clip_norm=1.0) or "
-                    "standardise the inputs."
-                ) from None
-            if classify:
-                correct += _n_correct(model.output, Yb, L)  # type: ignore[arg-type]
-            for cb in batch_callbacks:
-                cb.on_batch_end(state, Lb)
-            loss_sum += Lb * B
-            seen += B
-            if bar is not None:
-                bar.update(1)
-                if bar.n % max(1, n_batches // 20) == 0:
-                    bar.set_postfix_str(f"loss={loss_sum / seen:.4f}", refresh=False)
-        logs: dict[str, float] = {"loss": loss_sum / seen}
-        if classify:
-            logs["accuracy"] = correct / seen
-        if Xv is not None and Yv is not None:
-            for k, v in _evaluate_prepared(model, L, Xv, Yv).items():
+            self.seconds += time.perf_counter() - t0
+            self._end_epoch(bar)
+            self.epoch, self.position = self.epoch + 1, 0
+            if checkpoint is not None and every is None:
+                self._save(checkpoint, time.perf_counter())
+            if self.model.stop_training:
+                break
+
+    def _save(self, checkpoint: Any, t0: float) -> None:
+        from .checkpoints import save
+        save(checkpoint, self)
+
+    def _step(self, bar: Any) -> None:
+        s = self.position
+        idx = self.order[s:s + self.batch_size]
+        B = len(idx)
+        Xb, Yb = self.Xb[:B], self.Yb[:B]
+        np.take(self.X, idx, axis=0, out=Xb, mode="clip")      # (mode="raise" would buffer)
+        np.take(self.Y, idx, axis=0, out=Yb, mode="clip")
+        Wb = None
+        if self.weights is not None:
+            Wb = self.Wb[:B]
+            np.take(self.weights, idx, out=Wb, mode="clip")
+        try:
+            Lb = train_step(self.model, self.loss, self.opt, Xb, Yb, self.params, Wb,
+                            self.clip_norm)
+        except DivergenceError as exc:
+            raise DivergenceError(
+                f"{exc} at epoch {self.epoch + 1}, step {s // self.batch_size + 1}; training "
+                "stopped there and the model keeps the parameters of the step before. Lower the "
+                f"learning rate (now {self.opt.lr:g}), clip gradients (clip_norm=1.0) or "
+                "standardise the inputs."
+            ) from None
+        if self.classify:
+            self.correct += _n_correct(self.model.output, Yb, self.loss)  # type: ignore[arg-type]
+        self.loss_sum += Lb * B
+        self.seen += B
+        self.position = s + B
+        self.steps += 1
+        for cb in self.batch_callbacks:                     # the step is complete: state agrees
+            cb.on_batch_end(self.state, Lb)
+        if self.interrupted:                                # Ctrl-C arrived during the step
+            raise KeyboardInterrupt
+        if bar is not None:
+            bar.update(1)
+            if bar.n % max(1, bar.total // 20) == 0:
+                bar.set_postfix_str(f"loss={self.loss_sum / self.seen:.4f}", refresh=False)
+
+    def _end_epoch(self, bar: Any) -> None:
+        logs: dict[str, float] = {"loss": self.loss_sum / max(self.seen, 1)}
+        if self.classify:
+            logs["accuracy"] = self.correct / max(self.seen, 1)
+        if self.Xv is not None and self.Yv is not None:
+            for k, v in _evaluate_prepared(self.model, self.loss, self.Xv, self.Yv).items():
                 logs[f"val_{k}"] = v
-        logs["lr"] = opt.lr
-        logs["seconds"] = time.perf_counter() - t0
-        history.append(epoch + 1, logs)
+        logs["lr"] = self.opt.lr
+        logs["seconds"] = self.seconds
+        self.history.append(self.epoch + 1, logs)
         summary = "  ".join(f"{k}={v:.4f}" for k, v in logs.items() if k not in ("lr", "seconds"))
         if bar is not None:
             bar.set_postfix_str(summary)
             bar.close()
-        elif verbose == 2:
-            print(f"epoch {epoch + 1}/{epochs}  {summary}  ({logs['seconds']:.2f}s)", flush=True)
-        for cb in callbacks:
-            cb.on_epoch_end(state, logs)
-        if model.stop_training:
-            break
-    for cb in callbacks:
-        cb.on_train_end(state)
-    return history
+        elif self.verbose == 2:
+            print(f"epoch {self.epoch + 1}/{self.epochs}  {summary}  ({self.seconds:.2f}s)",
+                  flush=True)
+        for cb in self.callbacks:
+            cb.on_epoch_end(self.state, logs)
 
 
 def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_mod.Optimizer,
@@ -542,10 +657,10 @@ def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: 
     return {"loss": total / len(X), **for_loss(L, out, Y)}
 
 
-def _progress(total: int, epoch: int, epochs: int) -> Any:
+def _progress(total: int, epoch: int, epochs: int, initial: int = 0) -> Any:
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch", leave=True,
-                dynamic_ncols=True, mininterval=0.2)
+    return tqdm(total=total, initial=initial, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
+                leave=True, dynamic_ncols=True, mininterval=0.2)
 
 
 def clone(model: Sequential) -> Sequential:
