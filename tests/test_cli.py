@@ -161,7 +161,7 @@ def test_no_command_prints_help_listing_every_subcommand(capsys):
 def test_bad_epochs_is_a_one_line_error(capsys, tmp_path):
     code, out, err = run(capsys, "train", "--epochs", "0", "--quiet", "--out", tmp_path / "r")
     line = assert_one_line_error(code, out, err)
-    assert line.startswith("layerwise: error: epochs must be a positive integer")
+    assert line.startswith("layerwise: error: --epochs must be a positive integer")
     with pytest.raises(SystemExit) as exc:
         main(["train", "--epochs", "many"])
     assert exc.value.code == 2
@@ -620,3 +620,40 @@ def test_errors_as_a_subprocess(argv, tmp_path):
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("layerwise: error:")
+
+
+def test_train_checkpoints_and_resume_bit_identically(tmp_path):
+    """Ctrl-C (SIGINT) during `train --checkpoint-every` exits 130 with how to resume, and
+    `train --resume RUN_DIR` ends with the model an uninterrupted run gives."""
+    import signal
+    import time
+
+    base = [sys.executable, "-m", "layerwise", "train", "--quiet", "--no-plots", "--epochs", "8",
+            "--layers", "64", "--checkpoint-every", "3"]
+    full = tmp_path / "full"
+    subprocess.run([*base, "--out", str(full)], check=True, capture_output=True, timeout=300)
+    cut = tmp_path / "cut"
+    with subprocess.Popen([*base, "--out", str(cut)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        for _ in range(600):                                # wait for the first checkpoint
+            if (cut / "checkpoint.lw").exists():
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("training finished before the interrupt arrived")
+    assert proc.returncode == 130
+    assert f"layerwise train --resume {cut}" in err and "Traceback" not in err
+    r = subprocess.run([sys.executable, "-m", "layerwise", "train", "--resume", str(cut)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    a, b = lw.load(full / "model.lw"), lw.load(cut / "model.lw")
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p.value, q.value)
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
+    code, out, err = run(capsys, "train", "--resume", tmp_path)
+    line = assert_one_line_error(code, out, err)
+    assert "no checkpoint.lw" in line

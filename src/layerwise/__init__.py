@@ -31,6 +31,7 @@ from .errors import (
     DivergenceError,
     LayerwiseError,
     ModelFileError,
+    TrainingInterrupted,
     ValidationError,
 )
 from .gradcheck import GradcheckReport, gradcheck
@@ -122,6 +123,7 @@ __all__ = [
     "Standardize",
     "StepDecay",
     "Tanh",
+    "TrainingInterrupted",
     "ValidationError",
     "__version__",
     "datasets",

@@ -44,6 +44,10 @@ class CLIError(Exception):
     """A problem with the command's arguments, reported like any LayerwiseError."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C during training with checkpoints on: reported with how to resume, status 130."""
+
+
 # -- argument parsing ---------------------------------------------------------------------------
 def _int_list(text: str) -> list[int]:
     try:
@@ -122,6 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     g.add_argument("--out", default=None, metavar="RUN_DIR",
                    help="run directory (default runs/<data>-<timestamp>)")
+    g.add_argument("--clip-norm", type=float, default=None, metavar="C",
+                   help="clip gradients to global norm C before each update")
+    g.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                   help="write RUN_DIR/checkpoint.lw every STEPS batches (and on Ctrl-C)")
+    g.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from RUN_DIR/checkpoint.lw with the "
+                        "settings in RUN_DIR/config.json (other options are ignored)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
 
@@ -275,10 +286,55 @@ def _targets_for(loss: Any, y: np.ndarray, n_classes: int) -> np.ndarray:
     return y
 
 
+RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "loss", "seed",
+             "data_dir", "target", "task", "optimizer", "lr", "momentum", "weight_decay",
+             "schedule", "epochs", "batch_size", "dropout", "label_smoothing",
+             "validation_split", "test_split", "early_stopping", "scaling", "dtype", "clip_norm",
+             "checkpoint_every", "quiet", "no_plots")
+
+
+def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The settings of the run in RUN_DIR (from its config.json), to continue it."""
+    run_dir = Path(args.resume)
+    config_path, checkpoint = run_dir / "config.json", run_dir / "checkpoint.lw"
+    if not checkpoint.exists():
+        raise CLIError(f"{run_dir} has no checkpoint.lw to resume from; train with "
+                       "--checkpoint-every STEPS to write checkpoints.")
+    try:
+        saved = json.loads(config_path.read_text())["args"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CLIError(f"cannot read the run's settings from {config_path} ({exc}).") from None
+    merged = argparse.Namespace(**{k: saved.get(k, getattr(args, k, None)) for k in RESUMABLE})
+    merged.out, merged.resume = str(run_dir), str(checkpoint)
+    return merged
+
+
+def _check_train_args(args: argparse.Namespace) -> None:
+    """Refuse bad numbers before anything is loaded or written."""
+    from ._utils import fraction, positive_float, positive_int
+    positive_int("--epochs", args.epochs)
+    positive_int("--batch-size", args.batch_size)
+    fraction("--validation-split", args.validation_split)
+    fraction("--dropout", args.dropout)
+    fraction("--label-smoothing", args.label_smoothing, upper_open=False)
+    if args.lr is not None:
+        positive_float("--lr", args.lr)
+    if args.clip_norm is not None:
+        positive_float("--clip-norm", args.clip_norm)
+    if args.checkpoint_every is not None:
+        positive_int("--checkpoint-every", args.checkpoint_every)
+    if args.early_stopping is not None:
+        positive_int("--early-stopping", args.early_stopping)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import layerwise as lw
 
     from .preprocessing import Standardize
+
+    if args.resume:
+        args = _resume_args(args)
+    _check_train_args(args)
 
     data = _load_data(args.data, args)
     require_finite(data.X_train, f"{args.data}: X")        # before statistics spread a NaN
@@ -317,11 +373,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"{data!r}\n{len(Xtr) - n_val} training, {n_val} validation, {len(Xte)} test "
               f"samples; writing to {out}/")
         net.summary()
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {k: getattr(args, k) for k in RESUMABLE}
+    (out / "config.json").write_text(json.dumps({"args": settings}, indent=2) + "\n")
+    checkpoint = out / "checkpoint.lw" if args.checkpoint_every else None
     t0 = time.perf_counter()
-    history = net.fit(x_scaler.transform(Xtr), Ytr, loss=loss, optimizer=opt,
-                      epochs=args.epochs, batch_size=args.batch_size,
-                      validation_split=args.validation_split, schedule=args.schedule,
-                      rng=args.seed, callbacks=callbacks, verbose=0 if args.quiet else 1)
+    try:
+        history = net.fit(x_scaler.transform(Xtr), Ytr, loss=loss, optimizer=opt,
+                          epochs=args.epochs, batch_size=args.batch_size,
+                          validation_split=args.validation_split, schedule=args.schedule,
+                          rng=args.seed, callbacks=callbacks, verbose=0 if args.quiet else 1,
+                          clip_norm=args.clip_norm, checkpoint=checkpoint,
+                          checkpoint_every=args.checkpoint_every, resume=args.resume)
+    except lw.TrainingInterrupted:
+        raise Interrupted(f"interrupted; the checkpoint in {out}/ holds the run so far. "
+                          f"Continue it with: layerwise train --resume {out}") from None
     seconds = time.perf_counter() - t0
 
     # The saved model takes raw inputs: preprocessing first, target scaling undone last.
@@ -341,13 +407,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "epochs_run": len(history), "batch_size": args.batch_size, "dropout": args.dropout,
         "validation_split": args.validation_split, "test_split": args.test_split,
         "early_stopping": args.early_stopping, "seed": args.seed, "dtype": args.dtype,
-        "target": args.target, "data_dir": args.data_dir, "layerwise": lw.__version__,
+        "target": args.target, "data_dir": args.data_dir, "clip_norm": args.clip_norm,
+        "layerwise": lw.__version__, "args": settings,
     }
     model.metadata = {"task": data.task, "classes": data.classes, "seed": args.seed,
                       "test_split": args.test_split, "feature_names": data.feature_names,
                       "target_name": data.target_name, "n_classes": n_classes if classify
                       else None, "config": config}
-    out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.lw")
 
     rows = {}
@@ -632,6 +698,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"layerwise: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
               file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"layerwise: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("layerwise: interrupted", file=sys.stderr)
         return 130

@@ -26,5 +26,12 @@ class ModelFileError(LayerwiseError, ValueError):
     """A model file is missing, damaged, from a newer version, or not a layerwise file."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped ``fit`` after a checkpoint was written; the message says how to resume.
+
+    A ``KeyboardInterrupt``, so code that handles Ctrl-C keeps working.
+    """
+
+
 class DivergenceError(LayerwiseError, ArithmeticError):
     """Training produced a NaN or infinite loss; the model keeps its last finite parameters."""

@@ -18,7 +18,6 @@ import contextlib
 import copy
 import math
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -31,7 +30,7 @@ from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
 from ._utils import RngLike, as_generator, as_input, fraction, positive_float, positive_int
-from .errors import DivergenceError, ValidationError
+from .errors import DivergenceError, TrainingInterrupted, ValidationError
 from .layers import Param
 from .metrics import for_loss, labels_from_outputs
 
@@ -421,10 +420,11 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
                 raise
             from .checkpoints import save
             save(checkpoint, run)
-            print(f"\ninterrupted at epoch {run.epoch + 1}, sample {run.position} of "
-                  f"{run.N}; checkpoint written to {checkpoint}. Resume with the same data and "
-                  f"settings and fit(..., resume={str(checkpoint)!r}).", file=sys.stderr)
-            raise
+            raise TrainingInterrupted(
+                f"interrupted at epoch {run.epoch + 1}, sample {run.position} of {run.N}; "
+                f"checkpoint written to {checkpoint}. Resume with the same data and settings "
+                f"and fit(..., resume={str(checkpoint)!r})."
+            ) from None
     for cb in run.callbacks:
         cb.on_train_end(run.state)
     return run.history
