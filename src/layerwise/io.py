@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io as _io
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -22,7 +23,7 @@ import numpy as np
 from . import __version__
 from . import activations as act
 from . import losses as losses_mod
-from .errors import ModelFileError
+from .errors import LayerwiseError, ModelFileError
 from .layers import Dense, Dropout, Layer
 from .preprocessing import Standardize
 
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 FORMAT = "layerwise-model"
 FORMAT_VERSION = 1
 MAX_MEMBER_BYTES = 4 * 1024**3          # refuse members claiming more than 4 GiB uncompressed
+MAX_UNITS = 2**31 - 1                   # layer widths beyond this are not plausible
+MAX_JSON_BYTES = 64 * 1024**2           # descriptions are a few KiB; metadata may add some
+NPY_HEADER_MAX = 4096                   # a .npy header of a plain 1-D or 2-D array is < 4 KiB
 
 LAYERS: dict[str, type[Layer]] = {
     "dense": Dense,
@@ -186,8 +190,13 @@ def load(path: str | os.PathLike[str]) -> Sequential:
             if n.startswith(("/", "\\")) or ".." in n.replace("\\", "/").split("/"):
                 raise _fail(path, f"it contains a member with an unsafe path {n!r}.")
         try:
+            if z.getinfo("model.json").file_size > MAX_JSON_BYTES:
+                raise _fail(path, f"model.json claims more than {MAX_JSON_BYTES} bytes.")
+        except KeyError:
+            raise _fail(path, "it has no model.json; it is not a layerwise model file.") from None
+        try:
             doc = json.loads(_read_member(z, "model.json", path))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:      # bad JSON, bad UTF-8, deep nesting
             raise _fail(path, f"model.json is not valid JSON ({exc}).") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise _fail(path, "model.json does not describe a layerwise model.")
@@ -206,26 +215,69 @@ def load(path: str | os.PathLike[str]) -> Sequential:
         layers: list[Layer] = []
         for i, spec in enumerate(specs):
             layers.append(_build_layer(z, i, spec, dtype, path))
-    model = Sequential(layers)
+    try:
+        model = Sequential(layers)
+    except LayerwiseError as exc:
+        raise _fail(path, f"its layers do not fit together ({exc}).") from None
     loss = doc.get("loss")
     if loss is not None:
         try:
             model.loss = losses_mod.from_config(loss["kind"], loss.get("config", {}))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, LayerwiseError) as exc:
             raise _fail(path, f"unknown or invalid loss {loss!r} ({exc}).") from None
     meta = doc.get("metadata", {})
     model.metadata = meta if isinstance(meta, dict) else {}
     return model
 
 
+def _expected_shapes(kind: str, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The array shapes a layer of this kind and config must store (checked before building)."""
+    def size(key: str) -> int:
+        v = config.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= MAX_UNITS:
+            raise ValueError(f"{key} must be an integer in 1..{MAX_UNITS}; found {v!r}")
+        return v
+    if kind == "dense":
+        n_in, n_out = size("n_in"), size("n_out")
+        return {"W": (n_out, n_in), "b": (n_out,)}
+    if kind == "standardize":
+        n = size("n")
+        return {"offset": (n,), "scale": (n,)}
+    return {}
+
+
 def _build_layer(z: zipfile.ZipFile, i: int, spec: Any, dtype: str, path: Any) -> Layer:
-    if not isinstance(spec, dict) or spec.get("kind") not in LAYERS:
+    if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str) or \
+            spec["kind"] not in LAYERS:
         kind = spec.get("kind") if isinstance(spec, dict) else spec
         raise _fail(path, f"layer {i} has unknown kind {kind!r}; known: {sorted(LAYERS)}.")
-    cls = LAYERS[spec["kind"]]
+    kind = spec["kind"]
+    cls = LAYERS[kind]
     config = spec.get("config", {})
-    if not isinstance(config, dict):
-        raise _fail(path, f"layer {i} has a config that is not a JSON object.")
+    stored = spec.get("arrays", {})
+    if not isinstance(config, dict) or not isinstance(stored, dict):
+        raise _fail(path, f"layer {i} ({kind}) has a config or arrays entry that is not a JSON "
+                          "object.")
+    try:
+        shapes = _expected_shapes(kind, config)
+    except ValueError as exc:
+        raise _fail(path, f"layer {i} ({kind}) has invalid settings: {exc}.") from None
+    if set(stored) != set(shapes):
+        raise _fail(path, f"layer {i} ({kind}) should store arrays {sorted(shapes)}; found "
+                          f"{sorted(stored)}.")
+    itemsize = np.dtype(dtype).itemsize
+    for name, ref in stored.items():                # sizes are checked before anything is made
+        if not isinstance(ref, dict) or not isinstance(ref.get("file"), str):
+            raise _fail(path, f"layer {i} array {name!r} has no file reference.")
+        try:
+            info = z.getinfo(ref["file"])
+        except KeyError:
+            raise _fail(path, f"the member {ref['file']!r} is missing; the file is incomplete."
+                        ) from None
+        nbytes = math.prod(shapes[name]) * itemsize
+        if not nbytes <= info.file_size <= nbytes + NPY_HEADER_MAX:
+            raise _fail(path, f"array {ref['file']!r} should hold {shapes[name]} {dtype} "
+                              f"({nbytes} bytes) but its member declares {info.file_size} bytes.")
     try:
         if cls is Dense:
             layer: Layer = Dense(**{**config, "init": "zeros"}, dtype=dtype)
@@ -234,18 +286,11 @@ def _build_layer(z: zipfile.ZipFile, i: int, spec: Any, dtype: str, path: Any) -
             layer = Standardize.from_config(**config, dtype=dtype)
         else:
             layer = cls(**config)
-    except (TypeError, ValueError) as exc:
-        raise _fail(path, f"layer {i} ({spec['kind']}) has invalid settings {config}: {exc}"
-                    ) from None
+    except (TypeError, ValueError, OverflowError, LayerwiseError) as exc:
+        raise _fail(path, f"layer {i} ({kind}) has invalid settings {config}: {exc}") from None
     expected = layer.arrays()
-    stored = spec.get("arrays", {})
-    if not isinstance(stored, dict) or set(stored) != set(expected):
-        raise _fail(path, f"layer {i} ({spec['kind']}) should store arrays {sorted(expected)}; "
-                          f"found {sorted(stored) if isinstance(stored, dict) else stored}.")
     arrays = {}
     for name, ref in stored.items():
-        if not isinstance(ref, dict) or not isinstance(ref.get("file"), str):
-            raise _fail(path, f"layer {i} array {name!r} has no file reference.")
         data = _read_member(z, ref["file"], path)
         if hashlib.sha256(data).hexdigest() != ref.get("sha256"):
             raise _fail(path, f"array {ref['file']!r} does not match its recorded SHA-256; "
