@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -93,7 +94,7 @@ def require_finite(A: np.ndarray, name: str) -> None:
         row = int(np.argwhere(bad)[0][0])
         raise ValidationError(
             f"{name} contains {int(bad.sum())} NaN or infinite values (first in row {row}); "
-            "remove or impute them before training."
+            "remove or impute them first."
         )
 
 
@@ -120,6 +121,34 @@ def fraction(name: str, value: Any, *, upper_open: bool = True) -> float:
         interval = "[0, 1)" if upper_open else "[0, 1]"
         raise ValidationError(f"{name} must be in {interval}; received {value!r}.")
     return v
+
+
+def as_array(x: Any, name: str) -> np.ndarray:
+    """``np.asarray`` whose failures (ragged lists, odd objects) are ValidationErrors."""
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValidationError(f"{name} must be an array of numbers; could not convert it: {exc}"
+                              ) from None
+
+
+def cast_float(A: np.ndarray, dtype: Any, name: str) -> np.ndarray:
+    """C-contiguous ``A`` in float ``dtype``, refusing values too large for it (not NaN/inf:
+    ``require_finite`` reports those)."""
+    dt = np.dtype(dtype)
+    if A.dtype.kind in "fiu" and A.size and (A.dtype.kind != "f" or A.dtype.itemsize >
+                                             dt.itemsize):
+        with np.errstate(invalid="ignore"):
+            big = max(abs(float(A.min())), abs(float(A.max())))
+        if math.isfinite(big) and big > float(np.finfo(dt).max):
+            rows = np.argwhere(np.abs(A) > float(np.finfo(dt).max))
+            where = f" (first in row {int(rows[0][0])})" if A.ndim and len(rows) else ""
+            raise ValidationError(
+                f"{name} holds values up to {big:.3g}{where}, too large for {dt}; scale the data "
+                "down or use a float64 model (dtype=np.float64)."
+            )
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ascontiguousarray(A, dtype=dt)
 
 
 def as_input(X: Any, n_in: int | None, dtype: Any, name: str = "X") -> np.ndarray:
@@ -152,6 +181,6 @@ def as_input(X: Any, n_in: int | None, dtype: Any, name: str = "X") -> np.ndarra
             f"{name} has {A.shape[1]} features but the model expects {n_in}; pass data with "
             f"{n_in} columns or build the model's first layer with n_in={A.shape[1]}."
         )
-    A = np.ascontiguousarray(A, dtype=dtype)
+    A = cast_float(A, dtype, name)
     require_finite(A, name)
     return A

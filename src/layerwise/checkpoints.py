@@ -12,6 +12,7 @@ leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -61,56 +62,114 @@ def save(path: str | os.PathLike[str], run: _Run) -> None:
     io.save(run.model, path, extra=extra)
 
 
+def _int(meta: dict[str, Any], key: str, low: int, high: int) -> int:
+    v = meta.get(key)
+    if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+        raise ValueError(f"{key} must be an integer in [{low}, {high}]; found {v!r}")
+    return v
+
+
+def _num(meta: dict[str, Any], key: str, positive: bool = False) -> float:
+    v = meta.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (
+            positive and v <= 0):
+        raise ValueError(f"{key} must be a finite {'positive ' if positive else ''}number; "
+                         f"found {v!r}")
+    return float(v)
+
+
 def restore(path: str | os.PathLike[str], run: _Run) -> None:
-    """Put the state saved in ``path`` into a freshly prepared run (same data and settings)."""
+    """Put the state saved in ``path`` into a freshly prepared run (same data and settings).
+
+    Everything is read and checked first; the run and its model change only if all is valid.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ModelFileError(f"resume expects a checkpoint path; received {type(path).__name__}.")
     saved = io.load(path)                             # checks the model part thoroughly
-    members = io.read_members(path, ["checkpoint.json", "checkpoint/arrays.json"])
+    small = {"checkpoint.json": io.MAX_JSON_BYTES, "checkpoint/arrays.json": 1 << 20}
+    members = io.read_members(path, list(small), small)
     try:
         meta = json.loads(members["checkpoint.json"])
         names = json.loads(members["checkpoint/arrays.json"])
-        if meta.get("format") != "layerwise-checkpoint" or not isinstance(names, list):
+        if not isinstance(meta, dict) or meta.get("format") != "layerwise-checkpoint" or \
+                not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ValueError("not a layerwise checkpoint")
-        if meta["format_version"] > FORMAT_VERSION:
+        if _int(meta, "format_version", 1, 1 << 30) > FORMAT_VERSION:
             raise ModelFileError(f"cannot resume from {str(path)!r}: it uses checkpoint format "
                                  f"{meta['format_version']}; upgrade layerwise.")
-        data = io.read_members(path, [f"checkpoint/{n}.npy" for n in names])
-        arrays = {n: io.read_npy(data[f"checkpoint/{n}.npy"], n, path) for n in names}
-        expected = _fit_settings(run)
-        if meta["fit"] != json.loads(json.dumps(expected)):
-            diff = {k: (meta["fit"].get(k), v) for k, v in expected.items()
-                    if meta["fit"].get(k) != json.loads(json.dumps(v))}
+        expected = json.loads(json.dumps(_fit_settings(run)))
+        if meta.get("fit") != expected:
+            fit = meta.get("fit")
+            got: dict[str, Any] = fit if isinstance(fit, dict) else {}
+            diff = {k: (got.get(k), v) for k, v in expected.items() if got.get(k) != v}
             raise ValidationError(
                 f"cannot resume from {str(path)!r}: it was written by a fit with other data or "
                 f"settings (checkpoint vs now: {diff}); call fit with the same data and arguments."
             )
-        model_arrays = [p.value for p in saved.parameters()]
         own = run.model.parameters()
+        model_arrays = [p.value for p in saved.parameters()]
         if [a.shape for a in model_arrays] != [p.value.shape for p in own]:
             raise ValidationError(f"cannot resume from {str(path)!r}: it holds a model with "
                                   "another architecture than the one being trained.")
-        for p, a in zip(own, model_arrays):
-            p.value[...] = a
-        opt_arrays = {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")}
-        run.opt.load_state(run.params, opt_arrays, meta["optimizer"]["t"])
-        run.opt.lr = float(meta["optimizer"]["lr"])
-        run.gen.bit_generator.state = meta["rngs"]["shuffle"]
+        # sizes allowed for each array member: the order, and optimizer state like a parameter
+        n_params = sum(p.value.size for p in run.params)
+        itemsize = np.dtype(run.model.dtype).itemsize
+        limits = {f"checkpoint/{n}.npy": (run.N * 8 if n == "order" else n_params * itemsize)
+                  + io.NPY_HEADER_MAX for n in names}
+        data = io.read_members(path, list(limits), limits)
+        arrays = {n: io.read_npy(data[f"checkpoint/{n}.npy"], n, path) for n in names}
+        order = arrays.get("order")
+        if order is None or order.shape != (run.N,) or order.dtype.kind not in "iu" or \
+                not np.array_equal(np.sort(order), np.arange(run.N)):
+            raise ValueError("the saved sample order is not a permutation of the data")
+        epoch = _int(meta, "epoch", 0, run.epochs)
+        position = _int(meta, "position", 0, run.N)
+        steps = _int(meta, "steps", 0, 1 << 53)
+        seen = _int(meta, "seen", 0, run.N)
+        loss_sum, correct, seconds = (_num(meta, k) for k in ("loss_sum", "correct", "seconds"))
+        base_lr, lr_factor = _num(meta, "base_lr", True), _num(meta, "lr_factor", True)
+        opt_meta = meta.get("optimizer")
+        if not isinstance(opt_meta, dict):
+            raise ValueError("optimizer must be an object")
+        t, lr = _int(opt_meta, "t", 0, 1 << 53), _num(opt_meta, "lr", True)
+        hist = meta.get("history")
+        if not isinstance(hist, dict) or not all(isinstance(v, list) for v in hist.values()):
+            raise ValueError("history must map names to lists")
+        epochs_done = hist.get("epoch", [])
+        if any(len(v) != len(epochs_done) or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+               for v in hist.values()):
+            raise ValueError("history columns must be numbers of equal length")
+        rngs = meta.get("rngs")
+        if not isinstance(rngs, dict) or "shuffle" not in rngs:
+            raise ValueError("rngs must hold the shuffling generator's state")
+        # check the generator states on copies before touching the run
+        probe = np.random.default_rng()
+        probe.bit_generator.state = rngs["shuffle"]
+        layer_rngs = {}
         for i, layer in enumerate(run.model.layers):
             g = getattr(layer, "rng", None)
-            if isinstance(g, np.random.Generator) and str(i) in meta["rngs"]:
-                g.bit_generator.state = meta["rngs"][str(i)]
-        order = arrays["order"]
-        if order.shape != (run.N,):
-            raise ValueError("the saved sample order does not match the data")
+            if isinstance(g, np.random.Generator) and str(i) in rngs:
+                probe.bit_generator.state = rngs[str(i)]
+                layer_rngs[i] = rngs[str(i)]
+        opt_arrays = {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")}
+        # all valid: now change the run
+        run.opt.load_state(run.params, opt_arrays, t)
+        for p, a in zip(own, model_arrays):
+            p.value[...] = a
+        run.opt.lr = lr
+        run.gen.bit_generator.state = rngs["shuffle"]
+        for i, state in layer_rngs.items():
+            run.model.layers[i].rng.bit_generator.state = state  # type: ignore[attr-defined]
         run.order = order.astype(np.int64)
-        run.epoch, run.position, run.steps = meta["epoch"], meta["position"], meta["steps"]
-        run.loss_sum, run.correct, run.seen = meta["loss_sum"], meta["correct"], meta["seen"]
-        run.seconds = meta["seconds"]
-        run.state.base_lr, run.state.lr_factor = meta["base_lr"], meta["lr_factor"]
-        hist = meta["history"]
-        for k, epoch in enumerate(hist.pop("epoch")):
-            run.history.append(epoch, {key: values[k] for key, values in hist.items()})
+        run.epoch, run.position, run.steps, run.seen = epoch, position, steps, seen
+        run.loss_sum, run.correct, run.seconds = loss_sum, correct, seconds
+        run.state.base_lr, run.state.lr_factor = base_lr, lr_factor
+        columns = {k: v for k, v in hist.items() if k != "epoch"}
+        for k, e in enumerate(epochs_done):
+            run.history.append(int(e), {key: values[k] for key, values in columns.items()})
     except (ModelFileError, ValidationError):
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (LookupError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ModelFileError(f"cannot resume from {str(path)!r}: the checkpoint is damaged or "
                              f"incomplete ({exc}).") from None

@@ -202,7 +202,15 @@ def _test_set(data: Dataset, meta: dict[str, Any] | None, fraction: float, seed:
 def _map_classes(y: np.ndarray, data: Dataset, model: Sequential) -> np.ndarray:
     """Re-express the dataset's labels in the model's class order (names saved at training)."""
     classes = model.metadata.get("classes")
-    if classes is None or data.classes is None or data.task != "classification":
+    if data.task != "classification":
+        return y
+    n_model = len(classes) if classes else model.metadata.get("n_classes")
+    if data.classes is not None and data.classes == [str(k) for k in range(len(data.classes))] \
+            and n_model and len(data.classes) != n_model:
+        raise CLIError(f"the data has {len(data.classes)} classes (one-hot columns or labels) "
+                       f"but the model was trained on {n_model}; use data with the model's "
+                       "classes.")
+    if classes is None or data.classes is None:
         return y
     index = {name: k for k, name in enumerate(classes)}
     unknown = sorted({data.classes[k] for k in np.unique(y)} - set(index))
@@ -474,6 +482,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     if model.loss is None:
         raise CLIError(f"{args.model} has no loss recorded; it was not saved by a training run.")
+    _use_model_task(args, model)
     data = _load_data(args.data, args)
     meta = model.metadata if _same_source(model.metadata.get("config", {}).get("data"),
                                           args.data) else None
@@ -489,6 +498,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{args.data} ({which}, {len(X)} samples)")
     print(_table({"evaluate": _metrics_row(result)}))
     return 0
+
+
+def _use_model_task(args: argparse.Namespace, model: Sequential) -> None:
+    """Read data with the task the model was trained for, unless --task says otherwise."""
+    task = model.metadata.get("task")
+    if args.task == "auto" and task in ("classification", "regression"):
+        args.task = task
+    elif task in ("classification", "regression") and args.task != task:
+        raise CLIError(f"the model does {task} but --task {args.task} was given; drop --task "
+                       "or use a model trained for that task.")
 
 
 def _same_source(trained_on: str | None, source: str) -> bool:
@@ -616,13 +635,16 @@ def _model_and_batch(args: argparse.Namespace) -> tuple[Sequential, Any, np.ndar
     if positional and (positional[0].endswith(".lw") or len(positional) == 2):
         model_path = positional.pop(0)
     source = positional[0] if positional else "digits"
+    saved = _load_model(model_path) if model_path else None
+    if saved is not None:
+        _use_model_task(args, saved)
     data = _load_data(source, args)
     if args.batch_size <= 0:
         raise CLIError(f"--batch-size must be positive; received {args.batch_size}.")
     rows = np.random.default_rng(args.seed).permutation(len(data.X_train))[:args.batch_size]
     X, y = data.X_train[rows], data.y_train[rows]
-    if model_path:
-        model = _load_model(model_path)
+    if saved is not None:
+        model = saved
         _check_features(model, X, source)
         loss = model.loss if model.loss is not None else _resolve_loss(args, data.task)
         y = _map_classes(y, data, model)

@@ -293,7 +293,9 @@ def _class_labels(ys: list[np.ndarray], name: str) -> tuple[list[np.ndarray], li
                 raise DataError(f"{name}: classification targets must be labels (N,) or one-hot "
                                 f"rows (N, K); received shape {y.shape} that is not one-hot, so "
                                 f"pass task='regression' for several outputs.")
-        ys = [y.argmax(axis=1) for y in ys]
+        # the width says how many classes there are, even those no row uses
+        return [y.argmax(axis=1).astype(np.int64) for y in ys], [
+            str(k) for k in range(ys[0].shape[1])]
     values = np.concatenate(ys)
     if values.dtype.kind in "US":
         names = np.unique(values)

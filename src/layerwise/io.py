@@ -15,6 +15,7 @@ import math
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,14 +109,17 @@ def read_npy(data: bytes, what: str, path: Any) -> np.ndarray:
         raise _fail(path, f"{what} is damaged ({exc}).") from None
 
 
-def read_members(path: str | os.PathLike[str], names: list[str]) -> dict[str, bytes]:
-    """Read named members of a model file with the same safety checks as ``load``."""
+def read_members(path: str | os.PathLike[str], names: list[str],
+                 limits: dict[str, int] | None = None) -> dict[str, bytes]:
+    """Read named members of a model file with the same safety checks as ``load``; ``limits``
+    caps the declared size of some members (bytes)."""
     try:
         z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError) as exc:
         raise _fail(path, f"it is not a layerwise file (not a zip archive: {exc}).") from None
     with z:
-        return {name: _read_member(z, name, path) for name in names}
+        return {name: _read_member(z, name, path, (limits or {}).get(name, MAX_MEMBER_BYTES))
+                for name in names}
 
 
 def save(model: Sequential, path: str | os.PathLike[str],
@@ -160,17 +164,20 @@ def _fail(path: Any, why: str) -> ModelFileError:
     return ModelFileError(f"cannot load model file {str(path)!r}: {why}")
 
 
-def _read_member(z: zipfile.ZipFile, name: str, path: Any) -> bytes:
+def _read_member(z: zipfile.ZipFile, name: str, path: Any, limit: int = MAX_MEMBER_BYTES
+                 ) -> bytes:
     try:
         info = z.getinfo(name)
     except KeyError:
         raise _fail(path, f"the member {name!r} is missing; the file is incomplete.") from None
-    if info.file_size > MAX_MEMBER_BYTES:
+    if info.file_size > limit:
         raise _fail(path, f"the member {name!r} claims {info.file_size} bytes, more than the "
-                          f"{MAX_MEMBER_BYTES} allowed.")
+                          f"{limit} allowed.")
     try:
         return z.read(name)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    # damaged deflate data (zlib.error), unsupported methods or encryption (NotImplementedError,
+    # RuntimeError), truncation (EOFError, BadZipFile)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, zlib.error) as exc:
         raise _fail(path, f"the member {name!r} is damaged ({exc}).") from None
 
 
@@ -178,11 +185,13 @@ def load(path: str | os.PathLike[str]) -> Sequential:
     """Load a model saved with ``model.save``; raises ``ModelFileError`` on anything amiss."""
     from .network import Sequential
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise ModelFileError(f"load expects a file path; received {type(path).__name__}.")
     if not os.path.isfile(path):
         raise _fail(path, "no such file. Check the path (models are saved with model.save).")
     try:
         z = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError) as exc:
         raise _fail(path, f"it is not a layerwise model file (not a zip archive: {exc}).") from None
     with z:
         for info in z.infolist():
@@ -201,7 +210,7 @@ def load(path: str | os.PathLike[str]) -> Sequential:
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise _fail(path, "model.json does not describe a layerwise model.")
         version = doc.get("format_version")
-        if not isinstance(version, int):
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise _fail(path, "model.json has no integer format_version.")
         if version > FORMAT_VERSION:
             raise _fail(path, f"it uses format version {version}, newer than this layerwise "

@@ -15,7 +15,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._utils import buffer, fraction, lookup, positive_float, require_finite
+from ._utils import (
+    as_array,
+    buffer,
+    cast_float,
+    fraction,
+    lookup,
+    positive_float,
+    require_finite,
+)
 from .errors import ValidationError
 
 
@@ -52,7 +60,7 @@ class Loss:
         Regression losses take float targets of shape (N, n_out); a 1-D y is accepted when
         n_out == 1.
         """
-        y = np.asarray(y)
+        y = as_array(y, "y")
         if y.dtype.kind not in "biuf":
             raise ValidationError(
                 f"{type(self).__name__} needs numeric targets; received dtype {y.dtype}. "
@@ -66,7 +74,7 @@ class Loss:
                 f"network's {n_out} outputs; received shape {y.shape}."
                 + (" For class labels use loss='ce'." if y.ndim == 1 else "")
             )
-        y = np.ascontiguousarray(y, dtype=dtype)
+        y = cast_float(y, dtype, "y")
         require_finite(y, "y")
         return y
 
@@ -271,9 +279,9 @@ class CrossEntropy(Loss):
         self.label_smoothing = fraction("label_smoothing", label_smoothing, upper_open=False)
 
     def prepare_target(self, y: Any, n_out: int, dtype: Any) -> np.ndarray:
-        y = np.asarray(y)
+        y = as_array(y, "y")
         if y.ndim == 2 and y.shape[1] == n_out and y.dtype.kind in "biuf":
-            y = np.ascontiguousarray(y, dtype=dtype)        # one-hot or soft targets
+            y = cast_float(y, dtype, "y")                   # one-hot or soft targets
             require_finite(y, "y")
             return y
         if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
@@ -290,14 +298,13 @@ class CrossEntropy(Loss):
                     "np.unique(y, return_inverse=True)."
                 )
             require_finite(y, "y")
-            labels = y.astype(np.int64)
-            if labels.size and (labels.min() < 0 or labels.max() >= n_out):
+            if y.size and (y.min() < 0 or y.max() >= n_out):   # checked before any cast
                 raise ValidationError(
                     f"CrossEntropy expects labels in 0..{n_out - 1} for a network with {n_out} "
-                    f"outputs; received labels from {labels.min()} to {labels.max()}. Give the "
+                    f"outputs; received labels from {y.min()} to {y.max()}. Give the "
                     "last layer as many outputs as there are classes."
                 )
-            return labels
+            return y.astype(np.int64)
         raise ValidationError(
             f"CrossEntropy expects integer labels of shape (N,) or one-hot targets of shape "
             f"(N, {n_out}); received shape {y.shape}."

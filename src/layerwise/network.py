@@ -46,15 +46,18 @@ class Sequential:
                     "Wrap activations as layers, e.g. lw.ReLU(), not 'relu'."
                 )
         self.layers: list[Layer] = list(layers)  # type: ignore[arg-type]
-        n = None
+        n = None                                 # width flowing out of the layers so far
         for i, layer in enumerate(self.layers):
-            if isinstance(layer, Dense):
-                if n is not None and layer.n_in != n:
+            n_in = getattr(layer, "n_in", None)  # layers with a fixed input width declare it
+            if n_in is not None:
+                if n is not None and n_in != n:
                     raise ValidationError(
-                        f"layer {i} (Dense) expects {layer.n_in} inputs but the layer before it "
-                        f"gives {n}; set n_in={n}."
+                        f"layer {i} ({type(layer).__name__}) expects {n_in} inputs but the layer "
+                        f"before it gives {n}; set n_in={n}."
                     )
-                n = layer.n_out
+                n = n_in
+            if n is not None:
+                n = layer.output_size(n)
         #: the loss used by the last ``fit`` (or stored in the model file); used by evaluate.
         self.loss: losses_mod.Loss | None = None
         #: free-form JSON-serialisable information saved with the model (e.g. preprocessing).
@@ -68,10 +71,11 @@ class Sequential:
     # -- structure ------------------------------------------------------------------------------
     @property
     def n_in(self) -> int | None:
-        """Input features (from the first Dense layer), or None for a network without one."""
+        """Input features (from the first layer with a fixed input width), or None."""
         for layer in self.layers:
-            if isinstance(layer, Dense):
-                return layer.n_in
+            n_in = getattr(layer, "n_in", None)
+            if n_in is not None:
+                return int(n_in)
         return None
 
     @property

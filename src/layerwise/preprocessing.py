@@ -60,6 +60,11 @@ class Standardize(Layer):
         scale = np.where(scale > 1e-12, scale, 1.0)
         return cls(offset, scale, method=method, dtype=dtype)
 
+    @property
+    def n_in(self) -> int:
+        """Input features (the layer keeps the width)."""
+        return self.n
+
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Apply to a whole array (returns a new array)."""
         return (np.asarray(X, self.offset.dtype) - self.offset) / self.scale

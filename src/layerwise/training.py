@@ -29,7 +29,15 @@ import numpy as np
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
-from ._utils import RngLike, as_generator, as_input, fraction, positive_float, positive_int
+from ._utils import (
+    RngLike,
+    as_array,
+    as_generator,
+    as_input,
+    fraction,
+    positive_float,
+    positive_int,
+)
 from .errors import DivergenceError, TrainingInterrupted, ValidationError
 from .layers import Param
 from .metrics import for_loss, labels_from_outputs
@@ -271,17 +279,25 @@ class ModelCheckpoint(Callback):
 
 def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
     """Validate per-sample weights and rescale them to mean 1."""
-    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1) if np.ndim(sample_weight) else \
-        np.full(n, float(sample_weight))
+    try:
+        if as_array(sample_weight, "sample_weight").dtype.kind not in "biuf":
+            raise TypeError("not real numbers")
+        w = np.asarray(sample_weight, dtype=np.float64).reshape(-1) if np.ndim(
+            sample_weight) else np.full(n, float(sample_weight))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"sample_weight must be numbers, one per sample; could not "
+                              f"convert it: {exc}") from None
     if w.shape != (n,):
         raise ValidationError(
             f"sample_weight must have one value per training sample, shape ({n},); received "
             f"shape {np.shape(sample_weight)}."
         )
-    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+    finite = np.isfinite(w)
+    if not finite.all() or (w < 0).any() or w.sum() <= 0:
         raise ValidationError(
-            "sample_weight must be finite, non-negative and not all zero; received values from "
-            f"{np.nanmin(w)} to {np.nanmax(w)}."
+            "sample_weight must be finite, non-negative and not all zero; received "
+            f"{int((~finite).sum())} NaN or infinite and {int((w[finite] < 0).sum())} negative "
+            f"values out of {n}."
         )
     return w * (n / w.sum())
 
