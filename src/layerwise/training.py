@@ -319,7 +319,8 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         validation_split: float = 0.0, shuffle: bool = True, rng: RngLike = None,
         callbacks: Sequence[Callback] = (), verbose: int = 1, schedule: Any = None,
         sample_weight: Any = None, clip_norm: float | None = None, checkpoint: Any = None,
-        checkpoint_every: int | str | None = "epoch", resume: Any = None) -> History:
+        checkpoint_every: int | str | None = "epoch", resume: Any = None,
+        train_metrics: bool = True) -> History:
     """Train ``model`` on (X, y) with mini-batch gradient descent.
 
     Parameters
@@ -356,6 +357,9 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         every epoch, or every ``checkpoint_every`` steps, and when interrupted by Ctrl-C.
     checkpoint_every : int or "epoch"
         Steps (batches) between checkpoints; "epoch" (default) writes one per epoch.
+    train_metrics : bool
+        Count the training batches' accuracy (classification) for the history; False skips
+        that small per-step cost.
     resume : path, optional
         Continue from this checkpoint: the model's parameters, the optimizer's state, the
         schedule's position, every random generator, the epoch and step, and the history are
@@ -419,6 +423,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     run = _Run(model, L, opt, sched, X, Y, weights, Xv, Yv, epochs=epochs,
                batch_size=batch_size, shuffle=shuffle, gen=as_generator(rng),
                clip_norm=clip_norm, callbacks=list(callbacks), verbose=verbose)
+    run.classify = run.classify and bool(train_metrics)
     if resume is not None:
         from .checkpoints import restore
         restore(resume, run)

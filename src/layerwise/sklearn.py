@@ -1,0 +1,1083 @@
+"""scikit-learn estimators: ``LayerwiseClassifier`` and ``LayerwiseRegressor``.
+
+Drop-in replacements for ``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` that train
+a ``layerwise`` network (float32 by default) and add what MLP users keep asking for: dropout,
+a validation loss recorded beside the training loss, ``warm_start`` and ``partial_fit`` that keep
+the optimizer's state (Adam's moments, SGD's velocity), ``sample_weight`` and ``class_weight``,
+multi-label classification and multi-output regression, a choice of initialiser per layer, and
+the fitted network itself as ``model_`` (a :class:`layerwise.Sequential` with ``save``).
+
+This is the only module of the package that imports scikit-learn; ``import layerwise`` does not
+load it. The estimators follow scikit-learn's contract: ``__init__`` only stores its arguments,
+every fitted attribute ends in ``_``, and the estimators work in ``Pipeline``, ``GridSearchCV``,
+``cross_val_score(n_jobs=...)``, ``clone`` and ``pickle``.
+
+Same ``random_state`` (an int), same data: bit-identical results. Continuing is exact too: with a
+constant learning rate, ``fit`` for 5 epochs and then a ``warm_start=True`` fit for 5 more gives
+the same network, bit for bit, as one 10-epoch fit, and ``partial_fit`` once per epoch on the
+full data gives the same network as ``fit`` for that many epochs (stopping rules aside).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import DataConversionWarning
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import activations as activations_mod
+from . import initializers
+from . import losses as losses_mod
+from . import optimizers as optimizers_mod
+from . import schedules as schedules_mod
+from ._utils import as_float_dtype, fraction
+from .errors import ConfigError, LayerwiseError, ValidationError
+from .layers import Dense, Dropout, Layer
+from .network import Sequential
+from .training import Callback, TrainState
+from .training import fit as _train
+
+__all__ = ["LayerwiseClassifier", "LayerwiseRegressor"]
+
+_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+
+# Forward passes write into buffers the layers own, so two threads predicting with the same
+# network at once would overwrite each other's results: one lock per network (not pickled).
+_LOCKS: weakref.WeakKeyDictionary[Sequential, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock(model: Sequential) -> threading.Lock:
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.Lock()
+        return lock
+
+
+# Below this many multiply-adds per batch (B·Σ n_in·n_out), a second BLAS thread costs more than
+# it saves, and on a busy machine it can make every step wait milliseconds for a core: small
+# networks (scikit-learn-sized data) train and predict with one BLAS thread.
+_SMALL_MACS = 1 << 22
+_CONTROLLER: Any = None
+
+
+def _blas_threads(model: Sequential, batch: int) -> contextlib.AbstractContextManager[Any]:
+    """One BLAS thread for a small network, the library's default otherwise."""
+    global _CONTROLLER
+    macs = batch * sum(layer.n_in * layer.n_out for layer in model.layers
+                       if isinstance(layer, Dense))
+    if macs > _SMALL_MACS:
+        return contextlib.nullcontext()
+    if _CONTROLLER is None:
+        # threadpoolctl comes with scikit-learn (it has no type hints)
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
+def _param_error(exc: LayerwiseError) -> ValidationError:
+    """Invalid constructor arguments are ValueErrors, as in scikit-learn."""
+    return ValidationError(str(exc))
+
+
+def _per_layer(name: str, value: Any, n: int, check: Callable[[Any], Any]) -> list[Any]:
+    """One value for every layer, or a sequence with one value per layer."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValidationError(
+                f"{name} has {len(value)} entries but the network has {n} layers it applies to; "
+                f"give one value, or a list of {n}."
+            )
+        return [check(v) for v in value]
+    return [check(value) for _ in range(n)]         # a fresh object per layer
+
+
+def _seed_sequence(random_state: Any) -> np.random.SeedSequence:
+    """A SeedSequence from scikit-learn's random_state (None, int, RandomState) or a Generator."""
+    if random_state is None:
+        return np.random.SeedSequence()
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValidationError(
+                f"random_state must be a non-negative int, a RandomState or None; received "
+                f"{random_state!r}."
+            )
+        return np.random.SeedSequence(int(random_state))
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.SeedSequence(int(random_state.randint(np.iinfo(np.int32).max)))
+    if isinstance(random_state, np.random.Generator):
+        return np.random.SeedSequence(int(random_state.integers(2**63)))
+    raise ValidationError(
+        f"random_state must be None, an int, a numpy RandomState or Generator; received "
+        f"{type(random_state).__name__}."
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` if JSON can store it (model files keep metadata as JSON), else its repr."""
+    if isinstance(value, type) and issubclass(value, np.generic):
+        return np.dtype(value).name                         # dtype=np.float32 -> "float32"
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+class _Offset(schedules_mod.Schedule):
+    """A schedule read ``offset`` epochs later: partial_fit steps it once per call."""
+
+    kind = "offset"
+
+    def __init__(self, schedule: schedules_mod.Schedule, offset: int) -> None:
+        self.schedule, self.offset = schedule, offset
+
+    def __call__(self, epoch: int, base_lr: float) -> float:
+        return self.schedule(epoch + self.offset, base_lr)
+
+
+class _Progress(Callback):
+    """Record the curves and apply scikit-learn's stopping rule after every epoch.
+
+    Training stops once the monitored quantity (the training loss, or the validation score
+    with ``early_stopping``) has not improved by ``tol`` for more than ``patience`` epochs in
+    a row, as in ``MLPClassifier``. With ``early_stopping`` the best epoch's parameters are put
+    back at the end.
+    """
+
+    def __init__(self, *, tol: float | None, patience: int, early_stopping: bool,
+                 val_score: Callable[[TrainState, dict[str, float]], float],
+                 best_loss: float, verbose: int) -> None:
+        self.tol, self.patience, self.early_stopping = tol, patience, early_stopping
+        self.val_score, self.best_loss, self.verbose = val_score, best_loss, verbose
+        self.losses: list[float] = []
+        self.val_losses: list[float] = []
+        self.val_scores: list[float] = []
+        self.best_score = -math.inf
+        self.best_params: list[np.ndarray] | None = None
+        self.count = 0
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        loss = logs["loss"]
+        self.losses.append(loss)
+        if "val_loss" in logs:
+            self.val_losses.append(logs["val_loss"])
+            self.val_scores.append(self.val_score(state, logs))
+        tol = self.tol if self.tol is not None else -math.inf
+        if self.early_stopping:
+            score = self.val_scores[-1]
+            self.count = self.count + 1 if score < self.best_score + tol else 0
+            if score > self.best_score:
+                self.best_score = score
+                self.best_params = [p.value.copy() for p in state.model.parameters()]
+        else:
+            self.count = self.count + 1 if loss > self.best_loss - tol else 0
+        self.best_loss = min(self.best_loss, loss)
+        if self.tol is not None and self.count > self.patience:
+            state.model.stop_training = True
+            if self.verbose:
+                what = "Validation score" if self.early_stopping else "Training loss"
+                print(f"{what} did not improve more than tol={self.tol:g} for "
+                      f"{self.patience} consecutive epochs. Stopping.")
+
+    def on_train_end(self, state: TrainState) -> None:
+        if self.early_stopping and self.best_params is not None:
+            for p, best in zip(state.model.parameters(), self.best_params):
+                p.value[...] = best
+
+
+def _compact(model: Sequential) -> Sequential:
+    """A copy of ``model`` without its batch buffers or cached inputs, for pickling.
+
+    Layers are rebuilt from ``config()`` and ``arrays()`` (the model-file contract); dropout
+    generators keep their state (shared generators stay shared), so training continues exactly.
+    """
+    memo: dict[int, Any] = {}
+    layers: list[Layer] = []
+    for layer in model.layers:
+        new: Layer
+        if isinstance(layer, Dense):
+            new = Dense(**{**layer.config(), "init": "zeros"}, dtype=layer.W.dtype)
+            new.init = layer.init
+            new.set_arrays(layer.arrays())
+        elif isinstance(layer, Dropout):
+            new = Dropout(layer.p, rng=copy.deepcopy(layer.rng, memo))
+        elif isinstance(layer, activations_mod.Activation):
+            new = type(layer)(**layer.config())
+        else:
+            new = copy.deepcopy(layer, memo)
+        layers.append(new)
+    out = Sequential(layers)
+    loss = model.loss
+    if loss is not None:
+        out.loss = losses_mod.from_config(loss.kind, loss.config()) \
+            if losses_mod.LOSSES.get(loss.kind) is type(loss) else copy.deepcopy(loss)
+    out.metadata = copy.deepcopy(model.metadata)
+    return out
+
+
+class _LayerwiseBase(BaseEstimator):
+    """Shared machinery; see LayerwiseClassifier and LayerwiseRegressor for the parameters."""
+
+    _task = "regression"
+
+    # the constructor arguments, set by the subclasses' __init__ (typed here for mypy)
+    hidden_layer_sizes: Any
+    activation: Any
+    output_activation: Any
+    loss: Any
+    optimizer: Any
+    learning_rate: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float | None
+    dropout: Any
+    init: Any
+    batch_size: int | str
+    max_epochs: int
+    schedule: Any
+    early_stopping: bool
+    validation_fraction: float
+    n_iter_no_change: int
+    tol: float | None
+    warm_start: bool
+    dtype: Any
+    random_state: Any
+    verbose: int
+
+    # -- settings -------------------------------------------------------------------------------
+    def _model_dtype(self) -> np.dtype[Any]:
+        try:
+            return as_float_dtype(self.dtype)
+        except ConfigError as exc:
+            raise _param_error(exc) from None
+
+    def _hidden(self) -> list[int]:
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, (int, np.integer)) else sizes
+        try:
+            out = list(sizes)
+        except TypeError:
+            out = [None]
+        if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
+                   for s in out):
+            raise ValidationError(
+                f"hidden_layer_sizes must be positive integers, e.g. (100,) or (256, 128); "
+                f"received {self.hidden_layer_sizes!r}."
+            )
+        return [int(s) for s in out]
+
+    def _activation_layer(self, act: Any) -> Layer:
+        """A fresh activation layer (each owns its buffers) from a name or an instance."""
+        try:
+            a = activations_mod.get(act)
+        except ConfigError as exc:
+            raise _param_error(exc) from None
+        return type(a)(**a.config())
+
+    def _network(self, n_in: int, n_out: int) -> dict[str, Any]:
+        """The validated network settings: layer sizes, the activation layer after each Dense
+        layer (None for none), dropout per hidden layer, initialiser per Dense layer, dtype."""
+        hidden = self._hidden()
+        acts = _per_layer("activation", self.activation, len(hidden), self._activation_layer)
+        out_act = None if self.output_activation is None else \
+            self._activation_layer(self.output_activation)
+        return {"sizes": [n_in, *hidden, n_out], "activations": [*acts, out_act],
+                "dropout": _per_layer("dropout", self.dropout, len(hidden),
+                                      lambda p: fraction("dropout", p)),
+                "init": _per_layer("init", self.init, len(hidden) + 1, lambda i: i),
+                "dtype": self._model_dtype()}
+
+    @staticmethod
+    def _signature(net: dict[str, Any]) -> dict[str, Any]:
+        """What must stay the same for warm_start and partial_fit to continue a network."""
+        return {"sizes": net["sizes"], "activations": [repr(a) for a in net["activations"]],
+                "dropout": net["dropout"], "dtype": str(net["dtype"])}
+
+    @staticmethod
+    def _build(net: dict[str, Any], rng: np.random.Generator) -> Sequential:
+        """Dense → activation (→ Dropout) per hidden layer, then Dense (→ output activation)."""
+        sizes, acts = net["sizes"], net["activations"]
+        layers: list[Layer] = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            init = net["init"][i] if net["init"][i] is not None else \
+                initializers.default_for(acts[i])
+            try:
+                layers.append(Dense(n_in, n_out, init=init, dtype=net["dtype"], rng=rng))
+            except ConfigError as exc:
+                raise _param_error(exc) from None
+            if acts[i] is not None:
+                layers.append(acts[i])
+            if i < len(net["dropout"]) and net["dropout"][i] > 0:
+                layers.append(Dropout(net["dropout"][i], rng=rng))
+        return Sequential(layers)
+
+    def _make_optimizer(self) -> optimizers_mod.Optimizer:
+        opt = self.optimizer
+        if isinstance(opt, optimizers_mod.Optimizer):
+            return copy.deepcopy(opt)            # never train the caller's instance
+        name = str(opt).lower()
+        if name not in _OPTIMIZERS:
+            raise ValidationError(
+                f"optimizer must be one of {list(_OPTIMIZERS)} or a layerwise Optimizer; "
+                f"received {opt!r}."
+            )
+        kw: dict[str, Any] = {"lr": self.learning_rate}
+        if self.weight_decay is not None:
+            kw["weight_decay"] = self.weight_decay
+        if name == "sgd":
+            kw.update(momentum=self.momentum, nesterov=self.nesterov and self.momentum > 0)
+        return optimizers_mod.get(name, **kw)
+
+    def _batch_size(self, n: int) -> int:
+        bs = self.batch_size
+        if isinstance(bs, str) and bs == "auto":
+            return min(200, n)
+        if isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1:
+            raise ValidationError(
+                f"batch_size must be 'auto' or a positive integer; received {bs!r}."
+            )
+        return int(bs)
+
+    def _check_training_params(self) -> None:
+        for name in ("max_epochs", "n_iter_no_change"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValidationError(f"{name} must be a positive integer; received {v!r}.")
+        if self.tol is not None and not (isinstance(self.tol, (int, float, np.number))
+                                         and 0 <= self.tol < math.inf):
+            raise ValidationError(
+                f"tol must be a number >= 0, or None to train for max_epochs; received "
+                f"{self.tol!r}."
+            )
+        if not 0 < float(self.validation_fraction) < 1:
+            raise ValidationError(
+                f"validation_fraction must be in (0, 1); received {self.validation_fraction!r}."
+            )
+        if not isinstance(self.verbose, (int, np.integer)):
+            raise ValidationError(f"verbose must be an integer; received {self.verbose!r}.")
+
+    # -- targets (the subclasses say how y becomes network targets) ----------------------------
+    def _loss_and_outputs(self, y: np.ndarray) -> tuple[losses_mod.Loss, int]:
+        raise NotImplementedError
+
+    def _prepare_y(self, y: Any, first: bool, partial: bool, classes: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def _val_score(self, Xv: np.ndarray, Yv: np.ndarray
+                   ) -> Callable[[TrainState, dict[str, float]], float]:
+        return lambda state, logs: logs["val_r2"]
+
+    def _sample_weight(self, sample_weight: Any, X: np.ndarray, Y: np.ndarray, partial: bool
+                       ) -> np.ndarray | None:
+        """Validated per-sample weights (float64), or None."""
+        if sample_weight is None:
+            return None
+        sw: np.ndarray = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                              ensure_non_negative=True)
+        return sw
+
+    # -- fitting --------------------------------------------------------------------------------
+    def _fit(self, X: Any, y: Any, sample_weight: Any = None, *, partial: bool = False,
+             classes: Any = None, X_val: Any = None, y_val: Any = None) -> Any:
+        dtype = self._model_dtype()
+        self._check_training_params()
+        fitted = hasattr(self, "model_")
+        first = not fitted if partial else not (self.warm_start and fitted)
+        X, y = validate_data(self, X, y, reset=first, dtype=dtype, multi_output=True,
+                             y_numeric=self._task == "regression")
+        Y = self._prepare_y(y, first, partial, classes)
+        sw = self._sample_weight(sample_weight, X, Y, partial)
+        loss, n_out = self._loss_and_outputs(Y)
+        net = self._network(X.shape[1], n_out)
+        signature = self._signature(net)
+        if first:
+            init_seq, shuffle_seq = _seed_sequence(self.random_state).spawn(2)
+            self.model_ = self._build(net, np.random.default_rng(init_seq))
+            self.optimizer_ = self._make_optimizer()
+            self.rng_ = np.random.default_rng(shuffle_seq)
+            self.loss_curve_: list[float] = []
+            self.validation_loss_curve_: list[float] | None = None
+            self.validation_scores_: list[float] | None = None
+            self.best_loss_ = math.inf
+            self.best_validation_score_: float | None = None
+            self.t_ = 0
+            self._network_signature = signature
+        else:
+            old = self._network_signature
+            if signature != old:
+                changed = ", ".join(f"{k} from {old[k]} to {v}" for k, v in signature.items()
+                                    if v != old[k])
+                raise ValidationError(
+                    f"warm_start and partial_fit continue the same network, but the network "
+                    f"changed: {changed}. Set warm_start=False (or use a new estimator) to "
+                    "start afresh."
+                )
+            self._sync_optimizer()
+
+        Xv = Yv = None
+        if X_val is not None or y_val is not None:
+            if X_val is None or y_val is None:
+                raise ValidationError("pass both X_val and y_val, or neither.")
+            Xv = validate_data(self, X_val, reset=False, dtype=dtype)
+            Yv = self._prepare_y(np.asarray(y_val), False, True, None)
+        elif self.early_stopping and not partial:
+            X, Y, Xv, Yv, sw = self._hold_out(X, Y, sw)
+        progress = _Progress(
+            tol=None if partial else self.tol, patience=int(self.n_iter_no_change),
+            early_stopping=bool(self.early_stopping) and Xv is not None and not partial,
+            val_score=self._val_score(Xv, Yv) if Xv is not None and Yv is not None
+            else lambda s, g: math.nan,
+            best_loss=self.best_loss_, verbose=int(self.verbose))
+        try:
+            schedule = schedules_mod.get(self.schedule, int(self.max_epochs))
+        except LayerwiseError as exc:
+            raise _param_error(exc) from None
+        if partial:                              # one epoch per call: step the schedule along
+            schedule = _Offset(schedule, len(self.loss_curve_))
+        self.optimizer_.lr = self._base_lr()       # fit's schedules start from this rate
+        batch_size = self._batch_size(len(X))
+        with _lock(self.model_), _blas_threads(self.model_, min(batch_size, len(X))):
+            history = _train(
+                self.model_, X, Y, loss=loss, optimizer=self.optimizer_,
+                epochs=1 if partial else int(self.max_epochs), batch_size=batch_size,
+                validation_data=None if Xv is None else (Xv, Yv), rng=self.rng_,
+                callbacks=[progress], verbose=2 if self.verbose else 0, schedule=schedule,
+                sample_weight=sw, train_metrics=False)
+        self.n_iter_ = len(history)
+        self.t_ += len(X) * self.n_iter_
+        self.loss_curve_.extend(progress.losses)
+        self.loss_ = self.loss_curve_[-1]
+        self.best_loss_ = progress.best_loss
+        if Xv is not None:
+            self.validation_loss_curve_ = (self.validation_loss_curve_ or []) + progress.val_losses
+            self.validation_scores_ = (self.validation_scores_ or []) + progress.val_scores
+            self.best_validation_score_ = max(progress.val_scores)
+        self.n_layers_ = len(net["sizes"])
+        self.n_outputs_ = n_out
+        self.model_.metadata = self._metadata()
+        return self
+
+    def _base_lr(self) -> float:
+        opt = self.optimizer
+        return float(opt.lr if isinstance(opt, optimizers_mod.Optimizer) else self.learning_rate)
+
+    def _sync_optimizer(self) -> None:
+        """Keep the optimizer (and its state) unless its kind or settings other than the
+        learning rate changed; a new learning rate applies from now on."""
+        new = self._make_optimizer()
+        old = self.optimizer_
+        same = type(new) is type(old) and {**new.config(), "lr": 0} == {**old.config(), "lr": 0}
+        if not same:
+            self.optimizer_ = new
+
+    def _hold_out(self, X: np.ndarray, Y: np.ndarray, sw: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Hold out ``validation_fraction`` of the rows (stratified for single-label classes),
+        drawn with the estimator's generator."""
+        from sklearn.model_selection import train_test_split
+
+        stratify = None
+        if self._task == "classification" and Y.ndim == 1:
+            counts = np.bincount(Y.astype(np.int64))
+            if counts[counts > 0].min() >= 2:
+                stratify = Y
+        seed = int(self.rng_.integers(np.iinfo(np.int32).max))
+        arrays = [X, Y] if sw is None else [X, Y, sw]
+        try:
+            parts = train_test_split(*arrays, test_size=float(self.validation_fraction),
+                                     random_state=seed, stratify=stratify)
+        except ValueError as exc:
+            raise ValidationError(
+                f"early_stopping could not hold out validation_fraction="
+                f"{self.validation_fraction} of {len(X)} samples: {exc}"
+            ) from None
+        if len(parts[1]) < 2 or len(parts[0]) < 1:
+            raise ValidationError(
+                f"The validation set is too small: validation_fraction="
+                f"{self.validation_fraction} of {len(X)} samples leaves {len(parts[1])} for "
+                "validation. Increase validation_fraction or the size of your dataset, or set "
+                "early_stopping=False."
+            )
+        Xt, Xv, Yt, Yv = parts[:4]
+        swt = parts[4] if sw is not None else None
+        return Xt, Yt, Xv, Yv, swt
+
+    def _metadata(self) -> dict[str, Any]:
+        names = getattr(self, "feature_names_in_", None)
+        return {
+            "task": self._task,
+            "estimator": type(self).__name__,
+            "feature_names": None if names is None else [str(n) for n in names],
+            "params": {k: _jsonable(v) for k, v in self.get_params().items()},
+        }
+
+    # -- inference ------------------------------------------------------------------------------
+    def _outputs(self, X: Any) -> np.ndarray:
+        """Network outputs for X; float32 work, returned in the wider of the model's and X's
+        float dtype (float32 in, float32 out)."""
+        check_is_fitted(self)
+        dtype = self.model_.dtype
+        other = np.float64 if dtype == np.float32 else np.float32
+        X = validate_data(self, X, reset=False, dtype=[dtype, other])
+        out_dtype = np.promote_types(dtype, X.dtype)
+        with _lock(self.model_), _blas_threads(self.model_, min(len(X), 1024)):
+            out = self.model_.predict(np.ascontiguousarray(X, dtype=dtype))
+        return out.astype(out_dtype, copy=False)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """Weight matrices in scikit-learn's layout, (n_in, n_out) per layer: views of W.T."""
+        check_is_fitted(self)
+        return [layer.W.T for layer in self.model_.layers if isinstance(layer, Dense)]
+
+    @property
+    def intercepts_(self) -> list[np.ndarray]:
+        """Bias vectors, (n_out,) per layer."""
+        check_is_fitted(self)
+        return [layer.b for layer in self.model_.layers if isinstance(layer, Dense)]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        if isinstance(state.get("model_"), Sequential):
+            state["model_"] = _compact(state["model_"])     # no batch buffers, no cached inputs
+        return state
+
+
+class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
+    """Multi-layer perceptron classifier trained with layerwise (a faster ``MLPClassifier``).
+
+    Binary targets train one logistic output (binary cross-entropy), multiclass targets a
+    softmax over one output per class (cross-entropy), and a 0/1 indicator matrix y of shape
+    (n_samples, n_labels) trains one independent logistic output per label (multi-label).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default=(100,)
+        Units per hidden layer; ``()`` gives a linear model (logistic regression).
+    activation : str or sequence of str, default="relu"
+        Hidden activation ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu",
+        "softplus", "identity"), or one per hidden layer.
+    output_activation : None
+        The classifier trains on logits (the loss fuses the softmax or sigmoid), so this must
+        stay None; it exists for symmetry with LayerwiseRegressor.
+    loss : {"auto", "ce", "bce"} or layerwise Loss, default="auto"
+        "auto": "bce" for binary and multi-label targets, "ce" for multiclass. "ce" on binary
+        targets trains two softmax outputs. An instance such as
+        ``lw.CrossEntropy(label_smoothing=0.1)`` is used as given.
+    optimizer : {"sgd", "adam", "adamw", "rmsprop"} or layerwise Optimizer, default="adam"
+        An instance is copied and used with its own settings (``learning_rate``, ``momentum``
+        and ``weight_decay`` are then ignored).
+    learning_rate : float, default=1e-3
+        Initial learning rate (scikit-learn's ``learning_rate_init``).
+    momentum : float, default=0.9
+        Momentum of "sgd" (ignored by the other optimizers).
+    nesterov : bool, default=False
+        Nesterov momentum for "sgd".
+    weight_decay : float or None, default=None
+        L2 weight decay; None keeps the optimizer's default (0, or 0.01 for "adamw").
+        Coupled (added to the gradient) except for "adamw".
+    dropout : float or sequence of float, default=0.0
+        Dropout rate after each hidden activation, or one per hidden layer.
+    init : str, callable, None or sequence, default="xavier_uniform"
+        Weight initialiser, or one per Dense layer (the hidden layers, then the output layer):
+        "xavier_uniform" (Glorot uniform, MLPClassifier's choice and the better one for the
+        shallow networks scikit-learn-sized data calls for), "he_normal" (often better for deep
+        ReLU networks), "lecun_normal", …, a callable ``(shape, rng, dtype) -> array``, or None
+        for the activation's default (He for ReLU-like units, Glorot otherwise). Biases start
+        at zero.
+    batch_size : int or "auto", default="auto"
+        Samples per step; "auto" is ``min(200, n_samples)``.
+    max_epochs : int, default=200
+        Epochs per ``fit`` call (scikit-learn's ``max_iter``).
+    schedule : str, layerwise Schedule or None, default=None
+        Learning-rate schedule over the epochs of each ``fit`` ("step", "exponential",
+        "cosine" over ``max_epochs``, or an instance); None keeps the rate constant.
+        ``partial_fit`` steps it once per call.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified), stop when the
+        validation accuracy has not improved by ``tol`` for ``n_iter_no_change`` epochs, and
+        keep the best epoch's weights. Without it, training stops on the same rule applied to
+        the training loss, as in ``MLPClassifier``.
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping`` is on.
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+    tol : float or None, default=1e-4
+        Smallest improvement that counts; None trains for all ``max_epochs``.
+    warm_start : bool, default=False
+        Continue from the previous ``fit``: same network, same optimizer state, same shuffling
+        generator.
+    dtype : float32 or float64, default=np.float32
+        Precision of the network; inputs are converted once and outputs keep it when X has it.
+    class_weight : dict, "balanced" or None, default=None
+        Weights per class, multiplied into ``sample_weight``.
+    random_state : int, RandomState or None, default=None
+        Seeds the initial weights, dropout masks, shuffling and the validation split.
+    verbose : int, default=0
+        Print one line per epoch when > 0.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (``arange(n_labels)`` for multi-label targets).
+    model_ : layerwise.Sequential
+        The trained network; ``model_.save(path)`` writes a model file (no pickle).
+    optimizer_ : layerwise.Optimizer
+        The optimizer with its state, kept by ``warm_start`` and ``partial_fit``.
+    rng_ : numpy.random.Generator
+        The shuffling generator, continued by ``warm_start`` and ``partial_fit``.
+    loss_ : float
+        Training loss of the last epoch.
+    loss_curve_ : list of float
+        Training loss per epoch, over every ``fit``/``partial_fit`` since initialisation.
+    validation_loss_curve_ : list of float or None
+        Validation loss per epoch (with ``early_stopping`` or ``X_val``), else None.
+    validation_scores_ : list of float or None
+        Validation accuracy per epoch (subset accuracy for multi-label), else None.
+    best_loss_ : float
+        Lowest training loss seen.
+    best_validation_score_ : float or None
+        Best validation accuracy of the last fit with validation data.
+    n_iter_ : int
+        Epochs run by the last ``fit`` (1 after ``partial_fit``).
+    t_ : int
+        Training samples seen (sum over epochs).
+    n_layers_, n_outputs_ : int
+        Layers counting input and output (as in scikit-learn), network outputs.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when X had string column names.
+    coefs_, intercepts_ : list of ndarray
+        Views of the weights in scikit-learn's (n_in, n_out) layout, and the biases.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from layerwise.sklearn import LayerwiseClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = LayerwiseClassifier(hidden_layer_sizes=(128,), dropout=0.1, random_state=0)
+    >>> clf.fit(X / 16, y).score(X / 16, y) > 0.95
+    True
+    """
+
+    _task = "classification"
+
+    def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
+                 activation: Any = "relu", *, output_activation: Any = None,
+                 loss: Any = "auto", optimizer: Any = "adam", learning_rate: float = 1e-3,
+                 momentum: float = 0.9, nesterov: bool = False,
+                 weight_decay: float | None = None, dropout: Any = 0.0,
+                 init: Any = "xavier_uniform",
+                 batch_size: int | str = "auto", max_epochs: int = 200, schedule: Any = None,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 n_iter_no_change: int = 10, tol: float | None = 1e-4, warm_start: bool = False,
+                 dtype: Any = np.float32, class_weight: Any = None, random_state: Any = None,
+                 verbose: int = 0) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.init = init
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.schedule = schedule
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.dtype = dtype
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, *, X_val: Any = None,
+            y_val: Any = None) -> LayerwiseClassifier:
+        """Train the network on (X, y) for up to ``max_epochs`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a 0/1 indicator matrix for multi-label classification.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weight per sample, rescaled to mean 1 (times ``class_weight``).
+        X_val, y_val : array-like, optional
+            Validation data: its loss and accuracy are recorded every epoch, and
+            ``early_stopping`` monitors it instead of holding out part of X. (In a Pipeline,
+            X_val does not pass through the preceding steps.)
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, X_val=X_val, y_val=y_val)
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None
+                    ) -> LayerwiseClassifier:
+        """Train one epoch on (X, y), continuing the network, optimizer state and shuffling.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        sample_weight : array-like of shape (n_samples,), optional
+            Rescaled to mean 1 within this call.
+        classes : array-like of shape (n_classes,)
+            Every class that will ever appear; required on the first call.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, partial=True, classes=classes)
+
+    # -- targets --------------------------------------------------------------------------------
+    def _prepare_y(self, y: Any, first: bool, partial: bool, classes: Any) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            import warnings
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
+                          "change the shape of y to (n_samples,), for example using ravel().",
+                          DataConversionWarning, stacklevel=4)
+            y = y.ravel()
+        check_classification_targets(y)
+        kind = type_of_target(y)
+        multilabel = kind == "multilabel-indicator"
+        if kind not in ("binary", "multiclass", "multilabel-indicator"):
+            raise ValidationError(
+                f"LayerwiseClassifier supports binary, multiclass and multi-label (0/1 indicator) "
+                f"targets; y is {kind}. Fit one estimator per output for multiclass-multioutput."
+            )
+        if first:
+            if multilabel:
+                found = np.arange(y.shape[1])
+            elif partial:
+                if classes is None:
+                    raise ValidationError(
+                        "classes must be passed on the first call to partial_fit: every class "
+                        "that will appear, e.g. partial_fit(X, y, classes=np.unique(y_all))."
+                    )
+                found = unique_labels(classes)
+            else:
+                found = unique_labels(y)
+            if len(found) < 2:
+                raise ValidationError(
+                    f"LayerwiseClassifier needs samples of at least 2 classes; y has only one "
+                    f"class: {found[0] if len(found) else None!r}."
+                )
+            self.classes_ = found
+            self._multilabel = multilabel
+        elif multilabel != self._multilabel or (multilabel and y.shape[1] != len(self.classes_)):
+            expected = f"a 0/1 indicator of shape (n_samples, {len(self.classes_)})" \
+                if self._multilabel else "class labels of shape (n_samples,)"
+            raise ValidationError(
+                f"y must keep the form of the first fit, {expected}; received {kind} targets "
+                f"of shape {y.shape}."
+            )
+        if multilabel:
+            return np.ascontiguousarray(y, dtype=np.int64)
+        unknown = np.setdiff1d(unique_labels(y), self.classes_)
+        if len(unknown):
+            raise ValidationError(
+                f"y has classes not in classes_ {self.classes_.tolist()}: {unknown.tolist()}. "
+                "A warm start or partial_fit cannot add classes; pass every class on the first "
+                "partial_fit call (classes=...) or fit afresh."
+            )
+        return np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _loss_and_outputs(self, Y: np.ndarray) -> tuple[losses_mod.Loss, int]:
+        if self.output_activation is not None:
+            raise ValidationError(
+                "LayerwiseClassifier trains on logits (its losses fuse the softmax or sigmoid), "
+                f"so output_activation must be None; received {self.output_activation!r}."
+            )
+        K = len(self.classes_)
+        loss = self.loss
+        if isinstance(loss, losses_mod.Loss):
+            loss = copy.deepcopy(loss)
+        elif loss == "auto":
+            loss = losses_mod.BinaryCrossEntropy() if self._multilabel or K == 2 else \
+                losses_mod.CrossEntropy()
+        elif loss in ("ce", "bce"):
+            loss = losses_mod.get(loss)
+        else:
+            raise ValidationError(
+                f"loss must be 'auto', 'ce', 'bce' or a layerwise classification loss; received "
+                f"{self.loss!r}."
+            )
+        if isinstance(loss, losses_mod.CrossEntropy):
+            if self._multilabel:
+                raise ValidationError(
+                    "loss='ce' needs one label per sample; y is a multi-label indicator. Use "
+                    "loss='auto' or 'bce'."
+                )
+            self._binary_logit = False
+            return loss, K
+        if isinstance(loss, losses_mod.BinaryCrossEntropy):
+            if not loss.from_logits:
+                raise ValidationError(
+                    "LayerwiseClassifier feeds logits to the loss; use "
+                    "BinaryCrossEntropy(from_logits=True)."
+                )
+            if not self._multilabel and K > 2:
+                raise ValidationError(
+                    f"loss='bce' fits binary or multi-label targets; y has {K} classes. Use "
+                    "loss='auto' or 'ce'."
+                )
+            self._binary_logit = not self._multilabel
+            return loss, 1 if self._binary_logit else K
+        raise ValidationError(
+            f"LayerwiseClassifier needs a classification loss (CrossEntropy or "
+            f"BinaryCrossEntropy); received {type(loss).__name__}. Use LayerwiseRegressor."
+        )
+
+    def _sample_weight(self, sample_weight: Any, X: np.ndarray, Y: np.ndarray, partial: bool
+                       ) -> np.ndarray | None:
+        sw = super()._sample_weight(sample_weight, X, Y, partial)
+        if self.class_weight is not None:
+            if partial and isinstance(self.class_weight, str):
+                raise ValidationError(
+                    "class_weight='balanced' is not supported by partial_fit (one batch's class "
+                    "frequencies are not the data's); pass a dict, e.g. from "
+                    "sklearn.utils.class_weight.compute_class_weight on all labels."
+                )
+            if not (isinstance(self.class_weight, Mapping) or self.class_weight == "balanced"):
+                raise ValidationError(
+                    f"class_weight must be None, 'balanced' or a dict {{class: weight}}; "
+                    f"received {self.class_weight!r}."
+                )
+            labels = Y if self._multilabel else self.classes_[Y]
+            cw = compute_sample_weight(self.class_weight, labels)
+            sw = cw if sw is None else sw * cw
+        if sw is None:
+            return None
+        if not partial and not self._multilabel:
+            alive = np.unique(Y[sw > 0])
+            if len(alive) == 1:
+                raise ValidationError(
+                    f"only one class ({self.classes_[alive[0]]!r}) has non-zero sample weight; "
+                    "a classifier needs samples of at least two classes to learn from."
+                )
+        if sw.size and np.all(sw == sw[0]):
+            return None                     # equal weights: the unweighted loss, exactly
+        return sw
+
+    def _val_score(self, Xv: np.ndarray, Yv: np.ndarray
+                   ) -> Callable[[TrainState, dict[str, float]], float]:
+        if not self._multilabel:
+            return lambda state, logs: logs["val_accuracy"]
+
+        def subset_accuracy(state: TrainState, logs: dict[str, float]) -> float:
+            pred = state.model.predict(Xv) > 0           # logit > 0  ⇔  p > ½
+            return float(np.mean(np.all(pred == (Yv > 0), axis=1)))
+        return subset_accuracy
+
+    def _metadata(self) -> dict[str, Any]:
+        meta = super()._metadata()
+        meta["classes"] = _jsonable(self.classes_.tolist())
+        meta["n_classes"] = len(self.classes_)
+        meta["multilabel"] = bool(self._multilabel)
+        return meta
+
+    # -- inference ------------------------------------------------------------------------------
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Logits: shape (n_samples,) for binary targets (> 0 means ``classes_[1]``), else
+        (n_samples, n_classes) or (n_samples, n_labels)."""
+        Z = self._outputs(X)
+        if self._multilabel or len(self.classes_) > 2:
+            return Z
+        return Z[:, 0] if self._binary_logit else Z[:, 1] - Z[:, 0]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (n_samples, n_classes); per-label probabilities for multi-label."""
+        Z = self._outputs(X)
+        if self._multilabel:
+            return _sigmoid(Z)
+        if self._binary_logit:
+            p = _sigmoid(Z[:, 0])
+            return np.column_stack([1 - p, p])
+        return losses_mod.softmax(Z)
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Logarithm of ``predict_proba``, computed stably from the logits."""
+        Z = self._outputs(X)
+        if self._multilabel:
+            return -np.logaddexp(0, -Z)
+        if self._binary_logit:
+            z = Z[:, 0]
+            return np.column_stack([-np.logaddexp(0, z), -np.logaddexp(0, -z)])
+        return losses_mod.log_softmax(Z)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels (n_samples,), or a 0/1 matrix (n_samples, n_labels) for multi-label."""
+        Z = self._outputs(X)
+        if self._multilabel:
+            return (Z > 0).astype(np.int64)
+        if self._binary_logit:
+            return self.classes_[(Z[:, 0] > 0).astype(np.int64)]
+        return self.classes_[Z.argmax(axis=1)]
+
+
+def _sigmoid(Z: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        out: np.ndarray = 1 / (1 + np.exp(-Z))
+    return out
+
+
+class LayerwiseRegressor(RegressorMixin, _LayerwiseBase):
+    """Multi-layer perceptron regressor trained with layerwise (a faster ``MLPRegressor``).
+
+    y of shape (n_samples,) trains one output; (n_samples, n_targets) trains one per target.
+    Targets are used as given: scale them (e.g. ``TransformedTargetRegressor`` with a
+    ``StandardScaler``) when they are far from unit size.
+
+    Parameters
+    ----------
+    hidden_layer_sizes, activation, optimizer, learning_rate, momentum, nesterov, weight_decay, \
+dropout, init, batch_size, max_epochs, schedule, n_iter_no_change, tol, warm_start, dtype, \
+random_state, verbose
+        As for :class:`LayerwiseClassifier`.
+    output_activation : str or None, default=None
+        Activation after the output layer: None (identity), or e.g. "sigmoid" for targets in
+        (0, 1), "softplus" for positive targets.
+    loss : {"mse", "mae", "huber"} or layerwise Loss, default="mse"
+        "mse" is ½‖ŷ − y‖² per sample (summed over targets) averaged over the batch; "mae" and
+        "huber" average over every element.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when its R² has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs, keeping the best epoch's weights.
+    validation_fraction : float, default=0.1
+
+    Attributes
+    ----------
+    model_, optimizer_, rng_, loss_, loss_curve_, validation_loss_curve_, best_loss_, n_iter_, \
+t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts_
+        As for :class:`LayerwiseClassifier`.
+    validation_scores_ : list of float or None
+        Validation R² per epoch (with ``early_stopping`` or ``X_val``), else None.
+    best_validation_score_ : float or None
+    """
+
+    _task = "regression"
+
+    def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
+                 activation: Any = "relu", *, output_activation: Any = None,
+                 loss: Any = "mse", optimizer: Any = "adam", learning_rate: float = 1e-3,
+                 momentum: float = 0.9, nesterov: bool = False,
+                 weight_decay: float | None = None, dropout: Any = 0.0,
+                 init: Any = "xavier_uniform",
+                 batch_size: int | str = "auto", max_epochs: int = 200, schedule: Any = None,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 n_iter_no_change: int = 10, tol: float | None = 1e-4, warm_start: bool = False,
+                 dtype: Any = np.float32, random_state: Any = None, verbose: int = 0) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.init = init
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.schedule = schedule
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, *, X_val: Any = None,
+            y_val: Any = None) -> LayerwiseRegressor:
+        """Train the network on (X, y) for up to ``max_epochs`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weight per sample, rescaled to mean 1.
+        X_val, y_val : array-like, optional
+            Validation data, recorded every epoch and monitored by ``early_stopping``.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, X_val=X_val, y_val=y_val)
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> LayerwiseRegressor:
+        """Train one epoch on (X, y), continuing the network, optimizer state and shuffling.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, partial=True)
+
+    def _prepare_y(self, y: Any, first: bool, partial: bool, classes: Any) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim not in (1, 2):
+            raise ValidationError(
+                f"y must have shape (n_samples,) or (n_samples, n_targets); received {y.shape}."
+            )
+        if first:
+            self._y_1d = y.ndim == 1
+        return y.reshape(len(y), -1)
+
+    def _loss_and_outputs(self, Y: np.ndarray) -> tuple[losses_mod.Loss, int]:
+        try:
+            loss = copy.deepcopy(self.loss) if isinstance(self.loss, losses_mod.Loss) else \
+                losses_mod.get(self.loss)
+        except ConfigError as exc:
+            raise _param_error(exc) from None
+        if loss.task != "regression":
+            raise ValidationError(
+                f"LayerwiseRegressor needs a regression loss ('mse', 'mae', 'huber'); received "
+                f"{self.loss!r}. Use LayerwiseClassifier for classes."
+            )
+        return loss, Y.shape[1]
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted targets, shape (n_samples,) or (n_samples, n_targets) like y in fit."""
+        out = self._outputs(X)
+        return out[:, 0] if self._y_1d else out

@@ -1,0 +1,407 @@
+"""layerwise.sklearn: scikit-learn's estimator checks, exact continuation, and the MLP extras."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn.base import clone
+from sklearn.datasets import load_digits, make_multilabel_classification
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import (
+    check_methods_subset_invariance,
+    check_sample_weight_equivalence_on_dense_data,
+    parametrize_with_checks,
+)
+
+import layerwise as lw
+from layerwise.sklearn import LayerwiseClassifier, LayerwiseRegressor
+
+# -- scikit-learn's own estimator checks ---------------------------------------------------------
+# Every check runs on the defaults (float32) and on float64 instances. Two checks demand agreement
+# to rtol=1e-7, below float32's rounding (~6e-8 per operation, ~1e-6 after a forward pass): they
+# are expected to fail in float32 only, and pass in float64 (see the float64 instances, and
+# test_float32_results_agree_to_float32_rounding for the float32 bound).
+FLOAT32_ONLY = {
+    "check_methods_subset_invariance": (
+        "float32 BLAS: a row's logits depend on the batch they are computed in (GEMV for one "
+        "row, GEMM kernels for several) at float32 rounding level, ~1e-6 relative, above the "
+        "check's atol=rtol=1e-7 (it can pass by luck, as the regressor's often does here); "
+        "passes on the float64 instances."
+    ),
+    "check_sample_weight_equivalence_on_dense_data": (
+        "float32 rounding: integer weights and repeated rows give the same objective and, with "
+        "the full batch this check's 15 rows use, the same steps, but sums in another order "
+        "round differently (~1e-7 relative) and 200 epochs carry it above the check's "
+        "rtol=1e-7; passes on the float64 instances."
+    ),
+}
+
+
+def _expected_failed(estimator):
+    return FLOAT32_ONLY if np.dtype(estimator.dtype) == np.float32 else {}
+
+
+@parametrize_with_checks(
+    [LayerwiseClassifier(), LayerwiseRegressor(),
+     LayerwiseClassifier(dtype=np.float64), LayerwiseRegressor(dtype=np.float64)],
+    expected_failed_checks=_expected_failed,
+)
+def test_sklearn_estimator_checks(estimator, check, monkeypatch):
+    # check_array_api_input (NumPy arrays with array-API dispatch on) needs this variable, which
+    # scikit-learn reads when the check runs; set for the check only.
+    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
+    check(estimator)
+
+
+def test_float32_results_agree_to_float32_rounding():
+    """What the two float32 expected failures check, at float32's tolerance."""
+    rng = np.random.default_rng(0)
+    X = 3 * rng.random((40, 5))
+    y = (X[:, 0] > 1.5).astype(int) + (X[:, 1] > 1.5)
+    clf = LayerwiseClassifier(random_state=0, max_epochs=50).fit(X, y)
+    full = clf.decision_function(X)
+    rows = np.vstack([clf.decision_function(X[i:i + 1]) for i in range(len(X))])
+    np.testing.assert_allclose(rows, full, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(clf.predict(X[::-1])[::-1], clf.predict(X))
+
+    sw = rng.integers(0, 4, len(X))
+    a = LayerwiseClassifier(random_state=0, max_epochs=50).fit(X, y, sample_weight=sw)
+    b = LayerwiseClassifier(random_state=0, max_epochs=50).fit(np.repeat(X, sw, axis=0),
+                                                                np.repeat(y, sw))
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=1e-4, atol=1e-5)
+
+
+def test_float64_passes_the_rounding_sensitive_checks_directly():
+    for est in (LayerwiseClassifier(dtype=np.float64), LayerwiseRegressor(dtype=np.float64)):
+        check_methods_subset_invariance(type(est).__name__, est)
+        check_sample_weight_equivalence_on_dense_data(type(est).__name__, est)
+
+
+# -- data ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+def _params(est):
+    return [p.value.copy() for p in est.model_.parameters()]
+
+
+def _assert_same_params(a, b):
+    for p, q in zip(_params(a), _params(b)):
+        np.testing.assert_array_equal(p, q)
+
+
+# -- exact continuation -------------------------------------------------------------------------
+@pytest.mark.parametrize("optimizer,lr", [("sgd", 0.05), ("adam", 1e-3)])
+def test_warm_start_and_partial_fit_continue_bit_for_bit(digits, optimizer, lr):
+    X, y = digits[0][:600], digits[1][:600]
+    kw = dict(optimizer=optimizer, learning_rate=lr, momentum=0.9, dropout=0.1, batch_size=64,
+              random_state=0, tol=None)
+    ten = LayerwiseClassifier(max_epochs=10, **kw).fit(X, y)
+
+    warm = LayerwiseClassifier(max_epochs=5, **kw).fit(X, y)
+    warm.set_params(warm_start=True).fit(X, y)
+    _assert_same_params(warm, ten)
+    assert warm.loss_curve_ == ten.loss_curve_
+    assert warm.optimizer_.t == ten.optimizer_.t == 10 * 10       # 10 epochs of 10 steps
+
+    part = LayerwiseClassifier(max_epochs=10, **kw)
+    for _ in range(10):
+        part.partial_fit(X, y, classes=np.arange(10))
+    _assert_same_params(part, ten)
+    assert part.loss_curve_ == ten.loss_curve_ and part.n_iter_ == 1 and part.t_ == 6000
+
+
+def test_partial_fit_steps_the_schedule_once_per_call(digits):
+    X, y = digits[0][:300], digits[1][:300]
+    kw = dict(schedule="cosine", max_epochs=6, learning_rate=3e-3, random_state=1, tol=None)
+    full = LayerwiseRegressor(**kw).fit(X, y.astype(float))
+    part = LayerwiseRegressor(**kw)
+    for _ in range(6):
+        part.partial_fit(X, y.astype(float))
+    _assert_same_params(part, full)
+
+
+def test_warm_start_keeps_optimizer_state_unless_its_settings_change(digits):
+    X, y = digits[0][:300], digits[1][:300]
+    est = LayerwiseClassifier(max_epochs=2, random_state=0, warm_start=True).fit(X, y)
+    opt, m = est.optimizer_, est.optimizer_.state[0]["m"].copy()
+    est.set_params(learning_rate=1e-4).fit(X, y)        # a new rate keeps Adam's moments
+    assert est.optimizer_ is opt and est.optimizer_.t == 4 * 2 and est.optimizer_.lr == 1e-4
+    assert not np.array_equal(est.optimizer_.state[0]["m"], m)
+    est.set_params(optimizer="sgd").fit(X, y)           # another optimizer starts afresh
+    assert isinstance(est.optimizer_, lw.SGD) and est.optimizer_.t == 2 * 2
+    assert len(est.loss_curve_) == 6
+
+
+def test_warm_start_refuses_a_changed_network(digits):
+    X, y = digits
+    est = LayerwiseClassifier(max_epochs=1, warm_start=True, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="sizes from"):
+        est.set_params(hidden_layer_sizes=(20,)).fit(X, y)
+    with pytest.raises(ValueError, match="classes not in classes_"):
+        LayerwiseClassifier().partial_fit(X, y % 3, classes=[0, 1, 2]).partial_fit(X, y)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        LayerwiseClassifier().partial_fit(X, y)
+
+
+# -- scikit-learn integration -------------------------------------------------------------------
+def test_pipeline_grid_search_and_cross_val_score_in_parallel(digits):
+    X, y = digits[0][:500], digits[1][:500]
+    pipe = make_pipeline(StandardScaler(), LayerwiseClassifier(max_epochs=40, random_state=0))
+    scores = cross_val_score(pipe, X, y, cv=3, n_jobs=2)
+    assert scores.mean() > 0.85
+    grid = GridSearchCV(pipe, {"layerwiseclassifier__hidden_layer_sizes": [(16,), (64,)],
+                               "layerwiseclassifier__dropout": [0.0, 0.2]}, cv=3, n_jobs=2)
+    grid.fit(X, y)
+    assert grid.best_score_ > 0.85 and grid.best_estimator_.score(X, y) > 0.9
+
+
+def test_pickle_round_trip_predicts_identically_and_drops_batch_buffers(digits):
+    X, y = digits
+    clf = LayerwiseClassifier(max_epochs=5, dropout=0.2, random_state=0).fit(X, y)
+    before = len(pickle.dumps(clf))
+    expected = clf.predict_proba(X)                         # fills 1024-row buffers
+    data = pickle.dumps(clf)
+    assert len(data) <= before
+    again = pickle.loads(data)
+    np.testing.assert_array_equal(again.predict_proba(X), expected)
+    np.testing.assert_array_equal(again.predict(X), clf.predict(X))
+    clf.set_params(warm_start=True).fit(X, y)                # training continues exactly too
+    again.set_params(warm_start=True).fit(X, y)
+    _assert_same_params(again, clf)
+
+
+def test_clone_gives_an_unfitted_copy_with_the_same_params(digits):
+    est = LayerwiseClassifier(hidden_layer_sizes=(8,), optimizer=lw.SGD(0.1, momentum=0.5))
+    est.fit(*digits)
+    copy_ = clone(est)
+    assert not hasattr(copy_, "model_") and copy_.get_params()["hidden_layer_sizes"] == (8,)
+    assert est.optimizer.t == 0                             # the given instance is never trained
+
+
+def test_predict_is_safe_from_several_threads(digits):
+    X, y = digits
+    clf = LayerwiseClassifier(max_epochs=3, random_state=0).fit(X, y)
+    expected = clf.predict_proba(X)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: clf.predict_proba(X), range(8)))
+    for r in results:
+        np.testing.assert_array_equal(r, expected)
+
+
+# -- what MLPClassifier lacks -------------------------------------------------------------------
+def test_validation_curves_early_stopping_and_explicit_validation_data(digits):
+    X, y = digits
+    clf = LayerwiseClassifier(early_stopping=True, n_iter_no_change=3, random_state=0,
+                              max_epochs=60).fit(X, y)
+    n = clf.n_iter_
+    assert len(clf.loss_curve_) == len(clf.validation_loss_curve_) == len(
+        clf.validation_scores_) == n
+    assert n < 60 and clf.best_validation_score_ == max(clf.validation_scores_)
+
+    plain = LayerwiseClassifier(max_epochs=4, random_state=0).fit(X, y)
+    assert plain.validation_scores_ is None and plain.validation_loss_curve_ is None
+    watched = LayerwiseClassifier(max_epochs=4, random_state=0).fit(X[:1500], y[:1500],
+                                                                    X_val=X[1500:],
+                                                                    y_val=y[1500:])
+    assert len(watched.validation_loss_curve_) == 4
+    acc = watched.score(X[1500:], y[1500:])
+    assert watched.validation_scores_[-1] == pytest.approx(acc)
+
+
+def test_early_stopping_restores_the_best_epoch():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = X[:, 0] + 0.5 * rng.standard_normal(200)            # noisy: validation R² peaks early
+    reg = LayerwiseRegressor(hidden_layer_sizes=(256,), learning_rate=1e-2, early_stopping=True,
+                             n_iter_no_change=5, random_state=0, max_epochs=200).fit(X, y)
+    best = int(np.argmax(reg.validation_scores_))
+    assert best < reg.n_iter_ - 1
+    assert reg.best_validation_score_ == reg.validation_scores_[best]
+
+
+def test_multilabel_classification(digits):
+    X, Y = make_multilabel_classification(n_samples=300, n_classes=4, random_state=0)
+    clf = LayerwiseClassifier(random_state=0, max_epochs=100).fit(X, Y)
+    assert clf.model_.loss.kind == "bce" and clf.n_outputs_ == 4
+    np.testing.assert_array_equal(clf.classes_, np.arange(4))
+    P = clf.predict_proba(X)
+    assert P.shape == (300, 4) and clf.predict(X).shape == (300, 4)
+    np.testing.assert_array_equal(clf.predict(X), (P > 0.5).astype(int))
+    assert clf.score(X, Y) > 0.6                              # subset accuracy
+    es = LayerwiseClassifier(random_state=0, early_stopping=True, max_epochs=5).fit(X, Y)
+    assert all(0 <= s <= 1 for s in es.validation_scores_)
+
+
+def test_multioutput_regression_and_output_activation():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 4))
+    Y = np.column_stack([X[:, 0] - X[:, 1], np.sin(X[:, 2])])
+    reg = LayerwiseRegressor(hidden_layer_sizes=(64, 64), random_state=0, learning_rate=3e-3,
+                             max_epochs=150).fit(X, Y)
+    assert reg.predict(X).shape == (300, 2) and reg.score(X, Y) > 0.9
+    assert reg.predict(X).dtype == np.float64 and reg.predict(X.astype(np.float32)).dtype == \
+        np.float32
+    one = LayerwiseRegressor(max_epochs=3).fit(X, Y[:, :1])
+    assert one.predict(X).shape == (300, 1)                  # a column stays a column
+    bounded = LayerwiseRegressor(output_activation="sigmoid", loss="huber", max_epochs=5)
+    assert np.all(bounded.fit(X, (Y[:, 0] > 0).astype(float)).predict(X) >= 0)
+
+
+def test_sample_weight_and_class_weight_shift_predictions():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 2))
+    y = (X[:, 0] + 0.8 * rng.standard_normal(400) > 0).astype(int)
+    kw = dict(random_state=0, max_epochs=50)
+    base = LayerwiseClassifier(**kw).fit(X, y).predict(X).mean()
+    heavy1 = LayerwiseClassifier(class_weight={0: 1, 1: 10}, **kw).fit(X, y).predict(X).mean()
+    sw = np.where(y == 1, 10.0, 1.0)
+    weighted = LayerwiseClassifier(**kw).fit(X, y, sample_weight=sw).predict(X).mean()
+    assert heavy1 > base + 0.1 and weighted > base + 0.1
+    balanced = LayerwiseClassifier(class_weight="balanced", **kw)
+    assert balanced.fit(X, y).score(X, y) > 0.7
+    with pytest.raises(ValueError, match="balanced"):
+        balanced.partial_fit(X, y, classes=[0, 1])
+    part = LayerwiseClassifier(**kw).partial_fit(X, y, sample_weight=sw, classes=[0, 1])
+    assert part.n_iter_ == 1
+
+
+def test_per_layer_init_activation_and_dropout(digits):
+    X, y = digits
+    clf = LayerwiseClassifier(hidden_layer_sizes=(32, 16), activation=["relu", "tanh"],
+                              dropout=[0.3, 0.0], init=["he_normal", None, "zeros"],
+                              max_epochs=1, random_state=0).fit(X, y)
+    kinds = [layer.kind for layer in clf.model_.layers]
+    assert kinds == ["dense", "relu", "dropout", "dense", "tanh", "dense"]
+    dense = [layer for layer in clf.model_.layers if layer.kind == "dense"]
+    assert [d.init for d in dense] == ["he_normal", "xavier_uniform", "zeros"]
+    assert [w.shape for w in clf.coefs_] == [(64, 32), (32, 16), (16, 10)]
+    deep = LayerwiseClassifier(hidden_layer_sizes=(32, 32, 32), max_epochs=1).fit(X, y)
+    layers = deep.model_.layers
+    assert len({id(layer) for layer in layers}) == len(layers)    # no shared buffers
+    with pytest.raises(ValueError, match="init has 2 entries"):
+        clf.set_params(init=["he_normal", "zeros"]).fit(X, y)
+
+
+def test_float32_end_to_end_and_float64_on_request(digits):
+    X, y = digits
+    X32 = X.astype(np.float32)
+    clf = LayerwiseClassifier(max_epochs=2, random_state=0).fit(X32, y)
+    assert clf.model_.dtype == np.float32
+    assert clf.predict_proba(X32).dtype == np.float32 == clf.decision_function(X32).dtype
+    assert clf.predict_proba(X).dtype == np.float64            # the caller's float64 is kept
+    clf64 = LayerwiseClassifier(max_epochs=2, dtype="float64", random_state=0).fit(X32, y)
+    assert clf64.model_.dtype == np.float64 and clf64.predict_proba(X32).dtype == np.float64
+
+
+def test_model_is_a_sequential_that_saves_and_loads(digits, tmp_path):
+    X, y = digits
+    clf = LayerwiseClassifier(max_epochs=3, random_state=0).fit(X, y)
+    assert isinstance(clf.model_, lw.Sequential)
+    clf.model_.save(tmp_path / "digits.lw")
+    model = lw.load(tmp_path / "digits.lw")
+    np.testing.assert_array_equal(model.predict(X), clf.decision_function(X.astype(np.float32)))
+    assert model.metadata["classes"] == list(range(10)) and model.metadata["task"] == \
+        "classification"
+
+    Xb, yb = X[y < 2], np.where(y[y < 2] == 1, "yes", "no")
+    binary = LayerwiseClassifier(max_epochs=3, random_state=0).fit(Xb, yb)
+    binary.model_.save(tmp_path / "binary.lw")
+    assert lw.load(tmp_path / "binary.lw").metadata["classes"] == ["no", "yes"]
+
+
+def test_binary_outputs_are_consistent(digits):
+    X, y = digits
+    Xb, yb = X[y < 2], np.where(y[y < 2] == 1, "yes", "no")
+    for loss in ("auto", "ce", lw.CrossEntropy(label_smoothing=0.1)):
+        clf = LayerwiseClassifier(loss=loss, max_epochs=5, random_state=0).fit(Xb, yb)
+        d, P = clf.decision_function(Xb), clf.predict_proba(Xb)
+        assert d.shape == (len(Xb),) and P.shape == (len(Xb), 2)
+        np.testing.assert_array_equal(clf.predict(Xb), clf.classes_[(d > 0).astype(int)])
+        np.testing.assert_allclose(np.exp(clf.predict_log_proba(Xb)), P, rtol=1e-5, atol=1e-6)
+        assert clf.n_outputs_ == (1 if loss == "auto" else 2)
+    assert clf.score(Xb, yb) > 0.95
+
+
+@pytest.mark.parametrize("params,match", [
+    (dict(hidden_layer_sizes=(10, 0)), "hidden_layer_sizes"),
+    (dict(optimizer="lbfgs"), "optimizer must be one of"),
+    (dict(activation="swish-ish"), "unknown activation"),
+    (dict(dropout=1.5), "dropout"),
+    (dict(output_activation="softmax"), "output_activation must be None"),
+    (dict(loss="bce"), "binary or multi-label"),
+    (dict(loss="mse"), "loss must be"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(max_epochs=0), "max_epochs"),
+    (dict(tol=-1.0), "tol"),
+    (dict(dtype=np.float16), "float32 or float64"),
+    (dict(schedule="sometimes"), "unknown schedule"),
+    (dict(class_weight="uniform"), "class_weight"),
+    (dict(random_state=-1), "random_state"),
+])
+def test_invalid_settings_raise_value_errors_at_fit(digits, params, match):
+    X, y = digits[0][:50], digits[1][:50]
+    est = LayerwiseClassifier(**params)                     # __init__ only stores
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y)
+
+
+def test_regressor_rejects_a_classification_loss():
+    with pytest.raises(ValueError, match="regression loss"):
+        LayerwiseRegressor(loss="ce").fit(np.zeros((4, 2)), np.arange(4.0))
+
+
+def test_held_out_digits_accuracy_on_par_with_mlpclassifier(digits):
+    """Same defaults as MLPClassifier (100 ReLU, Adam 1e-3, batch 200, <= 200 epochs, tol 1e-4);
+    benchmarks/bench_sklearn.py compares 5-fold accuracy and time."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = digits
+    Xtr, ytr, Xte, yte = X[:1400], y[:1400], X[1400:], y[1400:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reference = MLPClassifier(random_state=0).fit(Xtr, ytr).score(Xte, yte)
+    ours = LayerwiseClassifier(random_state=0).fit(Xtr, ytr).score(Xte, yte)
+    assert ours >= reference - 0.01 and ours > 0.9
+
+
+def test_importing_layerwise_sklearn_leaves_core_imports_lean():
+    code = ("import sys, layerwise; assert 'sklearn' not in sys.modules; "
+            "import layerwise.sklearn; assert 'sklearn' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_no_warnings_in_normal_use(digits):
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LayerwiseClassifier(max_epochs=2).fit(X, y).predict(X)
+        LayerwiseRegressor(max_epochs=2).fit(X, y.astype(float)).predict(X)
+
+
+def test_feature_names_from_a_dataframe_are_kept(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.standard_normal((60, 3)), columns=["a", "b", "c"])
+    y = (df["a"] > 0).map({True: "up", False: "down"})
+    clf = LayerwiseClassifier(max_epochs=3, random_state=0).fit(df, y)
+    assert list(clf.feature_names_in_) == ["a", "b", "c"]
+    assert clf.model_.metadata["feature_names"] == ["a", "b", "c"]
+    assert set(clf.predict(df)) <= {"up", "down"}
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(df[["c", "b", "a"]])
