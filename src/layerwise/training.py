@@ -650,6 +650,9 @@ def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_m
 
 def global_norm(params: Sequence[Param]) -> float:
     """‖g‖ = √(Σ_p Σ_i g_pi²) over every gradient, accumulated in float64."""
+    if len(params) == 1 and params[0].grad.ndim == 1:   # fit's single flat buffer
+        g = params[0].grad
+        return math.sqrt(float(np.dot(g, g)))
     total = 0.0
     for p in params:
         g = p.grad.reshape(-1, order="A")       # a view: gradients are contiguous
