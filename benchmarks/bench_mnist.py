@@ -221,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
           f"momentum {MOMENTUM}, cosine per epoch, batch {args.batch_size}, "
           f"{args.epochs} epochs, float32")
     print("times are training only: the clock is paused while the test set is evaluated")
+    load = os.getloadavg()
+    print(f"load average before the run: {load[0]:.2f} (1 min), {load[1]:.2f} (5 min); other "
+          "work on these cores slows both libraries' 2-thread BLAS/OpenMP sharply")
     print()
 
     lw_res = run_layerwise(X, y, Xt, yt, args.epochs, args.batch_size)
@@ -272,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                         "processor": platform.processor(), "python": platform.python_version(),
-                        "numpy": np.__version__, "blas": blas,
+                        "numpy": np.__version__, "blas": blas, "loadavg_before": load,
                         "torch": None if torch_res is None else torch_res["version"]},
             "command": " ".join(["python", *sys.argv]),
             "recipe": {"sizes": [X.shape[1], HIDDEN, 10], "lr": LR, "momentum": MOMENTUM,
