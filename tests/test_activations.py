@@ -97,6 +97,21 @@ def test_derivative_is_computed_from_the_output(name):
                                atol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(8, 12), (64, 64), (128, 800)], ids=["small", "4096", "large"])
+def test_relu_is_exact_on_both_code_paths(shape, dtype):
+    """ReLU computes f′ with sign() below 4096 elements and a boolean mask above; both give
+    exactly max(Z, 0) and dA·𝟙[Z > 0], with exact zeros in the input included."""
+    rng = np.random.default_rng(3)
+    Z = rng.standard_normal(shape).astype(dtype)
+    Z[::3, ::5] = 0.0
+    dA = rng.standard_normal(shape).astype(dtype)
+    layer = lw.ReLU()
+    np.testing.assert_array_equal(layer.forward(Z, training=True), np.where(Z > 0, Z, 0))
+    np.testing.assert_array_equal(layer.backward(dA), np.where(Z > 0, dA, 0))
+    assert layer.backward(dA).dtype == dtype
+
+
 def test_subgradients_at_zero_follow_pytorch():
     z = np.zeros((1, 3))
     for layer, expected in [(lw.ReLU(), 0.0), (lw.LeakyReLU(0.2), 0.2), (lw.ELU(0.5), 0.5)]:
