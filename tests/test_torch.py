@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import layerwise as lw
+from layerwise import _blas
 
 torch = pytest.importorskip("torch", reason="PyTorch not installed: pip install torch==2.13.0")
 F = torch.nn.functional
@@ -364,11 +365,15 @@ def assert_same_weights(model: lw.Sequential, params: dict[int, tuple[Any, Any]]
         assert_close(d.b, params[i][1], tol, f"b of layer {i}")
 
 
+@pytest.mark.parametrize("update", ["numpy", "blas"])
 @pytest.mark.parametrize("loss_name", ["ce", "mse"])
 @pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
-def test_optimizer_matches_torch_optim(opt_name: str, loss_name: str) -> None:
+def test_optimizer_matches_torch_optim(opt_name: str, loss_name: str, update: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """50 steps from the same weights on the same random batches (sizes 1–12): every parameter
-    equals torch.optim's to 1e-8, and the parameters did move."""
+    equals torch.optim's to 1e-8, and the parameters did move. Both ways of running the fused
+    updates are checked: NumPy calls, and BLAS axpy/axpby (used for large buffers)."""
+    monkeypatch.setattr(_blas, "MIN_SIZE", 1 if update == "blas" else 1 << 62)
     make_lw, make_torch = OPTIMIZERS[opt_name]
     model = small_mlp(seed=11)
     W0 = {i: d.W.copy() for i, d in dense_layers(model).items()}

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ._blas import axpby, axpy
 from ._utils import lookup, positive_float
 from .errors import ValidationError
 from .layers import Param
@@ -120,11 +121,9 @@ class SGD(Optimizer):
             if self.t == 1:
                 v[...] = g                                 # v = g at the first step
             else:
-                v *= self.momentum
-                if self.dampening:
-                    v += (1 - self.dampening) * g          # v ← μv + (1 − τ)g
-                else:
-                    v += g                                 # v ← μv + g
+                # v ← μv + (1 − τ)g in one BLAS axpby. Its NumPy fallback scales g in tmp when
+                # τ ≠ 0, even if g is tmp: g is needed again only by Nesterov, where τ = 0.
+                axpby(1 - self.dampening, g, self.momentum, v, tmp)
             if self.nesterov:
                 g2 = s["tmp2"]
                 np.multiply(v, self.momentum, out=g2)
@@ -132,8 +131,7 @@ class SGD(Optimizer):
                 g = g2
             else:
                 g = v                                      # g ← v
-        np.multiply(g, self.lr, out=tmp)
-        w -= tmp                                           # W ← W − η g
+        axpy(-self.lr, g, w, tmp)                          # W ← W − η g, one BLAS axpy
 
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
