@@ -9,8 +9,13 @@ smoothing. Each library keeps its default weight initialisation (layerwise: He n
 
 Clocks measure training only. The test set is evaluated after every epoch, but the clock is
 paused around that evaluation, so "elapsed" is cumulative training time. layerwise's clock starts
-just before its single ``fit`` call (so it includes fit's one-time input checks); PyTorch's starts
-before its first epoch, with the data already in tensors.
+just before its single ``fit`` call (so it includes fit's one-time input checks); PyTorch's
+counts its epochs only, with the data already in tensors.
+
+The two libraries take turns, epoch by epoch: at the end of each layerwise epoch a callback
+pauses layerwise's clock and runs one PyTorch epoch. On a shared machine the speed of the cores
+drifts over tens of seconds, and this way both libraries see the same conditions; running one
+after the other let that drift move the ratio by ±30% between runs (``--sequential`` does that).
 
 - layerwise: ONE ``model.fit(..., epochs=E, schedule="cosine", verbose=0)`` call (calling fit per
   epoch would restart the schedule) with a callback that records time and test accuracy at the
@@ -19,11 +24,12 @@ before its first epoch, with the data already in tensors.
 - PyTorch: ``nn.Sequential(Linear, ReLU, Linear)``, ``CrossEntropyLoss``, ``optim.SGD``, no
   DataLoader: each batch indexes the preloaded tensor with a slice of ``torch.randperm``. It runs
   with 1 or 2 threads, whichever finishes one warm-up epoch (on a throwaway model) faster, or
-  with ``--torch-threads N`` (one warm-up epoch too). layerwise runs first, PyTorch after it.
+  with ``--torch-threads N`` (one warm-up epoch too), chosen before layerwise starts.
 
     python benchmarks/bench_mnist.py                     # 20 epochs, both libraries
     python benchmarks/bench_mnist.py --json out.json     # also write every number as JSON
     python benchmarks/bench_mnist.py --epochs 5 --skip-torch
+    python benchmarks/bench_mnist.py --sequential        # layerwise's 20 epochs, then torch's
 
 PyTorch missing: skipped with a note. Targets (issue 4): a layerwise epoch takes at most 0.6x
 PyTorch's time, and layerwise reaches 98.0% test accuracy in less training time than PyTorch.
@@ -38,6 +44,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -74,31 +81,37 @@ def first_reaching(accs: list[float], elapsed: list[float], target: float) -> fl
 class EpochClock(lw.Callback):
     """Record cumulative training time and test accuracy after every epoch.
 
-    The clock is paused while the test set is evaluated.
+    The clock is paused while the test set is evaluated, and while ``between_epochs`` (PyTorch's
+    turn, when interleaved) runs.
     """
 
-    def __init__(self, X_test: np.ndarray, y_test: np.ndarray, t_start: float) -> None:
+    def __init__(self, X_test: np.ndarray, y_test: np.ndarray, t_start: float,
+                 between_epochs: Callable[[], None] | None = None) -> None:
         self.X_test, self.y_test = X_test, y_test
         self.t_start = t_start
-        self.paused = 0.0                               # seconds spent evaluating
+        self.between_epochs = between_epochs
+        self.paused = 0.0                               # seconds not spent training
         self.elapsed: list[float] = []
         self.accuracy: list[float] = []
 
     def on_epoch_end(self, state: lw.training.TrainState, logs: dict[str, float]) -> None:
-        t_eval = time.perf_counter()
-        self.elapsed.append(t_eval - self.t_start - self.paused)
+        t_pause = time.perf_counter()
+        self.elapsed.append(t_pause - self.t_start - self.paused)
         acc = state.model.evaluate(self.X_test, self.y_test)["accuracy"]
         self.accuracy.append(acc)
         print_epoch("layerwise", state.epoch + 1, state.epochs, acc, self.elapsed)
-        self.paused += time.perf_counter() - t_eval
+        if self.between_epochs is not None:
+            self.between_epochs()
+        self.paused += time.perf_counter() - t_pause
 
 
 def run_layerwise(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, yt: np.ndarray, epochs: int,
-                  batch_size: int) -> dict[str, Any]:
+                  batch_size: int, between_epochs: Callable[[], None] | None = None
+                  ) -> dict[str, Any]:
     model = lw.mlp([X.shape[1], HIDDEN, 10], activation="relu", rng=SEED)
     opt = lw.SGD(lr=LR, momentum=MOMENTUM)
     t_start = time.perf_counter()
-    clock = EpochClock(Xt, yt, t_start)
+    clock = EpochClock(Xt, yt, t_start, between_epochs)
     model.fit(X, y, loss=lw.CrossEntropy(), optimizer=opt, epochs=epochs,
               batch_size=batch_size, schedule="cosine", shuffle=True, rng=SEED,
               callbacks=[clock], verbose=0)
@@ -106,70 +119,73 @@ def run_layerwise(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, yt: np.ndarray, 
 
 
 # -- PyTorch ------------------------------------------------------------------------------------
-def run_torch(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, yt: np.ndarray, epochs: int,
-              batch_size: int, threads: int | None) -> dict[str, Any] | None:
-    try:
-        import torch
-    except ImportError:
-        return None
-    Xtr, ytr = torch.from_numpy(X), torch.from_numpy(y)
-    Xte, yte = torch.from_numpy(Xt), torch.from_numpy(yt)
+class TorchRun:
+    """The same recipe in PyTorch, one epoch per ``epoch()`` call, timed by its own clock."""
 
-    def build() -> tuple[Any, Any, Any, Any]:
+    def __init__(self, torch: Any, X: np.ndarray, y: np.ndarray, Xt: np.ndarray, yt: np.ndarray,
+                 epochs: int, batch_size: int) -> None:
+        self.torch, self.epochs, self.batch_size = torch, epochs, batch_size
+        self.Xtr, self.ytr = torch.from_numpy(X), torch.from_numpy(y)
+        self.Xte, self.yte = torch.from_numpy(Xt), torch.from_numpy(yt)
+        self.ce = torch.nn.CrossEntropyLoss()
+        self.elapsed: list[float] = []
+        self.accuracy: list[float] = []
+        self.threads = 0
+        self.warmup: dict[int, float] = {}
+
+    def build(self) -> tuple[Any, Any, Any, Any]:
+        torch = self.torch
         torch.manual_seed(SEED)
-        net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], HIDDEN), torch.nn.ReLU(),
+        net = torch.nn.Sequential(torch.nn.Linear(self.Xtr.shape[1], HIDDEN), torch.nn.ReLU(),
                                   torch.nn.Linear(HIDDEN, 10))
         opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs)
         gen = torch.Generator().manual_seed(SEED)
         return net, opt, sched, gen
 
-    ce = torch.nn.CrossEntropyLoss()
-    N = len(Xtr)
-
-    def train_epoch(net: Any, opt: Any, gen: Any) -> None:
+    def train_epoch(self, net: Any, opt: Any, gen: Any) -> None:
         net.train()
-        order = torch.randperm(N, generator=gen)
-        for s in range(0, N, batch_size):
-            idx = order[s:s + batch_size]
-            xb, yb = Xtr[idx], ytr[idx]                 # gather from the preloaded tensors
+        N, bs = len(self.Xtr), self.batch_size
+        order = self.torch.randperm(N, generator=gen)
+        for s in range(0, N, bs):
+            idx = order[s:s + bs]
+            xb, yb = self.Xtr[idx], self.ytr[idx]       # gather from the preloaded tensors
             opt.zero_grad(set_to_none=True)
-            ce(net(xb), yb).backward()
+            self.ce(net(xb), yb).backward()
             opt.step()
 
-    def test_accuracy(net: Any) -> float:
+    def test_accuracy(self, net: Any) -> float:
         net.eval()
-        with torch.no_grad():
-            return float((net(Xte).argmax(dim=1) == yte).float().mean())
+        with self.torch.no_grad():
+            return float((net(self.Xte).argmax(dim=1) == self.yte).float().mean())
 
-    warmup: dict[int, float] = {}
-    for n in (1, 2) if threads is None else (threads,):  # one warm-up epoch per candidate
-        torch.set_num_threads(n)
-        net, opt, _, gen = build()
+    def warm_up(self, threads: int | None) -> None:
+        """One epoch on a throwaway model per thread count; keep the faster count."""
+        for n in (1, 2) if threads is None else (threads,):
+            self.torch.set_num_threads(n)
+            net, opt, _, gen = self.build()
+            t0 = time.perf_counter()
+            self.train_epoch(net, opt, gen)
+            self.warmup[n] = time.perf_counter() - t0
+        self.threads = min(self.warmup, key=lambda n: self.warmup[n])
+        self.torch.set_num_threads(self.threads)
+        tried = ", ".join(f"{n} thread(s) {t:.2f}s" for n, t in self.warmup.items())
+        print(f"torch warm-up epoch: {tried}; using {self.threads} thread(s)")
+        self.net, self.opt, self.sched, self.gen = self.build()
+
+    def epoch(self) -> None:
         t0 = time.perf_counter()
-        train_epoch(net, opt, gen)
-        warmup[n] = time.perf_counter() - t0
-    chosen = min(warmup, key=lambda n: warmup[n])
-    torch.set_num_threads(chosen)
-    tried = ", ".join(f"{n} thread(s) {t:.2f}s" for n, t in warmup.items())
-    print(f"torch warm-up epoch: {tried}; using {chosen} thread(s)")
+        self.train_epoch(self.net, self.opt, self.gen)
+        self.sched.step()                               # cosine, stepped per epoch
+        took = time.perf_counter() - t0
+        self.elapsed.append((self.elapsed[-1] if self.elapsed else 0.0) + took)
+        self.accuracy.append(self.test_accuracy(self.net))     # not timed
+        print_epoch("torch", len(self.elapsed), self.epochs, self.accuracy[-1], self.elapsed)
 
-    net, opt, sched, gen = build()
-    elapsed: list[float] = []
-    accuracy: list[float] = []
-    paused = 0.0
-    t_start = time.perf_counter()
-    for epoch in range(epochs):
-        train_epoch(net, opt, gen)
-        sched.step()                                    # cosine, stepped per epoch
-        t_eval = time.perf_counter()
-        elapsed.append(t_eval - t_start - paused)
-        accuracy.append(test_accuracy(net))             # clock paused from here ...
-        print_epoch("torch", epoch + 1, epochs, accuracy[-1], elapsed)
-        paused += time.perf_counter() - t_eval          # ... to here
-    return {"elapsed": elapsed, "accuracy": accuracy, "threads": chosen,
-            "warmup_seconds": {str(k): v for k, v in warmup.items()},
-            "version": torch.__version__}
+    def result(self) -> dict[str, Any]:
+        return {"elapsed": self.elapsed, "accuracy": self.accuracy, "threads": self.threads,
+                "warmup_seconds": {str(k): v for k, v in self.warmup.items()},
+                "version": self.torch.__version__}
 
 
 # -- reporting ----------------------------------------------------------------------------------
@@ -206,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--torch-threads", type=int, default=None,
                    help="PyTorch threads (default: the faster of 1 and 2 on a warm-up epoch)")
     p.add_argument("--skip-torch", action="store_true", help="run layerwise only")
+    p.add_argument("--sequential", action="store_true",
+                   help="run all of layerwise's epochs, then all of PyTorch's (default: take "
+                        "turns epoch by epoch, so both see the same machine conditions)")
     p.add_argument("--json", default=None, help="write results to this JSON file")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1:
@@ -226,17 +245,28 @@ def main(argv: list[str] | None = None) -> int:
           "work on these cores slows both libraries' 2-thread BLAS/OpenMP sharply")
     print()
 
-    lw_res = run_layerwise(X, y, Xt, yt, args.epochs, args.batch_size)
-    lw_sum = summarize(lw_res)
-    torch_res = None
+    torch_run = None
     notes = []
     if args.skip_torch:
         notes.append("torch was skipped (--skip-torch).")
     else:
-        print()
-        torch_res = run_torch(X, y, Xt, yt, args.epochs, args.batch_size, args.torch_threads)
-        if torch_res is None:
+        try:
+            import torch
+        except ImportError:
             notes.append("torch is not installed, so it was skipped.")
+        else:
+            torch_run = TorchRun(torch, X, y, Xt, yt, args.epochs, args.batch_size)
+            torch_run.warm_up(args.torch_threads)
+            print()
+    interleave = torch_run is not None and not args.sequential
+    lw_res = run_layerwise(X, y, Xt, yt, args.epochs, args.batch_size,
+                           between_epochs=torch_run.epoch if interleave else None)
+    lw_sum = summarize(lw_res)
+    if torch_run is not None and not interleave:
+        print()
+        for _ in range(args.epochs):
+            torch_run.epoch()
+    torch_res = None if torch_run is None else torch_run.result()
     t_sum = None if torch_res is None else summarize(torch_res)
 
     def secs(v: float | None) -> str:
@@ -262,9 +292,11 @@ def main(argv: list[str] | None = None) -> int:
         lw_t, t_t = lw_sum["seconds_to_target"], t_sum["seconds_to_target"]
         targets["epoch_time"] = ratio <= EPOCH_RATIO_TARGET
         targets["time_to_target"] = lw_t is not None and (t_t is None or lw_t < t_t)
+        pairs = [a / b for a, b in zip(lw_sum["epoch_seconds"], t_sum["epoch_seconds"])]
         print()
         print(f"epoch time layerwise/torch: {ratio:.2f}x (target <= {EPOCH_RATIO_TARGET}x: "
-              f"{'met' if targets['epoch_time'] else 'MISSED'})")
+              f"{'met' if targets['epoch_time'] else 'MISSED'}); epoch by epoch: median "
+              f"{statistics.median(pairs):.2f}x, from {min(pairs):.2f}x to {max(pairs):.2f}x")
         print(f"{TARGET_ACC:.1%} reached sooner by layerwise: {secs(lw_t)} vs {secs(t_t)} "
               f"({'met' if targets['time_to_target'] else 'MISSED'})")
     for note in notes:
@@ -285,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             "layerwise": {**lw_res, **lw_sum, "version": lw.__version__},
             "torch": None if torch_res is None else {**torch_res, **(t_sum or {})},
             "epoch_ratio_layerwise_over_torch": ratio,
+            "interleaved": interleave,
             "targets_met": targets, "notes": notes,
         }
         with open(args.json, "w") as fh:
