@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 
 import numpy as np
@@ -86,9 +87,17 @@ def test_bundled_openblas_is_found_and_is_numpys_own_instance() -> None:
     funcs = _blas._load()
     assert funcs is not None, f"bundled OpenBLAS not usable: {_blas._candidates()}"
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
-    assert len(blas) == 1, f"more than one BLAS loaded: {blas}"
-    assert any(os.path.samefile(blas[0]["filepath"], c) for c in _blas._candidates())
+    ours = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas" and any(
+        os.path.samefile(i["filepath"], c) for c in _blas._candidates())]
+    assert len(ours) == 1, f"NumPy's OpenBLAS is loaded {len(ours)} times: {ours}"
+    # The limit threadpoolctl sets on NumPy's library is what our handle reads: one instance.
+    lib = ctypes.CDLL(ours[0]["filepath"])
+    names = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+             "scipy_openblas_get_num_threads", "openblas_get_num_threads")
+    get_threads = next(f for f in (getattr(lib, n, None) for n in names) if f is not None)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert get_threads() == 1
+    assert get_threads() == ours[0]["num_threads"]
 
 
 def test_sgd_with_and_without_blas_trains_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,3 +117,29 @@ def test_sgd_with_and_without_blas_trains_the_same(monkeypatch: pytest.MonkeyPat
 
     assert lw.mlp([100, 400, 10]).n_params() > _blas.MIN_SIZE
     np.testing.assert_allclose(run(1), run(1 << 62), rtol=1e-12, atol=1e-14)
+
+
+def _blas_threads() -> int:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    return max(i["num_threads"] for i in threadpoolctl.threadpool_info()
+               if i["user_api"] == "blas")
+
+
+@pytest.mark.parametrize(("sizes", "small"), [([64, 32, 10], True), ([256, 512, 10], False)])
+def test_fit_trains_small_networks_with_one_blas_thread(sizes: list[int], small: bool) -> None:
+    """Below SMALL_MACS multiply-adds per batch fit runs on one BLAS thread (a second one only
+    adds waiting); larger networks keep the default; the setting is restored afterwards."""
+    before = _blas_threads()
+    seen: list[int] = []
+
+    class Probe(lw.Callback):
+        def on_epoch_end(self, state: lw.training.TrainState, logs: dict[str, float]) -> None:
+            seen.append(_blas_threads())
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, sizes[0])).astype(np.float32), rng.integers(0, 10, 64)
+    macs = 64 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+    assert (macs <= _blas.SMALL_MACS) == small
+    lw.mlp(sizes, rng=0).fit(X, y, epochs=1, batch_size=64, callbacks=[Probe()], verbose=0)
+    assert seen == [1 if small else before]
+    assert _blas_threads() == before

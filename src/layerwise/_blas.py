@@ -1,4 +1,6 @@
-"""Fused in-place vector updates, ``y ← a·x + b·y``, through the BLAS NumPy has already loaded.
+"""How layerwise uses BLAS beyond ``np.dot``: fused vector updates and thread counts.
+
+Fused in-place vector updates, ``y ← a·x + b·y``, go through the BLAS NumPy has already loaded.
 
 NumPy has no fused multiply-add over arrays: ``W −= η·v`` costs two passes (η·v into a scratch
 buffer, then the subtraction), each streaming the whole parameter buffer through memory. BLAS's
@@ -15,9 +17,11 @@ NumPy calls. The two paths agree up to rounding: BLAS may fuse a·x + y into one
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -120,3 +124,31 @@ def axpby(a: float, x: np.ndarray, b: float, y: np.ndarray, tmp: np.ndarray) -> 
     else:
         np.multiply(x, a, out=tmp)
         y += tmp
+
+
+# -- threads ------------------------------------------------------------------------------------
+#: Below this many multiply-adds per batch (B·Σ n_in·n_out), a second BLAS thread costs more than
+#: it saves, and on a busy machine it can make every step wait milliseconds for a core (digits
+#: trained 17x slower with another process on the second core): small networks train and
+#: predict with one BLAS thread.
+SMALL_MACS = 1 << 22
+_controller: Any = None
+
+
+def threads_for(layer_sizes: Sequence[tuple[int, int]], batch: int
+                ) -> contextlib.AbstractContextManager[Any]:
+    """A context with one BLAS thread when the network is small, else the library's default.
+
+    ``layer_sizes`` lists (n_in, n_out) of the dense layers. Needs threadpoolctl (a dependency
+    of layerwise and of scikit-learn); without it, nothing is changed.
+    """
+    global _controller
+    if batch * sum(n_in * n_out for n_in, n_out in layer_sizes) > SMALL_MACS:
+        return contextlib.nullcontext()
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+        except ImportError:
+            return contextlib.nullcontext()
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")

@@ -41,6 +41,7 @@ from . import initializers
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
+from ._blas import threads_for
 from ._utils import as_float_dtype, fraction
 from .errors import ConfigError, LayerwiseError, ValidationError
 from .layers import Dense, Dropout, Layer
@@ -66,25 +67,10 @@ def _lock(model: Sequential) -> threading.Lock:
         return lock
 
 
-# Below this many multiply-adds per batch (B·Σ n_in·n_out), a second BLAS thread costs more than
-# it saves, and on a busy machine it can make every step wait milliseconds for a core: small
-# networks (scikit-learn-sized data) train and predict with one BLAS thread.
-_SMALL_MACS = 1 << 22
-_CONTROLLER: Any = None
-
-
 def _blas_threads(model: Sequential, batch: int) -> contextlib.AbstractContextManager[Any]:
     """One BLAS thread for a small network, the library's default otherwise."""
-    global _CONTROLLER
-    macs = batch * sum(layer.n_in * layer.n_out for layer in model.layers
-                       if isinstance(layer, Dense))
-    if macs > _SMALL_MACS:
-        return contextlib.nullcontext()
-    if _CONTROLLER is None:
-        # threadpoolctl comes with scikit-learn (it has no type hints)
-        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
+    return threads_for([(layer.n_in, layer.n_out) for layer in model.layers
+                        if isinstance(layer, Dense)], batch)
 
 
 def _param_error(exc: LayerwiseError) -> ValidationError:
@@ -449,7 +435,7 @@ class _LayerwiseBase(BaseEstimator):
             schedule = _Offset(schedule, len(self.loss_curve_))
         self.optimizer_.lr = self._base_lr()       # fit's schedules start from this rate
         batch_size = self._batch_size(len(X))
-        with _lock(self.model_), _blas_threads(self.model_, min(batch_size, len(X))):
+        with _lock(self.model_):                   # fit limits BLAS threads for small nets
             history = _train(
                 self.model_, X, Y, loss=loss, optimizer=self.optimizer_,
                 epochs=1 if partial else int(self.max_epochs), batch_size=batch_size,

@@ -29,6 +29,7 @@ import numpy as np
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
+from ._blas import threads_for
 from ._utils import (
     RngLike,
     as_array,
@@ -39,7 +40,7 @@ from ._utils import (
     positive_int,
 )
 from .errors import DivergenceError, TrainingInterrupted, ValidationError
-from .layers import Param
+from .layers import Dense, Param
 from .metrics import for_loss, labels_from_outputs
 
 if TYPE_CHECKING:
@@ -432,8 +433,11 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         cb.on_train_begin(run.state)
     # Overflow shows up as a non-finite loss or gradient, which train_step turns into a
     # DivergenceError; NumPy's own floating-point warnings would only be noise before it.
+    # Small networks train with one BLAS thread: a second one costs more than it saves.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), \
-            _deferred_interrupt(run, enabled=checkpoint is not None):
+            _deferred_interrupt(run, enabled=checkpoint is not None), \
+            threads_for([(layer.n_in, layer.n_out) for layer in model.layers
+                         if isinstance(layer, Dense)], min(run.batch_size, run.N)):
         try:
             run.loop(checkpoint, every)
         except KeyboardInterrupt:
