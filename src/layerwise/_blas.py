@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import glob
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +35,8 @@ _funcs: Any = _UNLOADED    # {(routine, dtype): ctypes function}, or None when u
 
 def _candidates() -> list[str]:
     """OpenBLAS files shipped inside the installed NumPy (wheels: numpy.libs, numpy/.dylibs)."""
+    import glob  # only needed once, on first use
+
     root = os.path.dirname(np.__file__)
     found: list[str] = []
     for folder in (root + ".libs", os.path.join(root, ".dylibs"), root):
