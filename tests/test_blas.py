@@ -100,13 +100,22 @@ def test_bundled_openblas_is_found_and_is_numpys_own_instance() -> None:
     assert get_threads() == ours[0]["num_threads"]
 
 
-def test_sgd_with_and_without_blas_trains_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A network big enough for the BLAS path: 20 steps of SGD with momentum and dampening
-    agree with the NumPy path to float64 rounding."""
+OPTIMIZERS = {
+    "sgd": lambda: lw.SGD(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=1e-3),
+    "adam": lambda: lw.Adam(lr=1e-3, weight_decay=1e-3),
+    "adamw": lambda: lw.AdamW(lr=1e-3, weight_decay=0.1),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_optimizers_with_and_without_blas_train_the_same(name: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network big enough for the BLAS path: 20 steps agree with the NumPy path to float64
+    rounding (SGD with momentum, dampening and weight decay; Adam; AdamW)."""
     def run(min_size: int) -> np.ndarray:
         monkeypatch.setattr(_blas, "MIN_SIZE", min_size)
         model = lw.mlp([100, 400, 10], activation="relu", rng=0, dtype=np.float64)
-        opt = lw.SGD(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=1e-3)
+        opt = OPTIMIZERS[name]()
         loss = lw.CrossEntropy()
         rng = np.random.default_rng(1)
         X = rng.normal(size=(32, 100))

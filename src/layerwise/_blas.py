@@ -119,7 +119,8 @@ def axpby(a: float, x: np.ndarray, b: float, y: np.ndarray, tmp: np.ndarray) -> 
     if fn is not None:
         fn(y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
         return
-    y *= b
+    if b != 1:
+        y *= b
     if a == 1:
         y += x
     else:

@@ -1,8 +1,10 @@
 """Gradient-descent optimizers over ``model.parameters()``, updating values in place.
 
-Each follows ``torch.optim``'s update rule exactly (same order of operations, same first step),
-so that runs agree with PyTorch to float64 precision. State (momentum, moments) is allocated once,
-at the first ``step``, and updated in place afterwards; no step allocates an array.
+Each follows ``torch.optim``'s update rule (the same formulas, defaults and first step), so that
+runs agree with PyTorch to float64 precision; where an equivalent order of operations takes fewer
+passes over the parameters, it is used (SGD and Adam fuse their updates into BLAS axpy/axpby
+calls for large buffers, see :mod:`layerwise._blas`). State (momentum, moments) is allocated
+once, at the first ``step``, and updated in place afterwards; no step allocates an array.
 """
 
 from __future__ import annotations
@@ -170,28 +172,27 @@ class Adam(Optimizer):
     def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> None:
         b1, b2 = self.betas
         m, v, tmp = s["m"], s["v"], s["tmp"]
+        keep = 1.0                                         # W's factor in the last update
         if self.weight_decay:
             if self.decoupled:
-                w *= 1 - self.lr * self.weight_decay       # AdamW: W ← W(1 − ηλ)
+                keep = 1 - self.lr * self.weight_decay     # AdamW: W ← W(1 − ηλ), fused below
             else:
                 gd = s["tmp_g"]
                 np.multiply(w, self.weight_decay, out=gd)
                 gd += g                                    # g ← ∇W + λW
                 g = gd
-        np.subtract(g, m, out=tmp)
-        tmp *= 1 - b1
-        m += tmp                                           # m ← m + (1 − β₁)(g − m)
+        # The moving averages and the step are BLAS axpby calls for large buffers, one pass
+        # each (see layerwise._blas); tmp is their scratch on the NumPy path.
+        axpby(1 - b1, g, b1, m, tmp)                       # m ← β₁m + (1 − β₁)g
         np.multiply(g, g, out=tmp)
-        tmp *= 1 - b2
-        v *= b2
-        v += tmp                                           # v ← β₂v + (1 − β₂)g²
-        step_size = self.lr / (1 - b1**self.t)             # η / (1 − β₁ᵗ)
+        axpby(1 - b2, tmp, b2, v, tmp)                     # v ← β₂v + (1 − β₂)g²
+        # W ← W − η m̂ / (√v̂ + ε) with m̂ = m / (1 − β₁ᵗ), v̂ = v / c², c = √(1 − β₂ᵗ),
+        # computed as W − (η c / (1 − β₁ᵗ)) · m / (√v + c ε): the same value, one pass fewer.
+        c = math.sqrt(1 - b2**self.t)
         np.sqrt(v, out=tmp)
-        tmp /= math.sqrt(1 - b2**self.t)
-        tmp += self.eps                                    # √v̂ + ε,  v̂ = v / (1 − β₂ᵗ)
+        tmp += c * self.eps                                # √v + c ε
         np.divide(m, tmp, out=tmp)
-        tmp *= step_size
-        w -= tmp                                           # W ← W − η m̂ / (√v̂ + ε)
+        axpby(-self.lr * c / (1 - b1**self.t), tmp, keep, w, tmp)
 
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
