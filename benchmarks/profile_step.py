@@ -33,11 +33,11 @@ CONFIGS = {   # name: (layer sizes, batch, SGD momentum)
 }
 
 
-def profile(sizes: list[int], B: int, momentum: float, steps: int) -> dict[str, float]:
+def profile(sizes: list[int], B: int, opt: lw.Optimizer, steps: int) -> dict[str, float]:
     """Mean microseconds per step for each part, after 20 warm-up steps."""
     rng = np.random.default_rng(0)
     model = lw.mlp(sizes, activation="relu", rng=0)
-    opt, loss = lw.SGD(lr=0.01, momentum=momentum), lw.CrossEntropy()
+    loss = lw.CrossEntropy()
     X = rng.random((B, sizes[0]), dtype=np.float32)
     y = loss.prepare_target(rng.integers(0, sizes[-1], B), sizes[-1], np.float32)
     params = model.flat_parameters()
@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("config", choices=list(CONFIGS), help="network and batch to profile")
     p.add_argument("--steps", type=int, default=0,
                    help="timed steps (default: about two seconds' worth)")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam", "adamw", "rmsprop"],
+                   help="sgd (default; with the configuration's momentum) or another, at its "
+                        "defaults")
     p.add_argument("--numpy-updates", action="store_true",
                    help="run the optimizer's fused updates as NumPy calls instead of BLAS "
                         "axpy/axpby (what a NumPy without bundled OpenBLAS does)")
@@ -89,10 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     sizes, B, momentum = CONFIGS[args.config]
     flops = 6 * B * sum(a * b for a, b in zip(sizes, sizes[1:]))
     steps = args.steps or max(20, int(2 / (flops / 4e11 + 2e-5)))    # about 2 s at 400 GFLOP/s
-    parts = profile(sizes, B, momentum, steps)
+    opt = (lw.SGD(lr=0.01, momentum=momentum) if args.optimizer == "sgd"
+           else lw.optimizers.get(args.optimizer, lr=1e-3))
+    parts = profile(sizes, B, opt, steps)
     step = sum(parts.values())
-    print(f"{args.config}: layers {'-'.join(map(str, sizes))}, batch {B}, SGD momentum "
-          f"{momentum}, float32; {steps} steps; updates through "
+    print(f"{args.config}: layers {'-'.join(map(str, sizes))}, batch {B}, {opt!r}, "
+          f"float32; {steps} steps; updates through "
           f"{'NumPy' if args.numpy_updates else 'BLAS where available'}")
     width = max(map(len, parts))
     for name, us in parts.items():
