@@ -4,8 +4,8 @@ Fused in-place vector updates, ``y ← a·x + b·y``, go through the BLAS NumPy 
 
 NumPy has no fused multiply-add over arrays: ``W −= η·v`` costs two passes (η·v into a scratch
 buffer, then the subtraction), each streaming the whole parameter buffer through memory. BLAS's
-``axpy`` and ``axpby`` do it in one pass, on OpenBLAS's threads. For MNIST's 784-800-10 network
-(635k parameters) this takes SGD with momentum from about 470 to 210 µs per step.
+``axpy`` and ``axpby`` do it in one pass, on OpenBLAS's threads (BENCHMARKS.md measures the
+gain with ``benchmarks/profile_step.py``).
 
 The library called is the OpenBLAS that NumPy's own wheels bundle, opened from the same file, so
 the loader hands back the instance NumPy already uses: one thread pool, which ``threadpoolctl``
@@ -20,10 +20,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .layers import Dense
+
+if TYPE_CHECKING:
+    from .network import Sequential
 
 #: arrays shorter than this take the NumPy path: below it the ctypes call (about 2 µs) costs
 #: more than the pass it saves, since such arrays sit in cache.
@@ -137,15 +141,15 @@ SMALL_MACS = 1 << 22
 _controller: Any = None
 
 
-def threads_for(layer_sizes: Sequence[tuple[int, int]], batch: int
-                ) -> contextlib.AbstractContextManager[Any]:
-    """A context with one BLAS thread when the network is small, else the library's default.
-
-    ``layer_sizes`` lists (n_in, n_out) of the dense layers. Needs threadpoolctl (a dependency
-    of layerwise and of scikit-learn); without it, nothing is changed.
+def threads_for(model: Sequential, batch: int) -> contextlib.AbstractContextManager[Any]:
+    """A context with one BLAS thread when ``model`` is small for batches of ``batch`` rows,
+    else the library's default. Needs threadpoolctl (a dependency of layerwise and of
+    scikit-learn); without it, nothing is changed.
     """
     global _controller
-    if batch * sum(n_in * n_out for n_in, n_out in layer_sizes) > SMALL_MACS:
+    macs = batch * sum(layer.n_in * layer.n_out for layer in model.layers
+                       if isinstance(layer, Dense))
+    if macs > SMALL_MACS:
         return contextlib.nullcontext()
     if _controller is None:
         try:

@@ -20,7 +20,6 @@ full data gives the same network as ``fit`` for that many epochs (stopping rules
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
@@ -65,12 +64,6 @@ def _lock(model: Sequential) -> threading.Lock:
         if lock is None:
             lock = _LOCKS[model] = threading.Lock()
         return lock
-
-
-def _blas_threads(model: Sequential, batch: int) -> contextlib.AbstractContextManager[Any]:
-    """One BLAS thread for a small network, the library's default otherwise."""
-    return threads_for([(layer.n_in, layer.n_out) for layer in model.layers
-                        if isinstance(layer, Dense)], batch)
 
 
 def _param_error(exc: LayerwiseError) -> ValidationError:
@@ -519,7 +512,7 @@ class _LayerwiseBase(BaseEstimator):
         other = np.float64 if dtype == np.float32 else np.float32
         X = validate_data(self, X, reset=False, dtype=[dtype, other])
         out_dtype = np.promote_types(dtype, X.dtype)
-        with _lock(self.model_), _blas_threads(self.model_, min(len(X), 1024)):
+        with _lock(self.model_), threads_for(self.model_, min(len(X), 1024)):
             out = self.model_.predict(np.ascontiguousarray(X, dtype=dtype))
         return out.astype(out_dtype, copy=False)
 

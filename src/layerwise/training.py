@@ -40,7 +40,7 @@ from ._utils import (
     positive_int,
 )
 from .errors import DivergenceError, TrainingInterrupted, ValidationError
-from .layers import Dense, Param
+from .layers import Param
 from .metrics import for_loss, labels_from_outputs
 
 if TYPE_CHECKING:
@@ -436,8 +436,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     # Small networks train with one BLAS thread: a second one costs more than it saves.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), \
             _deferred_interrupt(run, enabled=checkpoint is not None), \
-            threads_for([(layer.n_in, layer.n_out) for layer in model.layers
-                         if isinstance(layer, Dense)], min(run.batch_size, run.N)):
+            threads_for(model, min(run.batch_size, run.N)):
         try:
             run.loop(checkpoint, every)
         except KeyboardInterrupt:
