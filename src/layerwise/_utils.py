@@ -86,10 +86,15 @@ def finite_float(name: str, value: Any) -> float:
     return v
 
 
+def is_finite(A: np.ndarray) -> bool:
+    """Whether every value of ``A`` is finite (min and max propagate NaN and ±inf; no copy)."""
+    return not A.size or bool(np.isfinite(A.min()) and np.isfinite(A.max()))
+
+
 def require_finite(A: np.ndarray, name: str) -> None:
     """Raise if ``A`` holds NaN or infinite values, with their count and the first row."""
     # min and max propagate NaN and ±inf and allocate nothing; the mask is built only to report
-    if A.dtype.kind == "f" and A.size and not (np.isfinite(A.min()) and np.isfinite(A.max())):
+    if A.dtype.kind == "f" and not is_finite(A):
         bad = ~np.isfinite(A)
         row = int(np.argwhere(bad)[0][0])
         raise ValidationError(

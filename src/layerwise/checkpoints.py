@@ -2,11 +2,13 @@
 
 A checkpoint is a model file (``lw.load`` reads it as the model at that moment) with extra
 members: ``checkpoint.json`` (epoch, position in the epoch, running sums, learning-rate factor,
-optimizer kind, settings and step count, every random generator's state, the history, and the
-fit settings it must be resumed with) and ``checkpoint/*.npy`` (the optimizer's state arrays and
-the epoch's shuffled order). It is written like a model file: to a temporary file in the same
-folder, flushed and synced, then renamed over the previous checkpoint, so a crash at any moment
-leaves the previous checkpoint intact.
+optimizer kind, settings and step count, every random generator's state, the history, each
+callback's ``state_dict``, whether a callback stopped training, and the fit settings it must be
+resumed with) and ``checkpoint/*.npy`` (the optimizer's state arrays, the callbacks' arrays and
+the epoch's shuffled order). It is only ever written at a step boundary, and never with a NaN
+or infinite parameter or optimizer state. It is written like a model file: to a temporary file
+in the same folder, flushed and synced, then renamed over the previous checkpoint, so a crash at
+any moment leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import io
+from ._utils import is_finite
 from .errors import ModelFileError, ValidationError
+from .training import Callback
 
 if TYPE_CHECKING:
     from .training import _Run
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2              # 2: callbacks' state and stop_training (1 had neither)
 
 
 def _fit_settings(run: _Run) -> dict[str, Any]:
@@ -44,8 +48,32 @@ def _rng_states(run: _Run) -> dict[str, Any]:
     return states
 
 
+def _stateful(run: _Run) -> list[Callback]:
+    """The callbacks that keep state (override ``state_dict``); stateless ones need not match
+    between the interrupted and the resumed fit."""
+    return [cb for cb in run.callbacks if type(cb).state_dict is not Callback.state_dict]
+
+
+def _callback_states(run: _Run) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Each stateful callback's state_dict, split into JSON (with its class name) and arrays."""
+    states, arrays = [], {}
+    for i, cb in enumerate(_stateful(run)):
+        d = cb.state_dict()
+        plain = {k: v for k, v in d.items() if not isinstance(v, np.ndarray)}
+        arrays.update({f"cb.{i}.{k}": v for k, v in d.items() if isinstance(v, np.ndarray)})
+        states.append({"kind": type(cb).__name__, "state": plain,
+                       "arrays": sorted(k for k, v in d.items() if isinstance(v, np.ndarray))})
+    return states, arrays
+
+
 def save(path: str | os.PathLike[str], run: _Run) -> None:
-    """Write the run's complete state to ``path`` atomically."""
+    """Write the run's complete state to ``path`` atomically (refusing non-finite state)."""
+    opt_arrays = run.opt.state_arrays()
+    bad = [k for k, v in opt_arrays.items() if not is_finite(v)]
+    if bad:
+        raise ValidationError(f"cannot write the checkpoint {str(path)!r}: the optimizer state "
+                              f"{bad} holds NaN or infinite values.")
+    callbacks, cb_arrays = _callback_states(run)
     meta = {
         "format": "layerwise-checkpoint", "format_version": FORMAT_VERSION,
         "epoch": run.epoch, "position": run.position, "steps": run.steps,
@@ -54,9 +82,15 @@ def save(path: str | os.PathLike[str], run: _Run) -> None:
         "optimizer": {"kind": run.opt.kind, "config": run.opt.config(), "t": run.opt.t,
                       "lr": run.opt.lr},
         "rngs": _rng_states(run), "history": run.history.to_dict(), "fit": _fit_settings(run),
+        "callbacks": callbacks, "stop_training": bool(run.model.stop_training),
     }
-    arrays = {"order": run.order, **{f"opt.{k}": v for k, v in run.opt.state_arrays().items()}}
-    extra = {"checkpoint.json": json.dumps(meta).encode()}
+    arrays = {"order": run.order, **{f"opt.{k}": v for k, v in opt_arrays.items()}, **cb_arrays}
+    try:
+        text = json.dumps(meta)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"cannot write the checkpoint {str(path)!r}: a callback's "
+                              f"state_dict holds something JSON cannot store ({exc}).") from None
+    extra = {"checkpoint.json": text.encode()}
     extra.update({f"checkpoint/{k}.npy": io.npy_bytes(v) for k, v in arrays.items()})
     extra["checkpoint/arrays.json"] = json.dumps(sorted(arrays)).encode()
     io.save(run.model, path, extra=extra)
@@ -153,6 +187,11 @@ def restore(path: str | os.PathLike[str], run: _Run) -> None:
                 probe.bit_generator.state = rngs[str(i)]
                 layer_rngs[i] = rngs[str(i)]
         opt_arrays = {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")}
+        stop = meta.get("stop_training", False)
+        if not isinstance(stop, bool):
+            raise ValueError("stop_training must be true or false")
+        if "callbacks" in meta:                       # format 1 had none: they start afresh
+            _restore_callbacks(path, run, meta["callbacks"], arrays)
         # all valid: now change the run
         run.opt.load_state(run.params, opt_arrays, t)
         for p, a in zip(own, model_arrays):
@@ -165,6 +204,7 @@ def restore(path: str | os.PathLike[str], run: _Run) -> None:
         run.epoch, run.position, run.steps, run.seen = epoch, position, steps, seen
         run.loss_sum, run.correct, run.seconds = loss_sum, correct, seconds
         run.state.base_lr, run.state.lr_factor = base_lr, lr_factor
+        run.model.stop_training = stop
         columns = {k: v for k, v in hist.items() if k != "epoch"}
         for k, e in enumerate(epochs_done):
             run.history.append(int(e), {key: values[k] for key, values in columns.items()})
@@ -173,3 +213,26 @@ def restore(path: str | os.PathLike[str], run: _Run) -> None:
     except (LookupError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ModelFileError(f"cannot resume from {str(path)!r}: the checkpoint is damaged or "
                              f"incomplete ({exc}).") from None
+
+
+def _restore_callbacks(path: Any, run: _Run, saved: Any, arrays: dict[str, np.ndarray]) -> None:
+    """Give each stateful callback of ``run`` the state saved for it (same ones, same order)."""
+    if not isinstance(saved, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("state"), dict) and
+            isinstance(c.get("arrays"), list) for c in saved):
+        raise ValueError("callbacks must be a list of {kind, state, arrays}")
+    callbacks = _stateful(run)
+    kinds, now = [c.get("kind") for c in saved], [type(cb).__name__ for cb in callbacks]
+    if kinds != now:
+        raise ValidationError(
+            f"cannot resume from {str(path)!r}: it was written by a fit with the stateful "
+            f"callbacks {kinds}, but this fit has {now}; pass the same callbacks, in the same "
+            "order."
+        )
+    for i, (cb, c) in enumerate(zip(callbacks, saved)):
+        state = dict(c["state"])
+        for k in c["arrays"]:
+            if not isinstance(k, str) or f"cb.{i}.{k}" not in arrays:
+                raise ValueError(f"callback {i}'s array {k!r} is missing")
+            state[k] = arrays[f"cb.{i}.{k}"]
+        cb.load_state_dict(state)

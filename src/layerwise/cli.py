@@ -45,7 +45,7 @@ class CLIError(Exception):
 
 
 class Interrupted(Exception):
-    """Ctrl-C during training with checkpoints on: reported with how to resume, status 130."""
+    """Ctrl-C during training: the checkpoint is written; reported with how to resume, 130."""
 
 
 # -- argument parsing ---------------------------------------------------------------------------
@@ -129,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--clip-norm", type=float, default=None, metavar="C",
                    help="clip gradients to global norm C before each update")
     g.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
-                   help="write RUN_DIR/checkpoint.lw every STEPS batches (and on Ctrl-C)")
+                   help="also write RUN_DIR/checkpoint.lw every STEPS batches (Ctrl-C always "
+                        "writes it; it is removed when training finishes)")
     g.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from RUN_DIR/checkpoint.lw with the "
                         "settings in RUN_DIR/config.json (other options are ignored)")
@@ -306,8 +307,9 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
     run_dir = Path(args.resume)
     config_path, checkpoint = run_dir / "config.json", run_dir / "checkpoint.lw"
     if not checkpoint.exists():
-        raise CLIError(f"{run_dir} has no checkpoint.lw to resume from; train with "
-                       "--checkpoint-every STEPS to write checkpoints.")
+        raise CLIError(f"{run_dir} has no checkpoint.lw to resume from; it is written when "
+                       "training is interrupted (Ctrl-C) or every --checkpoint-every STEPS, and "
+                       "removed when training finishes.")
     try:
         saved = json.loads(config_path.read_text())["args"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -384,7 +386,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     settings = {k: getattr(args, k) for k in RESUMABLE}
     (out / "config.json").write_text(json.dumps({"args": settings}, indent=2) + "\n")
-    checkpoint = out / "checkpoint.lw" if args.checkpoint_every else None
+    # Ctrl-C always writes a checkpoint of the last completed step; --checkpoint-every adds
+    # periodic ones (against crashes). It is removed once the final model is saved.
+    checkpoint = out / "checkpoint.lw"
     t0 = time.perf_counter()
     try:
         history = net.fit(x_scaler.transform(Xtr), Ytr, loss=loss, optimizer=opt,
@@ -392,10 +396,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
                           validation_split=args.validation_split, schedule=args.schedule,
                           rng=args.seed, callbacks=callbacks, verbose=0 if args.quiet else 1,
                           clip_norm=args.clip_norm, checkpoint=checkpoint,
-                          checkpoint_every=args.checkpoint_every, resume=args.resume)
+                          checkpoint_every=args.checkpoint_every or "interrupt",
+                          resume=args.resume)
     except lw.TrainingInterrupted:
-        raise Interrupted(f"interrupted; the checkpoint in {out}/ holds the run so far. "
-                          f"Continue it with: layerwise train --resume {out}") from None
+        raise Interrupted(f"interrupted; {checkpoint} holds the run up to the last completed "
+                          f"step. Continue it with: layerwise train --resume "
+                          f"{shlex.quote(str(out))}") from None
     seconds = time.perf_counter() - t0
 
     # The saved model takes raw inputs: preprocessing first, target scaling undone last.
@@ -423,6 +429,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       "target_name": data.target_name, "n_classes": n_classes if classify
                       else None, "config": config}
     model.save(out / "model.lw")
+    checkpoint.unlink(missing_ok=True)               # the run is complete: nothing to resume
 
     rows = {}
     n_fit = len(Xtr) - n_val

@@ -24,7 +24,8 @@ import numpy as np
 from . import __version__
 from . import activations as act
 from . import losses as losses_mod
-from .errors import LayerwiseError, ModelFileError
+from ._utils import is_finite
+from .errors import LayerwiseError, ModelFileError, ValidationError
 from .layers import Dense, Dropout, Layer
 from .preprocessing import Standardize
 
@@ -129,11 +130,19 @@ def save(model: Sequential, path: str | os.PathLike[str],
     The file holds the format version, the layers with their settings, the dtype, the loss the
     model was trained with (if any), ``model.metadata``, and every array as ``.npy``. ``extra``
     adds members (checkpoints store the training state there); loading a model ignores them.
+    A model with a NaN or infinite parameter is refused (``ValidationError``), nothing written.
     """
     layers, members = [], {}
     for i, layer in enumerate(model.layers):
         arrays = {}
         for name, a in layer.arrays().items():
+            if not is_finite(a):
+                raise ValidationError(
+                    f"cannot save the model to {str(path)!r}: layer {i} ({layer.kind}) array "
+                    f"{name} holds NaN or infinite values, so every prediction would be "
+                    "meaningless. Training diverged or the parameters were set so; retrain "
+                    "(e.g. with a lower learning rate) or reload the last good model."
+                )
             member = f"arrays/{i}.{name}.npy"
             data = _npy_bytes(a)
             members[member] = data

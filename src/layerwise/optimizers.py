@@ -1,5 +1,13 @@
 """Gradient-descent optimizers over ``model.parameters()``, updating values in place.
 
+``fit`` calls ``guarded_step``: no update may leave a NaN or infinite parameter or state. Before
+each step a bound on the size of every number it will compute is worked out from scalars
+(‖g‖, ‖W‖ and bounds on the state's size carried from step to step, a few float operations);
+when that bound is far below the dtype's largest value the step cannot overflow and runs as is.
+Otherwise (a huge learning rate, parameters near overflow, an optimizer without a bound) the
+step runs on a copy-protected path: parameters and state are copied, the step runs, and if
+anything became non-finite they are put back bit for bit and ``DivergenceError`` is raised.
+
 Each follows ``torch.optim``'s update rule (the same formulas, defaults and first step), so that
 runs agree with PyTorch to float64 precision; where an equivalent order of operations takes fewer
 passes over the parameters, it is used (SGD and Adam fuse their updates into BLAS axpy/axpby
@@ -16,8 +24,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._blas import axpby, axpy
-from ._utils import lookup, positive_float
-from .errors import ValidationError
+from ._utils import is_finite, lookup, positive_float
+from .errors import DivergenceError, ValidationError
 from .layers import Param
 
 
@@ -25,22 +33,108 @@ class Optimizer:
     """Base class: ``step(params)`` applies one update using each ``param.grad``."""
 
     kind: ClassVar[str] = "optimizer"
+    # State arrays the overflow bound tracks: "norm" (‖a‖₂) or "peak" (max aᵢ of a non-negative
+    # accumulator of squares). Subclasses without a bound (``_bound`` returns inf) leave it empty.
+    _tracked: ClassVar[dict[str, str]] = {}
 
     def __init__(self, lr: float) -> None:
         self.lr = positive_float("learning rate lr", lr)
         self.t = 0                                   # steps taken
         self.state: list[dict[str, np.ndarray]] = []
+        # upper bounds on ‖W‖ ("w") and on the tracked state; None: measure them again
+        self._bounds: dict[str, float] | None = None
 
-    def step(self, params: Sequence[Param]) -> None:
-        if len(self.state) != len(params) or any(
+    def _fresh(self, params: Sequence[Param]) -> bool:
+        """Whether the next step starts new state (first step, or other parameters)."""
+        return len(self.state) != len(params) or any(
             s["_shape"].shape != p.value.shape or s["_shape"].dtype != p.value.dtype
             for s, p in zip(self.state, params)
-        ):
+        )
+
+    def step(self, params: Sequence[Param]) -> None:
+        """One update of every parameter from its ``grad``, unchecked (see ``guarded_step``)."""
+        if self._fresh(params):
             self.state = [self._init_state(p) for p in params]
             self.t = 0                               # new parameters: start from step one
+        self._bounds = None                          # guarded_step sets them after the step
         self.t += 1
         for p, s in zip(params, self.state):
             self._update(p.value, p.grad, s)
+
+    def guarded_step(self, params: Sequence[Param], grad_norm: float) -> None:
+        """``step``, guaranteed to leave parameters and state finite, or to change nothing.
+
+        ``grad_norm`` must be an upper bound of the gradients' global norm ‖g‖ (finite).
+        When the bound of ``_bound`` proves the step cannot overflow, it is a plain ``step``
+        (a few float operations more). Otherwise parameters and state are copied first, and
+        if the step leaves a NaN or infinity anywhere, both are restored bit for bit and
+        ``DivergenceError`` is raised.
+        """
+        dtype = params[0].value.dtype
+        limit = float(np.finfo(dtype).max) / 16     # margin for rounding in the bounds
+        grow = 1 + 8 * float(np.finfo(dtype).eps)   # rounding of one step, folded into bounds
+        t = 1 if self._fresh(params) else self.t + 1
+        peak, new = self._bound(self._current(params, refresh=False), grad_norm, t, dtype)
+        if not peak < limit:                        # maybe only the carried bounds are loose
+            peak, new = self._bound(self._current(params, refresh=True), grad_norm, t, dtype)
+        if peak < limit:
+            self.step(params)
+            self._bounds = {k: v * grow for k, v in new.items()}
+            return
+        self._checked_step(params)
+
+    def forget_param_norm(self) -> None:
+        """Parameters were changed outside ``step``: measure ‖W‖ again before the next one."""
+        if self._bounds is not None:
+            self._bounds.pop("w", None)
+
+    def _current(self, params: Sequence[Param], refresh: bool) -> dict[str, float]:
+        """Bounds for the state the next step starts from (measured when unknown)."""
+        if self._fresh(params):
+            b = dict.fromkeys(self._tracked, 0.0)    # step() will start from zeros
+        elif self._bounds is None or refresh or not set(self._tracked) <= set(self._bounds):
+            b = {}
+            for key, how in self._tracked.items():
+                arrays = [s[key] for s in self.state if key in s]
+                b[key] = _norm(arrays) if how == "norm" else max(
+                    (float(a.max()) for a in arrays if a.size), default=0.0)
+        else:
+            b = self._bounds
+        if refresh or "w" not in b:
+            b = {**b, "w": _norm([p.value for p in params])}
+        self._bounds = b
+        return b
+
+    def _bound(self, b: dict[str, float], G: float, t: int, dtype: np.dtype[Any]
+               ) -> tuple[float, dict[str, float]]:
+        """(bound on |every number the next step computes|, bounds after it), from the bounds
+        ``b`` before it, ‖g‖ ≤ G and step number t. The base class knows no bound: every
+        step is checked."""
+        return math.inf, {}
+
+    def _checked_step(self, params: Sequence[Param]) -> None:
+        """Copy, step, check; restore the copies and raise if anything became non-finite."""
+        values = [p.value.copy() for p in params]
+        state, t = self.state, self.t
+        saved = [{k: a.copy() for k, a in s.items() if not k.startswith(("_", "tmp"))}
+                 for s in state]
+        self.step(params)
+        self._bounds = None
+        if all(is_finite(p.value) for p in params) and all(
+                is_finite(a) for s in self.state for k, a in s.items()
+                if not k.startswith(("_", "tmp"))):
+            return
+        for p, v in zip(params, values):
+            p.value[...] = v
+        self.state, self.t = state, t
+        for s, copies in zip(state, saved):
+            for k, a in copies.items():
+                s[k][...] = a
+        raise DivergenceError(
+            f"the update with learning rate {self.lr:g} would have made parameters or "
+            f"optimizer state NaN or infinite (beyond {params[0].value.dtype}'s largest value "
+            f"{float(np.finfo(params[0].value.dtype).max):.3g}), so it was not applied"
+        )
 
     def _init_state(self, p: Param) -> dict[str, np.ndarray]:
         # "_shape" is a 0-stride view used only to notice a changed parameter layout or dtype.
@@ -74,10 +168,21 @@ class Optimizer:
                     )
                 s[k][...] = a
         self.t = int(t)
+        self._bounds = None
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _norm(arrays: Sequence[np.ndarray]) -> float:
+    """√(Σ a²) over the arrays: one BLAS dot each (inf if the squares overflow, which only
+    makes a bound fail safe)."""
+    total = 0.0
+    for a in arrays:
+        v = a.reshape(-1)
+        total += float(np.dot(v, v))
+    return math.sqrt(total)
 
 
 class SGD(Optimizer):
@@ -90,6 +195,7 @@ class SGD(Optimizer):
     """
 
     kind = "sgd"
+    _tracked: ClassVar[dict[str, str]] = {"v": "norm"}
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, dampening: float = 0.0) -> None:
@@ -135,6 +241,22 @@ class SGD(Optimizer):
                 g = v                                      # g ← v
         axpy(-self.lr, g, w, tmp)                          # W ← W − η g, one BLAS axpy
 
+    def _bound(self, b: dict[str, float], G: float, t: int, dtype: np.dtype[Any]
+               ) -> tuple[float, dict[str, float]]:
+        # triangle inequality on each line of _update, with ‖·‖₂ ≥ every |element|
+        Wn, mu = b["w"], self.momentum
+        D = G + self.weight_decay * Wn                     # ‖∇W + λW‖
+        new: dict[str, float] = {}
+        S, V = D, 0.0
+        if mu:
+            # v ← μv + (1 − τ)g, or v = g at the first step
+            V = mu * b["v"] + max(abs(1 - self.dampening), 1.0) * D
+            new["v"] = V
+            S = D + mu * V if self.nesterov else V
+        W = Wn + self.lr * S
+        new["w"] = W
+        return max(D, mu * b.get("v", 0.0), V, S, self.lr * S, W), new
+
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay, "dampening": self.dampening}
@@ -150,6 +272,7 @@ class Adam(Optimizer):
 
     kind = "adam"
     decoupled: ClassVar[bool] = False
+    _tracked: ClassVar[dict[str, str]] = {"m": "norm", "v": "peak"}
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
@@ -194,6 +317,24 @@ class Adam(Optimizer):
         np.divide(m, tmp, out=tmp)
         axpby(-self.lr * c / (1 - b1**self.t), tmp, keep, w, tmp)
 
+    def _bound(self, b: dict[str, float], G: float, t: int, dtype: np.dtype[Any]
+               ) -> tuple[float, dict[str, float]]:
+        b1, b2 = self.betas
+        Wn, lam = b["w"], self.weight_decay
+        D = G if self.decoupled else G + lam * Wn         # ‖g‖ after coupled weight decay
+        M = b1 * b["m"] + (1 - b1) * D                    # ‖m‖
+        V = b2 * b["v"] + (1 - b2) * D * D                # max vᵢ (vᵢ ≤ its old max or gᵢ²)
+        c = math.sqrt(1 - b2**t)
+        ce = float(dtype.type(c * self.eps))              # c ε as the dtype holds it
+        if ce == 0.0:                                     # m / (√v + 0) could be 0/0
+            return math.inf, {}
+        U = M / ce                                        # ‖m / (√v + cε)‖ ≤ ‖m‖ / cε
+        step = self.lr * c / (1 - b1**t) * U
+        keep = abs(1 - self.lr * lam) if self.decoupled else 1.0
+        W = keep * Wn + step
+        return max(D * D, lam * Wn, M, V, math.sqrt(V) + ce, U, step, W), {
+            "m": M, "v": V, "w": W}
+
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
                 "weight_decay": self.weight_decay}
@@ -220,6 +361,7 @@ class RMSprop(Optimizer):
     """
 
     kind = "rmsprop"
+    _tracked: ClassVar[dict[str, str]] = {"sq": "peak", "gavg": "norm", "u": "norm"}
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
@@ -260,6 +402,9 @@ class RMSprop(Optimizer):
             gavg += d                                      # ḡ ← ḡ + (1 − α)(g − ḡ)
             np.multiply(gavg, gavg, out=d)
             np.subtract(sq, d, out=d)
+            # s ≥ ḡ² in exact arithmetic, but rounding can make s − ḡ² slightly negative
+            # when the gradient barely varies; √ of that would be NaN (as in torch.optim).
+            np.maximum(d, 0, out=d)
             np.sqrt(d, out=d)                              # d = √(s − ḡ²)
         else:
             np.sqrt(sq, out=d)                             # d = √s
@@ -275,6 +420,23 @@ class RMSprop(Optimizer):
         else:
             d *= self.lr
             w -= d                                         # W ← W − η g/d
+
+    def _bound(self, b: dict[str, float], G: float, t: int, dtype: np.dtype[Any]
+               ) -> tuple[float, dict[str, float]]:
+        a, mu, lam, Wn = self.alpha, self.momentum, self.weight_decay, b["w"]
+        D = G + lam * Wn                                   # ‖∇W + λW‖
+        S = a * b.get("sq", 0.0) + (1 - a) * D * D         # max sᵢ
+        A = a * b.get("gavg", 0.0) + (1 - a) * D           # ‖ḡ‖
+        e = float(dtype.type(self.eps))                    # d ≥ ε as the dtype holds it
+        if e == 0.0:
+            return math.inf, {}
+        Q = D / e                                          # ‖g / d‖
+        new = {"sq": S, "gavg": A if self.centered else 0.0}
+        U = mu * b.get("u", 0.0) + Q if mu else Q          # ‖u‖
+        new["u"] = U if mu else 0.0
+        W = Wn + self.lr * U
+        new["w"] = W
+        return max(D * D, lam * Wn, S, A * A, math.sqrt(S) + e, Q, U, self.lr * U, W), new
 
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,

@@ -97,7 +97,22 @@ class TrainState:
 
 
 class Callback:
-    """Hooks called by ``fit``. Set ``state.model.stop_training = True`` to stop early."""
+    """Hooks called by ``fit``. Set ``state.model.stop_training = True`` to stop early.
+
+    A callback that keeps state across epochs returns it from ``state_dict`` and takes it back
+    in ``load_state_dict``, so that checkpoints hold it and a resumed run continues exactly.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        """The callback's state: JSON values (numbers, strings, lists, dicts, None) and NumPy
+        arrays as top-level values. Stateless callbacks return {}."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what ``state_dict`` returned (from a checkpoint: check every value)."""
+        if state:
+            raise ValidationError(f"{type(self).__name__} has no state to restore; received "
+                                  f"{sorted(state)}.")
 
     def on_train_begin(self, state: TrainState) -> None:
         """Called once before the first epoch."""
@@ -134,6 +149,12 @@ class _Monitor(Callback):
                 "pass validation_data=(X_val, y_val) or validation_split=0.1, or monitor='loss'."
             )
         self.best = math.inf
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": _json_float(self.best)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = _state_float(state, "best", self)
 
     def _sign(self) -> float:
         maximize = self.mode == "max" or (self.mode == "auto" and not self.monitor.endswith(
@@ -181,8 +202,32 @@ class EarlyStopping(_Monitor):
             self.stopped_epoch = state.epoch
             state.model.stop_training = True
 
+    def state_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {**super().state_dict(), "wait": self._wait,
+                             "best_epoch": self.best_epoch, "stopped_epoch": self.stopped_epoch}
+        d.update({f"best_param.{i}": a for i, a in enumerate(self._best_params or [])})
+        return d
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        best = _state_float(state, "best", self)
+        wait = _state_int(state, "wait", self)
+        best_epoch = _state_int(state, "best_epoch", self, low=-1)
+        stopped = None if state.get("stopped_epoch") is None else _state_int(
+            state, "stopped_epoch", self)
+        arrays = [state[f"best_param.{i}"] for i in range(len(state))
+                  if f"best_param.{i}" in state]
+        if not all(isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size and
+                   np.isfinite(a).all() for a in arrays):
+            raise ValidationError("EarlyStopping's saved best parameters are not finite arrays.")
+        self.best, self._wait, self.best_epoch, self.stopped_epoch = best, wait, best_epoch, stopped
+        self._best_params = arrays or None
+
     def on_train_end(self, state: TrainState) -> None:
         if self.restore_best and self._best_params is not None:
+            own = state.model.parameters()
+            if [a.shape for a in self._best_params] != [p.value.shape for p in own]:
+                raise ValidationError("EarlyStopping's best parameters (from a checkpoint) do "
+                                      "not fit this model's parameters.")
             for p, best in zip(state.model.parameters(), self._best_params):
                 p.value[...] = best
 
@@ -209,6 +254,13 @@ class ReduceLROnPlateau(_Monitor):
     def on_train_begin(self, state: TrainState) -> None:
         super().on_train_begin(state)
         self._wait = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "wait": self._wait}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        best, wait = _state_float(state, "best", self), _state_int(state, "wait", self)
+        self.best, self._wait = best, wait
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
         v = self._value(logs)
@@ -241,6 +293,20 @@ class GradientNorms(Callback):
         self.norms = {p.name: [] for p in state.model.parameters()}
         self._sums, self._count = dict.fromkeys(self.norms, 0.0), 0
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"norms": self.norms, "sums": self._sums, "count": self._count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        norms, sums = state.get("norms"), state.get("sums")
+        count = _state_int(state, "count", self)
+        if not (isinstance(norms, dict) and isinstance(sums, dict) and set(norms) == set(sums)
+                and all(isinstance(v, list) and all(_is_number(x) for x in v)
+                        for v in norms.values()) and all(map(_is_number, sums.values()))):
+            raise ValidationError("GradientNorms' saved state must map each parameter name to a "
+                                  "list of norms and a running sum.")
+        self.norms = {k: [float(x) for x in v] for k, v in norms.items()}
+        self._sums, self._count = {k: float(v) for k, v in sums.items()}, count
+
     def on_batch_end(self, state: TrainState, loss: float) -> None:
         for p in state.model.parameters():
             g = p.grad.reshape(-1)
@@ -269,6 +335,12 @@ class ModelCheckpoint(Callback):
         if self.save_best_only:
             self._monitor.on_train_begin(state)
 
+    def state_dict(self) -> dict[str, Any]:
+        return self._monitor.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._monitor.load_state_dict(state)
+
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
         if self.save_best_only:
             v = self._monitor._value(logs)
@@ -276,6 +348,33 @@ class ModelCheckpoint(Callback):
                 return
             self._monitor.best = v
         state.model.save(self.path.format(epoch=state.epoch + 1))
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _json_float(x: float) -> float | None:
+    """JSON has no infinity: a best value not yet seen (±inf) is stored as None."""
+    return x if math.isfinite(x) else None
+
+
+def _state_float(state: dict[str, Any], key: str, cb: Callback) -> float:
+    v = state.get(key)
+    if v is None:
+        return math.inf
+    if not _is_number(v):
+        raise ValidationError(f"{type(cb).__name__}'s saved {key} must be a finite number or "
+                              f"null; received {v!r}.")
+    return float(v)
+
+
+def _state_int(state: dict[str, Any], key: str, cb: Callback, low: int = 0) -> int:
+    v = state.get(key)
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise ValidationError(f"{type(cb).__name__}'s saved {key} must be an integer >= {low}; "
+                              f"received {v!r}.")
+    return v
 
 
 def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
@@ -294,13 +393,14 @@ def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
             f"shape {np.shape(sample_weight)}."
         )
     finite = np.isfinite(w)
-    if not finite.all() or (w < 0).any() or w.sum() <= 0:
+    if not finite.all() or (w < 0).any() or not w.max() > 0:
         raise ValidationError(
             "sample_weight must be finite, non-negative and not all zero; received "
             f"{int((~finite).sum())} NaN or infinite and {int((w[finite] < 0).sum())} negative "
             f"values out of {n}."
         )
-    return w * (n / w.sum())
+    w = w / w.max()             # first into (0, 1]: the sum of huge weights would overflow
+    return w * (n / w.sum())    # mean 1
 
 
 def _split_validation(X: np.ndarray, y: np.ndarray, fraction_: float
@@ -342,8 +442,8 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         Reshuffle the samples every epoch (with ``rng``).
     rng : int, Generator or None
         Seed for shuffling. Same seed and same model seed: bit-identical results.
-    callbacks : sequence of Callback
-        e.g. ``EarlyStopping``, ``ReduceLROnPlateau``, ``ModelCheckpoint``.
+    callbacks : sequence of Callback, optional
+        e.g. ``EarlyStopping``, ``ReduceLROnPlateau``, ``ModelCheckpoint``; None for none.
     verbose : int
         0 silent, 1 a progress bar per epoch, 2 one line per epoch.
     schedule : str, Schedule or None
@@ -356,22 +456,27 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     checkpoint : path, optional
         Write a checkpoint here (atomically: the previous one survives any crash) at the end of
         every epoch, or every ``checkpoint_every`` steps, and when interrupted by Ctrl-C.
-    checkpoint_every : int or "epoch"
-        Steps (batches) between checkpoints; "epoch" (default) writes one per epoch.
+    checkpoint_every : int, "epoch" or "interrupt"
+        Steps (batches) between checkpoints; "epoch" (default) writes one per epoch;
+        "interrupt" writes one only on Ctrl-C.
     train_metrics : bool
         Count the training batches' accuracy (classification) for the history; False skips
         that small per-step cost.
     resume : path, optional
         Continue from this checkpoint: the model's parameters, the optimizer's state, the
         schedule's position, every random generator, the epoch and step, and the history are
-        restored, so with the same data and arguments the run ends bit-identical to one that
-        was never interrupted. Callbacks start afresh.
+        restored, and so is every callback's ``state_dict``: with the same data, arguments and
+        callbacks the run ends bit-identical to one that was never interrupted.
 
     Raises
     ------
     DivergenceError
-        When the loss or a gradient becomes NaN or infinite; names the epoch and step. The
-        model keeps the parameters it had before that step.
+        When the loss or a gradient becomes NaN or infinite, or an update would make a
+        parameter or the optimizer's state NaN or infinite; names the epoch and step. The model
+        and the optimizer keep the parameters and state of the last completed step.
+    TrainingInterrupted
+        On Ctrl-C, at the end of the step in progress (never in the middle of one): after
+        writing ``checkpoint`` if given. The model holds the last completed step.
 
     Returns
     -------
@@ -386,6 +491,11 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         clip_norm = positive_float("clip_norm", clip_norm)
     sched = schedules_mod.get(schedule, epochs)
     dtype = model.dtype
+    if opt.lr > float(np.finfo(dtype).max):     # e.g. 1e39 is inf in float32: every step NaN
+        raise ValidationError(
+            f"the learning rate {opt.lr:g} does not fit in the model's {dtype} (largest value "
+            f"{float(np.finfo(dtype).max):.3g}); use a learning rate such as 0.1 or 1e-3."
+        )
     n_in, n_out = model.n_in, model.n_out
     X = as_input(X, n_in, dtype)
     if n_out is None:
@@ -423,48 +533,72 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
 
     run = _Run(model, L, opt, sched, X, Y, weights, Xv, Yv, epochs=epochs,
                batch_size=batch_size, shuffle=shuffle, gen=as_generator(rng),
-               clip_norm=clip_norm, callbacks=list(callbacks), verbose=verbose)
+               clip_norm=clip_norm, callbacks=_callback_list(callbacks), verbose=verbose)
     run.classify = run.classify and bool(train_metrics)
+    every = _checkpoint_every(checkpoint, checkpoint_every)
+    # on_train_begin first: it checks the settings and starts each callback afresh; resume
+    # then puts back the state the callbacks had when the checkpoint was written.
+    for cb in run.callbacks:
+        cb.on_train_begin(run.state)
     if resume is not None:
         from .checkpoints import restore
         restore(resume, run)
-    every = _checkpoint_every(checkpoint, checkpoint_every)
-    for cb in run.callbacks:
-        cb.on_train_begin(run.state)
-    # Overflow shows up as a non-finite loss or gradient, which train_step turns into a
-    # DivergenceError; NumPy's own floating-point warnings would only be noise before it.
-    # Small networks train with one BLAS thread: a second one costs more than it saves.
+    # Overflow shows up as a non-finite loss or gradient, or is caught by the optimizer's
+    # guarded step, which all raise DivergenceError; NumPy's own floating-point warnings would
+    # only be noise before it. Small networks train with one BLAS thread: a second one costs
+    # more than it saves.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), \
-            _deferred_interrupt(run, enabled=checkpoint is not None), \
-            threads_for(model, min(run.batch_size, run.N)):
+            _deferred_interrupt(run), threads_for(model, min(run.batch_size, run.N)):
         try:
             run.loop(checkpoint, every)
         except KeyboardInterrupt:
+            where = f"interrupted at epoch {run.epoch + 1}, sample {run.position} of {run.N}"
             if checkpoint is None:
-                raise
-            from .checkpoints import save
-            save(checkpoint, run)
+                raise TrainingInterrupted(
+                    f"{where}; the model holds the parameters after the last completed step. "
+                    "To be able to resume, pass checkpoint='run.lw' to fit."
+                ) from None
+            run.save(checkpoint)           # still deferring Ctrl-C: the write completes
             raise TrainingInterrupted(
-                f"interrupted at epoch {run.epoch + 1}, sample {run.position} of {run.N}; "
-                f"checkpoint written to {checkpoint}. Resume with the same data and settings "
-                f"and fit(..., resume={str(checkpoint)!r})."
+                f"{where}; checkpoint written to {checkpoint}. Resume with the same data and "
+                f"settings and fit(..., resume={str(checkpoint)!r})."
             ) from None
     for cb in run.callbacks:
         cb.on_train_end(run.state)
     return run.history
 
 
+def _callback_list(callbacks: Any) -> list[Callback]:
+    """``callbacks`` as a list (None means none), each a ``Callback``."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        callbacks = [callbacks]
+    try:
+        out = list(callbacks)
+    except TypeError:
+        out = [callbacks]
+    bad = [type(cb).__name__ for cb in out if not isinstance(cb, Callback)]
+    if bad:
+        raise ValidationError(
+            f"callbacks must be a list of layerwise.Callback instances; received {bad}. Write a "
+            "callback as a subclass of lw.Callback."
+        )
+    return out
+
+
 @contextlib.contextmanager
-def _deferred_interrupt(run: _Run, enabled: bool) -> Iterator[None]:
-    """While checkpointing, a first Ctrl-C only asks the loop to stop after the current step,
-    so the checkpoint it then writes is consistent; a second Ctrl-C interrupts at once."""
-    if not enabled or threading.current_thread() is not threading.main_thread():
+def _deferred_interrupt(run: _Run) -> Iterator[None]:
+    """Ctrl-C (SIGINT) during fit only sets a flag, which the loop checks between steps: the
+    model is never left half-updated, and a checkpoint is only ever of a completed step. Further
+    Ctrl-Cs, also while the checkpoint is being written, are deferred the same way, so the
+    write always completes; fit then raises ``TrainingInterrupted``. Signal handlers can only
+    be installed in the main thread; elsewhere SIGINT never reaches fit anyway."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
-        if run.interrupted:
-            raise KeyboardInterrupt
         run.interrupted = True
 
     previous = signal.signal(signal.SIGINT, handler)
@@ -475,9 +609,11 @@ def _deferred_interrupt(run: _Run, enabled: bool) -> Iterator[None]:
 
 
 def _checkpoint_every(checkpoint: Any, every: Any) -> int | None:
-    """Steps between checkpoints; None means at the end of every epoch."""
+    """Steps between checkpoints; None means at the end of every epoch, 0 only on Ctrl-C."""
     if checkpoint is None or every in (None, "epoch"):
         return None
+    if every == "interrupt":
+        return 0
     return positive_int("checkpoint_every", every)
 
 
@@ -512,6 +648,10 @@ class _Run:
                                 has_validation=Xv is not None)
         self.batch_callbacks = [cb for cb in callbacks
                                 if type(cb).on_batch_end is not Callback.on_batch_end]
+        # callbacks that might change the parameters between steps (GradientNorms only reads)
+        self.editing_callbacks = any(not isinstance(cb, GradientNorms)
+                                     for cb in self.batch_callbacks)
+        self.saved_at: tuple[int, int, int] | None = None   # (epoch, position, steps) on disk
         self.classify = loss.task == "classification"
         self.epoch, self.position, self.steps = 0, 0, 0
         self.interrupted = False
@@ -521,9 +661,13 @@ class _Run:
         model.stop_training = False
 
     def loop(self, checkpoint: Any, every: int | None) -> None:
+        """Train to the last epoch. ``every``: steps between checkpoints, None at each epoch's
+        end, 0 only on Ctrl-C. Ctrl-C is noticed only between steps (``_check_interrupt``)."""
         n_batches = math.ceil(self.N / self.batch_size)
-        while self.epoch < self.epochs:
+        self._check_interrupt()
+        while self.epoch < self.epochs and not self.model.stop_training:
             self.state.epoch = self.epoch
+            self.opt.forget_param_norm()                    # callbacks may have changed them
             if self.position == 0:                          # a new epoch: rate, order, sums
                 self.opt.lr = self.sched(self.epoch, self.state.base_lr) * self.state.lr_factor
                 self.order = self.gen.permutation(self.N) if self.shuffle else np.arange(self.N)
@@ -534,8 +678,9 @@ class _Run:
             try:
                 while self.position < self.N:
                     self._step(bar)
-                    if every is not None and self.steps % every == 0:
-                        self._save(checkpoint, t0)
+                    if every and self.steps % every == 0:
+                        self.save(checkpoint)
+                    self._check_interrupt()
             finally:
                 if bar is not None and self.position < self.N:
                     bar.close()
@@ -543,13 +688,22 @@ class _Run:
             self._end_epoch(bar)
             self.epoch, self.position = self.epoch + 1, 0
             if checkpoint is not None and every is None:
-                self._save(checkpoint, time.perf_counter())
-            if self.model.stop_training:
-                break
+                self.save(checkpoint)
+            self._check_interrupt()
+        self._check_interrupt()
 
-    def _save(self, checkpoint: Any, t0: float) -> None:
-        from .checkpoints import save
-        save(checkpoint, self)
+    def _check_interrupt(self) -> None:
+        """Raise the Ctrl-C that the signal handler deferred, now that no step is half done."""
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+    def save(self, checkpoint: Any) -> None:
+        """Write a checkpoint of this moment (a step boundary), unless one already holds it."""
+        at = (self.epoch, self.position, self.steps)
+        if at != self.saved_at:
+            from .checkpoints import save
+            save(checkpoint, self)
+            self.saved_at = at
 
     def _step(self, bar: Any) -> None:
         s = self.position
@@ -567,10 +721,10 @@ class _Run:
                             self.clip_norm)
         except DivergenceError as exc:
             raise DivergenceError(
-                f"{exc} at epoch {self.epoch + 1}, step {s // self.batch_size + 1}; training "
-                "stopped there and the model keeps the parameters of the step before. Lower the "
-                f"learning rate (now {self.opt.lr:g}), clip gradients (clip_norm=1.0) or "
-                "standardise the inputs."
+                f"{exc}, at epoch {self.epoch + 1}, step {s // self.batch_size + 1}; training "
+                "stopped there and the model and optimizer keep the parameters and state of the "
+                f"step before. Lower the learning rate (now {self.opt.lr:g}), clip gradients "
+                "(clip_norm=1.0) or standardise the inputs."
             ) from None
         if self.classify:
             self.correct += _n_correct(self.model.output, Yb, self.loss)  # type: ignore[arg-type]
@@ -580,8 +734,8 @@ class _Run:
         self.steps += 1
         for cb in self.batch_callbacks:                     # the step is complete: state agrees
             cb.on_batch_end(self.state, Lb)
-        if self.interrupted:                                # Ctrl-C arrived during the step
-            raise KeyboardInterrupt
+        if self.editing_callbacks:
+            self.opt.forget_param_norm()
         if bar is not None:
             bar.update(1)
             if bar.n % max(1, bar.total // 20) == 0:
@@ -594,6 +748,13 @@ class _Run:
         if self.Xv is not None and self.Yv is not None:
             for k, v in _evaluate_prepared(self.model, self.loss, self.Xv, self.Yv).items():
                 logs[f"val_{k}"] = v
+            if not math.isfinite(logs["val_loss"]):
+                raise DivergenceError(
+                    f"the validation loss became {logs['val_loss']} at the end of epoch "
+                    f"{self.epoch + 1}: the parameters are finite but so large that the outputs "
+                    "overflow, so the model is useless. Lower the learning rate (now "
+                    f"{self.opt.lr:g}), clip gradients (clip_norm=1.0) or standardise the inputs."
+                )
         logs["lr"] = self.opt.lr
         logs["seconds"] = self.seconds
         self.history.append(self.epoch + 1, logs)
@@ -626,8 +787,9 @@ def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_m
     Raises
     ------
     DivergenceError
-        When the loss or the gradient is NaN or infinite. Nothing has been updated then, so
-        the parameters are those after the last good step.
+        When the loss or the gradient is NaN or infinite, or the update would make a parameter
+        or the optimizer's state NaN or infinite (``Optimizer.guarded_step``). Nothing has been
+        updated then: parameters and optimizer state are those after the last good step.
     """
     A = model.forward(X, training=True)
     L = loss.forward(A, y)
@@ -647,7 +809,9 @@ def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_m
         scale = clip_norm / (norm + 1e-6)       # as torch.nn.utils.clip_grad_norm_
         for p in params:
             p.grad *= scale
-    optimizer.step(params)
+        norm = clip_norm                        # an upper bound of the clipped norm
+    # W ← W − η·dW (or Adam, …), proven or checked not to overflow; else nothing changes
+    optimizer.guarded_step(params, norm)
     return L
 
 
