@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import layerwise as lw
+from layerwise import checkpoints
 from layerwise.cli import main
 from layerwise.training import _sample_weights, train_step
 
@@ -291,3 +297,187 @@ def test_fit_accepts_callbacks_none_and_refuses_non_callbacks():
     assert len(h) == 1
     with pytest.raises(lw.ValidationError, match="Callback instances"):
         lw.mlp([6, 8, 3], rng=1).fit(X, y, epochs=1, verbose=0, callbacks=[print])
+
+
+# -- item 5: callbacks' state in checkpoints; a checkpoint is of a completed step -------------
+
+def fit5(model, callbacks, **kw):
+    return model.fit(X, y, optimizer=lw.SGD(0.05, momentum=0.9), epochs=12, batch_size=16,
+                     rng=7, verbose=0, validation_split=0.1, callbacks=callbacks, **kw)
+
+
+def stateful_callbacks():
+    # EarlyStopping with a min_delta no epoch can meet: best at epoch 1, stop after 4 more;
+    # ReduceLROnPlateau with a threshold no epoch meets: halves the rate every 2nd epoch.
+    return [lw.GradientNorms(),
+            lw.ReduceLROnPlateau(factor=0.5, patience=1, monitor="loss", threshold=10.0),
+            lw.EarlyStopping(patience=4, monitor="val_loss", min_delta=1e9, restore_best=True)]
+
+
+@pytest.mark.parametrize("at", [5, 13, 30, 50])
+def test_callbacks_resume_where_they_were(tmp_path, at):
+    """An uninterrupted run stops early at epoch 5 with its lr halved twice; interrupted at
+    step `at` (13 steps an epoch) and resumed, the run ends the same: epochs, history, norms,
+    and the best parameters EarlyStopping restores."""
+    ref = lw.mlp([6, 16, 3], rng=1)
+    ref_cbs = stateful_callbacks()
+    h_ref = fit5(ref, ref_cbs)
+    assert h_ref.epoch == [1, 2, 3, 4, 5] and ref_cbs[2].stopped_epoch == 4
+    assert h_ref["lr"][-1] < h_ref["lr"][0]
+    ck = tmp_path / "ck.lw"
+    with pytest.raises(lw.TrainingInterrupted):
+        fit5(lw.mlp([6, 16, 3], rng=1), [*stateful_callbacks(), Raise(at)], checkpoint=ck,
+             checkpoint_every="interrupt")
+    model, cbs = lw.mlp([6, 16, 3], rng=1), stateful_callbacks()
+    h = fit5(model, cbs, resume=ck)
+    drop = lambda d: {k: v for k, v in d.items() if k != "seconds"}  # noqa: E731
+    assert drop(h.to_dict()) == drop(h_ref.to_dict())
+    assert cbs[0].norms == ref_cbs[0].norms
+    assert cbs[2].stopped_epoch == 4 and cbs[2].best_epoch == ref_cbs[2].best_epoch
+    for p, q in zip(ref.parameters(), model.parameters()):
+        np.testing.assert_array_equal(p.value, q.value)
+
+
+def test_resume_with_other_stateful_callbacks_is_refused(tmp_path):
+    ck = tmp_path / "ck.lw"
+    with pytest.raises(lw.TrainingInterrupted):
+        fit5(lw.mlp([6, 16, 3], rng=1), [*stateful_callbacks(), Raise(5)], checkpoint=ck)
+    with pytest.raises(lw.ValidationError, match="same callbacks"):
+        fit5(lw.mlp([6, 16, 3], rng=1), [lw.GradientNorms()], resume=ck)
+
+
+def test_a_damaged_callback_state_is_refused():
+    es = lw.EarlyStopping()
+    with pytest.raises(lw.ValidationError, match="wait"):
+        es.load_state_dict({"best": 1.0, "wait": -1, "best_epoch": 0})
+    with pytest.raises(lw.ValidationError, match="best"):
+        es.load_state_dict({"best": "x", "wait": 0, "best_epoch": 0})
+    with pytest.raises(lw.ValidationError, match="GradientNorms"):
+        lw.GradientNorms().load_state_dict({"norms": {"0.W": [1.0]}, "sums": {}, "count": 0})
+    with pytest.raises(lw.ValidationError, match="no state"):
+        lw.Callback().load_state_dict({"x": 1})
+
+
+def fit6(model, **kw):
+    return model.fit(X, y, optimizer=lw.Adam(1e-2), epochs=3, batch_size=16, rng=7, verbose=0,
+                     **kw)
+
+
+def reference_after(steps):
+    """The model and optimizer after exactly `steps` steps (a callback stops the fit then)."""
+    model, opt = lw.mlp([6, 16, 16, 3], dropout=0.2, rng=1), lw.Adam(1e-2)
+    with pytest.raises(Stopped):
+        model.fit(X, y, optimizer=opt, epochs=3, batch_size=16, rng=7, verbose=0,
+                  callbacks=[Raise(steps, Stopped)])
+    return model, opt
+
+
+class SigintInStep:
+    """Sends SIGINT to this process in the middle of step `at` (after backward, before the
+    update) and, with `again`, `again` more times while the checkpoint is being written."""
+
+    def __init__(self, model, at, again=0, monkeypatch=None):
+        self.n, self.at = 0, at
+        backward = model.backward
+
+        def wrapped(*args, **kwargs):
+            self.n += 1
+            out = backward(*args, **kwargs)
+            if self.n == at:
+                os.kill(os.getpid(), signal.SIGINT)
+            return out
+        model.backward = wrapped
+        if again and monkeypatch is not None:
+            save = checkpoints.save
+
+            def interrupted_save(path, run):
+                for _ in range(again):
+                    os.kill(os.getpid(), signal.SIGINT)
+                save(path, run)
+            monkeypatch.setattr(checkpoints, "save", interrupted_save)
+
+
+@pytest.mark.parametrize("at", [1, 7, 13, 14, 39])
+def test_ctrl_c_without_a_checkpoint_leaves_the_last_completed_step(at):
+    """SIGINT in the middle of step `at`: that step completes, fit raises TrainingInterrupted
+    (a KeyboardInterrupt), and model and optimizer equal those after exactly `at` steps."""
+    model, opt = lw.mlp([6, 16, 16, 3], dropout=0.2, rng=1), lw.Adam(1e-2)
+    SigintInStep(model, at)
+    with pytest.raises(lw.TrainingInterrupted, match="last completed step.*checkpoint="):
+        model.fit(X, y, optimizer=opt, epochs=3, batch_size=16, rng=7, verbose=0)
+    ref, ref_opt = reference_after(at)
+    assert opt.t == at
+    assert_same(snapshot(model, opt), snapshot(ref, ref_opt))
+
+
+@pytest.mark.parametrize(("at", "again"), [(3, 0), (3, 5), (13, 2), (20, 1)])
+def test_ctrl_c_mid_step_and_during_the_write_gives_a_complete_checkpoint(
+        tmp_path, monkeypatch, at, again):
+    """SIGINT mid-step, then `again` more while the checkpoint is written: the write completes,
+    holds exactly step `at`, and the resumed run ends bit-identical to an uninterrupted one."""
+    ref = lw.mlp([6, 16, 16, 3], dropout=0.2, rng=1)
+    h_ref = fit6(ref)
+    ck = tmp_path / "ck.lw"
+    model = lw.mlp([6, 16, 16, 3], dropout=0.2, rng=1)
+    SigintInStep(model, at, again, monkeypatch)
+    with pytest.raises(lw.TrainingInterrupted, match="checkpoint written"):
+        fit6(model, checkpoint=ck, checkpoint_every="interrupt")
+    monkeypatch.undo()
+    saved = lw.load(ck)
+    after, _ = reference_after(at)
+    for p, q in zip(saved.parameters(), after.parameters()):
+        np.testing.assert_array_equal(p.value, q.value)
+    resumed = lw.mlp([6, 16, 16, 3], dropout=0.2, rng=1)
+    h = fit6(resumed, resume=ck)
+    assert h.to_dict()["loss"] == h_ref.to_dict()["loss"]
+    for p, q in zip(ref.parameters(), resumed.parameters()):
+        np.testing.assert_array_equal(p.value, q.value)
+
+
+def test_checkpoint_every_interrupt_writes_only_on_ctrl_c(tmp_path):
+    ck = tmp_path / "ck.lw"
+    fit6(lw.mlp([6, 16, 16, 3], rng=1), checkpoint=ck, checkpoint_every="interrupt")
+    assert not ck.exists()
+
+
+# -- item 6: the CLI always checkpoints on Ctrl-C and prints a resume command that works ------
+
+def _layerwise(*args):
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return [sys.executable, "-m", "layerwise", *args], env
+
+
+def test_cli_ctrl_c_without_checkpoint_every_prints_a_resume_command_that_works(tmp_path):
+    """Without --checkpoint-every, SIGINT after the first epoch exits 130 with a checkpoint
+    and the exact resume command; running that command ends with the model an uninterrupted
+    run saves, bit for bit, and a finished run leaves no checkpoint behind."""
+    common = ["train", "--layers", "32", "--epochs", "60", "--batch-size", "32",
+              "--early-stopping", "50", "--dropout", "0.1", "--no-plots"]
+    ref_dir, cut_dir = tmp_path / "ref", tmp_path / "cut dir"
+    cmd, env = _layerwise(*common, "--quiet", "--out", str(ref_dir))
+    subprocess.run(cmd, env=env, check=True, timeout=300, capture_output=True)
+    assert not (ref_dir / "checkpoint.lw").exists()
+    cmd, env = _layerwise(*common, "--out", str(cut_dir))
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, cwd=tmp_path) as proc:
+        assert proc.stderr is not None
+        seen, deadline = "", time.monotonic() + 120
+        while "Epoch 2/" not in seen and time.monotonic() < deadline:  # epoch 1 is done
+            seen += proc.stderr.read(1)
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("training finished before the interrupt arrived")
+    assert proc.returncode == 130
+    last = rest.strip().splitlines()[-1]
+    assert "layerwise train --resume " in last and (cut_dir / "checkpoint.lw").exists()
+    assert not (cut_dir / "model.lw").exists()
+    resume = shlex.split(last.split("Continue it with: ")[1])
+    assert resume[:3] == ["layerwise", "train", "--resume"]
+    cmd, env = _layerwise(*resume[1:], "--quiet")
+    subprocess.run(cmd, env=env, check=True, timeout=300, capture_output=True, cwd=tmp_path)
+    assert not (cut_dir / "checkpoint.lw").exists()
+    a, b = lw.load(ref_dir / "model.lw"), lw.load(cut_dir / "model.lw")
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p.value, q.value)
+    assert a.metadata["config"]["epochs_run"] == b.metadata["config"]["epochs_run"]
