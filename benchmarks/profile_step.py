@@ -3,7 +3,8 @@
 Runs the same step as ``bench_step.py`` (or MNIST's 784-800-10 with SGD momentum 0.9) and times
 each part inside the step, as the step runs it: every layer's forward, the loss forward and
 backward, every layer's backward, the gradient norm (the divergence guard) and the optimizer
-update. Timing in place keeps the cache effects a part has in a real step (the update, for
+update (``guarded_step``, as ``train_step`` calls it: the overflow bound, then the
+update). Timing in place keeps the cache effects a part has in a real step (the update, for
 instance, is twice as slow after the GEMMs have evicted the parameters as in a loop of its own).
 The clock calls add about 0.1 µs per part, so the parts sum to slightly more than a step.
 For the tiny network that is about 1 µs in 21.
@@ -67,9 +68,9 @@ def profile(sizes: list[int], B: int, opt: lw.Optimizer, steps: int) -> dict[str
             layer = layers[i]
             dA = layer.backward(dA, input_grad=False) if i == first else layer.backward(dA)
             t1 = clock(); total[k] += t1 - t0; t0 = t1; k += 1  # noqa: E702
-        global_norm(params)
+        norm = global_norm(params)
         t1 = clock(); total[k] += t1 - t0; t0 = t1; k += 1      # noqa: E702
-        opt.step(params)
+        opt.guarded_step(params, norm)                  # as train_step: bound, then update
         t1 = clock(); total[k] += t1 - t0                       # noqa: E702
     return {name: seconds / steps * 1e6 for name, seconds in zip(names, total)}
 

@@ -403,7 +403,7 @@ def test_ctrl_c_without_a_checkpoint_leaves_the_last_completed_step(at):
     (a KeyboardInterrupt), and model and optimizer equal those after exactly `at` steps."""
     model, opt = lw.mlp([6, 16, 16, 3], dropout=0.2, rng=1), lw.Adam(1e-2)
     SigintInStep(model, at)
-    with pytest.raises(lw.TrainingInterrupted, match="last completed step.*checkpoint="):
+    with pytest.raises(lw.TrainingInterrupted, match=r"last completed step.*checkpoint="):
         model.fit(X, y, optimizer=opt, epochs=3, batch_size=16, rng=7, verbose=0)
     ref, ref_opt = reference_after(at)
     assert opt.t == at

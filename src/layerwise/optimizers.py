@@ -41,8 +41,10 @@ class Optimizer:
         self.lr = positive_float("learning rate lr", lr)
         self.t = 0                                   # steps taken
         self.state: list[dict[str, np.ndarray]] = []
-        # upper bounds on ‖W‖ ("w") and on the tracked state; None: measure them again
+        # upper bounds on ‖W‖ ("w") and on the tracked state; None: measure them again.
+        # _limit, _grow, _tiny: the dtype's constants for them, set when they are measured.
         self._bounds: dict[str, float] | None = None
+        self._limit, self._grow, self._tiny = 0.0, 1.0, 0.0
 
     def _fresh(self, params: Sequence[Param]) -> bool:
         """Whether the next step starts new state (first step, or other parameters)."""
@@ -53,7 +55,10 @@ class Optimizer:
 
     def step(self, params: Sequence[Param]) -> None:
         """One update of every parameter from its ``grad``, unchecked (see ``guarded_step``)."""
-        if self._fresh(params):
+        self._step(params, self._fresh(params))
+
+    def _step(self, params: Sequence[Param], fresh: bool) -> None:
+        if fresh:
             self.state = [self._init_state(p) for p in params]
             self.t = 0                               # new parameters: start from step one
         self._bounds = None                          # guarded_step sets them after the step
@@ -65,61 +70,67 @@ class Optimizer:
         """``step``, guaranteed to leave parameters and state finite, or to change nothing.
 
         ``grad_norm`` must be an upper bound of the gradients' global norm ‖g‖ (finite).
-        When the bound of ``_bound`` proves the step cannot overflow, it is a plain ``step``
-        (a few float operations more). Otherwise parameters and state are copied first, and
-        if the step leaves a NaN or infinity anywhere, both are restored bit for bit and
-        ``DivergenceError`` is raised.
+        In the steady state the bounds carried from the last step give, in a few float
+        operations, a bound on every number this step computes (``_bound``); when it is far
+        below the dtype's largest value, the step runs as a plain ``step``. Otherwise the
+        bounds are measured afresh (one dot per array), and if even those do not prove the
+        step safe, parameters and state are copied first: if the step leaves a NaN or an
+        infinity anywhere, both are restored bit for bit and ``DivergenceError`` is raised.
         """
-        dtype = params[0].value.dtype
-        limit = float(np.finfo(dtype).max) / 16     # margin for rounding in the bounds
-        grow = 1 + 8 * float(np.finfo(dtype).eps)   # rounding of one step, folded into bounds
-        t = 1 if self._fresh(params) else self.t + 1
-        peak, new = self._bound(self._current(params, refresh=False), grad_norm, t, dtype)
-        if not peak < limit:                        # maybe only the carried bounds are loose
-            peak, new = self._bound(self._current(params, refresh=True), grad_norm, t, dtype)
-        if peak < limit:
-            self.step(params)
-            self._bounds = {k: v * grow for k, v in new.items()}
-            return
-        self._checked_step(params)
+        fresh = self._fresh(params)
+        b = self._bounds
+        if b is not None and not fresh and "w" in b:     # the steady state: scalars only
+            peak, new = self._bound(b, grad_norm, self.t + 1)
+            if peak < self._limit:
+                self._step(params, False)
+                self._bounds = new
+                return
+        fi = np.finfo(params[0].value.dtype)
+        self._limit = float(fi.max) / 16             # margin for rounding inside the bounds
+        self._grow = 1 + 8 * float(fi.eps)           # one step's rounding, folded into bounds
+        self._tiny = float(fi.tiny)
+        t = 1 if fresh else self.t + 1
+        for refresh in (False, True):                # the carried bounds may just be loose
+            peak, new = self._bound(self._measure(params, fresh, refresh), grad_norm, t)
+            if peak < self._limit:
+                self._step(params, fresh)
+                self._bounds = new
+                return
+        self._checked_step(params, fresh)
 
     def forget_param_norm(self) -> None:
         """Parameters were changed outside ``step``: measure ‖W‖ again before the next one."""
         if self._bounds is not None:
             self._bounds.pop("w", None)
 
-    def _current(self, params: Sequence[Param], refresh: bool) -> dict[str, float]:
-        """Bounds for the state the next step starts from (measured when unknown)."""
-        if self._fresh(params):
-            b = dict.fromkeys(self._tracked, 0.0)    # step() will start from zeros
-        elif self._bounds is None or refresh or not set(self._tracked) <= set(self._bounds):
-            b = {}
-            for key, how in self._tracked.items():
-                arrays = [s[key] for s in self.state if key in s]
-                b[key] = _norm(arrays) if how == "norm" else max(
-                    (float(a.max()) for a in arrays if a.size), default=0.0)
-        else:
-            b = self._bounds
-        if refresh or "w" not in b:
-            b = {**b, "w": _norm([p.value for p in params])}
+    def _measure(self, params: Sequence[Param], fresh: bool, refresh: bool) -> dict[str, float]:
+        """Bounds for the state the next step starts from: the carried ones, and measured
+        norms (or maxima) for those unknown, or for all with ``refresh``."""
+        b = {} if self._bounds is None or fresh or refresh else dict(self._bounds)
+        for key, how in self._tracked.items():
+            if key in b:
+                continue
+            arrays = [] if fresh else [s[key] for s in self.state if key in s]  # fresh: zeros
+            b[key] = _norm(arrays) if how == "norm" else max(
+                (float(a.max()) for a in arrays if a.size), default=0.0)
+        if "w" not in b:
+            b["w"] = _norm([p.value for p in params])
         self._bounds = b
         return b
 
-    def _bound(self, b: dict[str, float], G: float, t: int, dtype: np.dtype[Any]
-               ) -> tuple[float, dict[str, float]]:
+    def _bound(self, b: dict[str, float], G: float, t: int) -> tuple[float, dict[str, float]]:
         """(bound on |every number the next step computes|, bounds after it), from the bounds
-        ``b`` before it, ‖g‖ ≤ G and step number t. The base class knows no bound: every
-        step is checked."""
+        ``b`` before it, ‖g‖ ≤ G and step number t; the new bounds include ``self._grow``
+        for rounding. The base class knows no bound: every step is checked."""
         return math.inf, {}
 
-    def _checked_step(self, params: Sequence[Param]) -> None:
+    def _checked_step(self, params: Sequence[Param], fresh: bool) -> None:
         """Copy, step, check; restore the copies and raise if anything became non-finite."""
         values = [p.value.copy() for p in params]
         state, t = self.state, self.t
         saved = [{k: a.copy() for k, a in s.items() if not k.startswith(("_", "tmp"))}
                  for s in state]
-        self.step(params)
-        self._bounds = None
+        self._step(params, fresh)
         if all(is_finite(p.value) for p in params) and all(
                 is_finite(a) for s in self.state for k, a in s.items()
                 if not k.startswith(("_", "tmp"))):
@@ -130,10 +141,11 @@ class Optimizer:
         for s, copies in zip(state, saved):
             for k, a in copies.items():
                 s[k][...] = a
+        dtype = params[0].value.dtype
         raise DivergenceError(
             f"the update with learning rate {self.lr:g} would have made parameters or "
-            f"optimizer state NaN or infinite (beyond {params[0].value.dtype}'s largest value "
-            f"{float(np.finfo(params[0].value.dtype).max):.3g}), so it was not applied"
+            f"optimizer state NaN or infinite (beyond {dtype}'s largest value "
+            f"{float(np.finfo(dtype).max):.3g}), so it was not applied"
         )
 
     def _init_state(self, p: Param) -> dict[str, np.ndarray]:
@@ -241,21 +253,20 @@ class SGD(Optimizer):
                 g = v                                      # g ← v
         axpy(-self.lr, g, w, tmp)                          # W ← W − η g, one BLAS axpy
 
-    def _bound(self, b: dict[str, float], G: float, t: int, dtype: np.dtype[Any]
-               ) -> tuple[float, dict[str, float]]:
-        # triangle inequality on each line of _update, with ‖·‖₂ ≥ every |element|
+    def _bound(self, b: dict[str, float], G: float, t: int) -> tuple[float, dict[str, float]]:
+        # The triangle inequality on each line of _update, with ‖·‖₂ ≥ every |element|:
+        # ‖∇W + λW‖ ≤ S, then ‖v‖ ≤ μ‖v‖ + max(|1 − τ|, 1)·S (v = g at the first step), the
+        # direction ≤ S + μ‖v‖ (Nesterov) or ‖v‖, and ‖W − η·direction‖ ≤ ‖W‖ + η·direction.
+        # Every intermediate (λW, μv, (1 − τ)g, η·direction) is at most max(S, W).
         Wn, mu = b["w"], self.momentum
-        D = G + self.weight_decay * Wn                     # ‖∇W + λW‖
-        new: dict[str, float] = {}
-        S, V = D, 0.0
+        S = G + self.weight_decay * Wn
         if mu:
-            # v ← μv + (1 − τ)g, or v = g at the first step
-            V = mu * b["v"] + max(abs(1 - self.dampening), 1.0) * D
-            new["v"] = V
-            S = D + mu * V if self.nesterov else V
+            V = mu * b["v"] + max(abs(1 - self.dampening), 1.0) * S
+            S = S + mu * V if self.nesterov else V
+            W = Wn + self.lr * S
+            return max(S, W), {"w": W * self._grow, "v": V * self._grow}
         W = Wn + self.lr * S
-        new["w"] = W
-        return max(D, mu * b.get("v", 0.0), V, S, self.lr * S, W), new
+        return max(S, W), {"w": W * self._grow}
 
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -317,23 +328,24 @@ class Adam(Optimizer):
         np.divide(m, tmp, out=tmp)
         axpby(-self.lr * c / (1 - b1**self.t), tmp, keep, w, tmp)
 
-    def _bound(self, b: dict[str, float], G: float, t: int, dtype: np.dtype[Any]
-               ) -> tuple[float, dict[str, float]]:
+    def _bound(self, b: dict[str, float], G: float, t: int) -> tuple[float, dict[str, float]]:
         b1, b2 = self.betas
         Wn, lam = b["w"], self.weight_decay
         D = G if self.decoupled else G + lam * Wn         # ‖g‖ after coupled weight decay
         M = b1 * b["m"] + (1 - b1) * D                    # ‖m‖
         V = b2 * b["v"] + (1 - b2) * D * D                # max vᵢ (vᵢ ≤ its old max or gᵢ²)
         c = math.sqrt(1 - b2**t)
-        ce = float(dtype.type(c * self.eps))              # c ε as the dtype holds it
-        if ce == 0.0:                                     # m / (√v + 0) could be 0/0
+        ce = c * self.eps
+        if ce < self._tiny:                               # might round to 0: m/(√v + 0) = 0/0
             return math.inf, {}
+        ce *= 2 - self._grow                              # ≤ c ε as the dtype rounds it
         U = M / ce                                        # ‖m / (√v + cε)‖ ≤ ‖m‖ / cε
         step = self.lr * c / (1 - b1**t) * U
         keep = abs(1 - self.lr * lam) if self.decoupled else 1.0
         W = keep * Wn + step
+        g = self._grow
         return max(D * D, lam * Wn, M, V, math.sqrt(V) + ce, U, step, W), {
-            "m": M, "v": V, "w": W}
+            "m": M * g, "v": V * g, "w": W * g}
 
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
@@ -421,22 +433,20 @@ class RMSprop(Optimizer):
             d *= self.lr
             w -= d                                         # W ← W − η g/d
 
-    def _bound(self, b: dict[str, float], G: float, t: int, dtype: np.dtype[Any]
-               ) -> tuple[float, dict[str, float]]:
+    def _bound(self, b: dict[str, float], G: float, t: int) -> tuple[float, dict[str, float]]:
         a, mu, lam, Wn = self.alpha, self.momentum, self.weight_decay, b["w"]
         D = G + lam * Wn                                   # ‖∇W + λW‖
-        S = a * b.get("sq", 0.0) + (1 - a) * D * D         # max sᵢ
-        A = a * b.get("gavg", 0.0) + (1 - a) * D           # ‖ḡ‖
-        e = float(dtype.type(self.eps))                    # d ≥ ε as the dtype holds it
-        if e == 0.0:
+        S = a * b["sq"] + (1 - a) * D * D                  # max sᵢ
+        A = a * b["gavg"] + (1 - a) * D                    # ‖ḡ‖ (0 when not centered)
+        if self.eps < self._tiny:                          # ε might round to 0: g/0
             return math.inf, {}
+        e = self.eps * (2 - self._grow)                    # d ≥ ε as the dtype rounds it
         Q = D / e                                          # ‖g / d‖
-        new = {"sq": S, "gavg": A if self.centered else 0.0}
-        U = mu * b.get("u", 0.0) + Q if mu else Q          # ‖u‖
-        new["u"] = U if mu else 0.0
+        U = mu * b["u"] + Q if mu else Q                   # ‖u‖ (u ← μu + g/d)
         W = Wn + self.lr * U
-        new["w"] = W
-        return max(D * D, lam * Wn, S, A * A, math.sqrt(S) + e, Q, U, self.lr * U, W), new
+        peak = max(D * D, lam * Wn, S, A * A, math.sqrt(S) + e, Q, U, self.lr * U, W)
+        g = self._grow
+        return peak, {"sq": S * g, "gavg": A * g, "u": U * g, "w": W * g}
 
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
