@@ -481,3 +481,24 @@ def test_cli_ctrl_c_without_checkpoint_every_prints_a_resume_command_that_works(
     for p, q in zip(a.parameters(), b.parameters()):
         np.testing.assert_array_equal(p.value, q.value)
     assert a.metadata["config"]["epochs_run"] == b.metadata["config"]["epochs_run"]
+
+
+def test_an_optimizer_with_its_own_step_is_checked_and_rolled_back():
+    """A user's Optimizer subclass that overrides step() has no bound: every guarded step runs
+    its step on the copy-protected path, and an overflowing one is undone."""
+    class Doubling(lw.Optimizer):
+        def step(self, params):
+            self.t += 1
+            for p in params:
+                p.value *= np.float32(1e20)
+
+    model, opt = lw.mlp([6, 4, 3], rng=1), Doubling(0.1)
+    L = lw.CrossEntropy()
+    Y = L.prepare_target(y[:8], 3, np.float32)
+    zeros = X[:8] * 0                               # outputs stay 0: the loss stays finite
+    step(model, L, opt, zeros, Y)
+    before = snapshot(model, opt)
+    assert opt.t == 1 and all_finite(model, opt)
+    with pytest.raises(lw.DivergenceError, match="not applied"):
+        step(model, L, opt, zeros, Y)
+    assert_same(snapshot(model, opt), before)

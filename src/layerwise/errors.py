@@ -27,11 +27,14 @@ class ModelFileError(LayerwiseError, ValueError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped ``fit`` after a checkpoint was written; the message says how to resume.
+    """Ctrl-C stopped ``fit`` at the end of a step: the model holds the last completed step,
+    and a checkpoint was written if ``fit`` was given one (the message says how to resume).
 
     A ``KeyboardInterrupt``, so code that handles Ctrl-C keeps working.
     """
 
 
 class DivergenceError(LayerwiseError, ArithmeticError):
-    """Training produced a NaN or infinite loss; the model keeps its last finite parameters."""
+    """Training produced a NaN or infinite loss or gradient, or an update would have made a
+    parameter or the optimizer's state NaN or infinite; the model and the optimizer keep the
+    parameters and state of the last completed step."""

@@ -78,6 +78,9 @@ class Optimizer:
         infinity anywhere, both are restored bit for bit and ``DivergenceError`` is raised.
         """
         fresh = self._fresh(params)
+        if type(self).step is not Optimizer.step:        # a subclass with its own step: check
+            self._checked_step(params, fresh)
+            return
         b = self._bounds
         if b is not None and not fresh and "w" in b:     # the steady state: scalars only
             peak, new = self._bound(b, grad_norm, self.t + 1)
@@ -130,7 +133,10 @@ class Optimizer:
         state, t = self.state, self.t
         saved = [{k: a.copy() for k, a in s.items() if not k.startswith(("_", "tmp"))}
                  for s in state]
-        self._step(params, fresh)
+        if type(self).step is Optimizer.step:
+            self._step(params, fresh)
+        else:
+            self.step(params)
         if all(is_finite(p.value) for p in params) and all(
                 is_finite(a) for s in self.state for k, a in s.items()
                 if not k.startswith(("_", "tmp"))):
