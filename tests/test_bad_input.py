@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -380,6 +382,24 @@ def _quiet(*argv) -> None:
     assert code == 0, err.getvalue()
 
 
+def _interrupted(*argv) -> None:
+    """Run ``layerwise ARGV`` and Ctrl-C it (SIGINT to this process) during its third step: it
+    exits 130 with a checkpoint of that step."""
+    original, calls = lw.GradientNorms.on_batch_end, []
+
+    def on_batch_end(self, state, loss):
+        original(self, state, loss)
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        mp.setattr(lw.GradientNorms, "on_batch_end", on_batch_end)
+        code = main([str(a) for a in argv])
+    assert code == 130, err.getvalue()
+
+
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory) -> dict[str, Path]:
     """Small data files, and runs trained on them (classification, text labels, regression, and
@@ -420,9 +440,14 @@ def cli(tmp_path_factory) -> dict[str, Path]:
     _quiet("train", d / "reg.csv", *TINY, "--out", d / "reg-run")
     for name, data, layers in (("ck8", "cls.npz", "8"), ("ck16", "cls.npz", "16"),
                                ("ck-reg", "reg.csv", "8")):
-        _quiet("train", d / data, "--epochs", "1", "--layers", layers, "--quiet", "--no-plots",
-               "--batch-size", "8", "--checkpoint-every", "1", "--out", d / name)
-        assert (d / name / "checkpoint.lw").is_file()
+        # a finished run (which removes its checkpoint), given the checkpoint that the same
+        # run, interrupted, writes
+        args = ("train", d / data, "--epochs", "1", "--layers", layers, "--quiet", "--no-plots",
+                "--batch-size", "8", "--checkpoint-every", "1")
+        _quiet(*args, "--out", d / name)
+        assert not (d / name / "checkpoint.lw").exists()
+        _interrupted(*args, "--out", d / f"{name}-cut")
+        shutil.copy(d / f"{name}-cut" / "checkpoint.lw", d / name / "checkpoint.lw")
     return {"dir": d}
 
 

@@ -502,3 +502,55 @@ def test_an_optimizer_with_its_own_step_is_checked_and_rolled_back():
     with pytest.raises(lw.DivergenceError, match="not applied"):
         step(model, L, opt, zeros, Y)
     assert_same(snapshot(model, opt), before)
+
+
+SCRIPT = """
+import sys, numpy as np, layerwise as lw
+ck, out = sys.argv[1], sys.argv[2]
+resume = ck if len(sys.argv) > 3 else None
+rng = np.random.default_rng(0)
+X = rng.standard_normal((120, 5)).astype(np.float32)
+y = rng.integers(0, 3, 120)
+model = lw.mlp([5, 12, 3], dropout=0.3, rng=3)
+print("started", flush=True)
+model.fit(X, y, optimizer=lw.SGD(0.05, momentum=0.9), epochs=60, batch_size=8, rng=5,
+          verbose=0, schedule="cosine", checkpoint=ck if ck != "-" else None,
+          checkpoint_every=1, resume=resume,
+          callbacks=[lw.EarlyStopping(patience=50, monitor="loss"), lw.GradientNorms()])
+np.save(out, model.flat_parameters()[0].value)
+"""
+
+
+def test_repeated_ctrl_c_on_a_real_process_never_loses_or_corrupts_the_checkpoint(tmp_path):
+    """A burst of SIGINTs at random moments of a run that checkpoints every step (so most land
+    in a step or a write): every time the process exits interrupted with a checkpoint, and the
+    run resumed from it ends bit-identical to an uninterrupted one."""
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+    def python(*args):
+        return [sys.executable, str(script), *map(str, args)]
+    ref = tmp_path / "ref.npy"
+    subprocess.run(python("-", ref), check=True, timeout=120, env=env)
+    rng = np.random.default_rng(1)
+    for trial in range(4):
+        ck, out = tmp_path / f"ck{trial}.lw", tmp_path / f"out{trial}.npy"
+        with subprocess.Popen(python(ck, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) as proc:
+            assert proc.stdout is not None
+            proc.stdout.readline()                       # "started": fit is about to run
+            deadline = time.monotonic() + 60
+            while not ck.exists() and time.monotonic() < deadline:
+                time.sleep(0.005)                        # the first step's checkpoint: fit
+            time.sleep(float(rng.uniform(0, 0.2)))       # handles SIGINT from now on
+            for _ in range(int(rng.integers(2, 6))):
+                proc.send_signal(signal.SIGINT)
+                time.sleep(float(rng.uniform(0, 0.003)))
+            _, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:
+            continue                                     # finished before the interrupts
+        assert "TrainingInterrupted" in err and "checkpoint written to" in err, err
+        lw.load(ck)
+        subprocess.run(python(ck, out, "resume"), check=True, timeout=120, env=env)
+        np.testing.assert_array_equal(np.load(out), np.load(ref))
