@@ -450,9 +450,10 @@ def _layerwise(*args):
 def test_cli_ctrl_c_without_checkpoint_every_prints_a_resume_command_that_works(tmp_path):
     """Without --checkpoint-every, SIGINT after the first epoch exits 130 with a checkpoint
     and the exact resume command; running that command ends with the model an uninterrupted
-    run saves, bit for bit, and a finished run leaves no checkpoint behind."""
-    common = ["train", "--layers", "32", "--epochs", "60", "--batch-size", "32",
-              "--early-stopping", "50", "--dropout", "0.1", "--no-plots"]
+    run saves, bit for bit (dropout, early stopping and all), and a finished run leaves no
+    checkpoint behind."""
+    common = ["train", "--layers", "32", "--epochs", "200", "--batch-size", "32",
+              "--early-stopping", "20", "--dropout", "0.1", "--no-plots"]
     ref_dir, cut_dir = tmp_path / "ref", tmp_path / "cut dir"
     cmd, env = _layerwise(*common, "--quiet", "--out", str(ref_dir))
     subprocess.run(cmd, env=env, check=True, timeout=300, capture_output=True)
@@ -480,7 +481,8 @@ def test_cli_ctrl_c_without_checkpoint_every_prints_a_resume_command_that_works(
     a, b = lw.load(ref_dir / "model.lw"), lw.load(cut_dir / "model.lw")
     for p, q in zip(a.parameters(), b.parameters()):
         np.testing.assert_array_equal(p.value, q.value)
-    assert a.metadata["config"]["epochs_run"] == b.metadata["config"]["epochs_run"]
+    # early stopping ended both runs at the same epoch: its state survived the interruption
+    assert a.metadata["config"]["epochs_run"] == b.metadata["config"]["epochs_run"] < 200
 
 
 def test_an_optimizer_with_its_own_step_is_checked_and_rolled_back():
@@ -513,10 +515,10 @@ X = rng.standard_normal((120, 5)).astype(np.float32)
 y = rng.integers(0, 3, 120)
 model = lw.mlp([5, 12, 3], dropout=0.3, rng=3)
 print("started", flush=True)
-model.fit(X, y, optimizer=lw.SGD(0.05, momentum=0.9), epochs=60, batch_size=8, rng=5,
+model.fit(X, y, optimizer=lw.SGD(0.05, momentum=0.9), epochs=30, batch_size=8, rng=5,
           verbose=0, schedule="cosine", checkpoint=ck if ck != "-" else None,
           checkpoint_every=1, resume=resume,
-          callbacks=[lw.EarlyStopping(patience=50, monitor="loss"), lw.GradientNorms()])
+          callbacks=[lw.EarlyStopping(patience=20, monitor="loss"), lw.GradientNorms()])
 np.save(out, model.flat_parameters()[0].value)
 """
 
@@ -534,7 +536,8 @@ def test_repeated_ctrl_c_on_a_real_process_never_loses_or_corrupts_the_checkpoin
     ref = tmp_path / "ref.npy"
     subprocess.run(python("-", ref), check=True, timeout=120, env=env)
     rng = np.random.default_rng(1)
-    for trial in range(4):
+    interrupted = 0
+    for trial in range(3):
         ck, out = tmp_path / f"ck{trial}.lw", tmp_path / f"out{trial}.npy"
         with subprocess.Popen(python(ck, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=env) as proc:
@@ -554,3 +557,5 @@ def test_repeated_ctrl_c_on_a_real_process_never_loses_or_corrupts_the_checkpoin
         lw.load(ck)
         subprocess.run(python(ck, out, "resume"), check=True, timeout=120, env=env)
         np.testing.assert_array_equal(np.load(out), np.load(ref))
+        interrupted += 1
+    assert interrupted >= 2, "the runs finished before the interrupts arrived"
