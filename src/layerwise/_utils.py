@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +21,9 @@ def as_generator(rng: RngLike) -> np.random.Generator:
     """Return a ``np.random.Generator`` from an int seed, a Generator, or None (fresh entropy)."""
     if isinstance(rng, np.random.Generator):
         return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng < 0:
+        raise ConfigError(f"rng must be a seed >= 0 (or a Generator, or None); received {rng}. "
+                          "Pass e.g. rng=0.")
     if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
         return np.random.default_rng(rng)
     raise ConfigError(
@@ -64,6 +68,23 @@ def buffer(store: dict[str, np.ndarray], key: str, B: int, tail: tuple[int, ...]
         buf = np.empty((B, *tail), dtype=dtype)
         store[key] = buf
     return buf[:B]
+
+
+def physical_memory() -> int | None:
+    """This machine's RAM in bytes, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(what: str, n_bytes: int, fix: str) -> None:
+    """Refuse, before allocating, ``n_bytes`` that exceed this machine's RAM (allocating first
+    would fail with a MemoryError, or succeed lazily and be killed when the pages are written)."""
+    ram = physical_memory()
+    if n_bytes > (ram if ram is not None else np.iinfo(np.intp).max):
+        have = f"this machine's {ram / 2**30:.1f} GiB of memory" if ram else "what NumPy can hold"
+        raise ValidationError(f"{what} needs {n_bytes:.3g} bytes, more than {have}; {fix}")
 
 
 def positive_int(name: str, value: Any) -> int:

@@ -14,7 +14,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import initializers
-from ._utils import RngLike, as_float_dtype, as_generator, buffer, fraction, positive_int
+from ._utils import (
+    RngLike,
+    as_float_dtype,
+    as_generator,
+    buffer,
+    check_memory,
+    fraction,
+    positive_int,
+)
 from .errors import ValidationError
 
 
@@ -128,6 +136,8 @@ class Dense(Layer):
         self.init = initializers.name_of(init)
         self.bias = bool(bias)
         dt = as_float_dtype(dtype)
+        check_memory(f"Dense({self.n_in}, {self.n_out}) (W and its gradient dW)",
+                     2 * self.n_in * self.n_out * dt.itemsize, "use fewer units.")
         W = np.asarray(initializers.get(init)((self.n_out, self.n_in), as_generator(rng), dt))
         if W.shape != (self.n_out, self.n_in):
             raise ValidationError(

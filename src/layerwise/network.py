@@ -249,6 +249,9 @@ class Sequential:
                  ) -> dict[str, float]:
         """Loss and metrics on (X, y): accuracy for classification; MSE, MAE, R² otherwise."""
         from .training import _evaluate_prepared
+        if self.n_out is None:
+            raise ConfigError("this model has no Dense layer, so it has no outputs to evaluate; "
+                              "add lw.Dense(n_in, n_out).")
         L = self._require_loss(loss)
         X = as_input(X, self.n_in, self.dtype)
         Y = L.prepare_target(y, self.n_out or X.shape[1], self.dtype)

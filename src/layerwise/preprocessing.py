@@ -12,11 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from ._utils import as_float_dtype, buffer
-from .errors import ConfigError
+from ._utils import as_array, as_float_dtype, buffer, positive_int, require_finite
+from .errors import ConfigError, ValidationError
 from .layers import Layer
 
 SCALINGS = ("standard", "minmax", "none")
+#: what a layer's constants came from: a scaling fitted by ``fit``, or "inverse" (the command
+#: line undoes a target scaling with one).
+METHODS = (*SCALINGS, "inverse")
 
 
 class Standardize(Layer):
@@ -31,13 +34,22 @@ class Standardize(Layer):
                  dtype: Any = np.float32) -> None:
         super().__init__()
         dt = as_float_dtype(dtype)
-        self.offset = np.ascontiguousarray(offset, dtype=dt).reshape(-1)
-        self.scale = np.ascontiguousarray(scale, dtype=dt).reshape(-1)
-        if self.offset.shape != self.scale.shape:
+        if not isinstance(method, str) or method not in METHODS:
+            raise ConfigError(f"unknown Standardize method {method!r}; expected one of "
+                              f"{list(METHODS)}.")
+        self.offset = np.array(as_array(offset, "offset"), dtype=dt).reshape(-1)   # own copies
+        self.scale = np.array(as_array(scale, "scale"), dtype=dt).reshape(-1)
+        if self.offset.shape != self.scale.shape or self.offset.size == 0:
             raise ConfigError(
-                f"offset and scale must have the same shape; received {self.offset.shape} and "
-                f"{self.scale.shape}."
+                f"offset and scale must have the same shape, not empty; received "
+                f"{self.offset.shape} and {self.scale.shape}."
             )
+        # A = (X − offset) / scale: a zero or non-finite constant makes every output NaN or inf
+        require_finite(self.offset, "Standardize offset")
+        require_finite(self.scale, "Standardize scale")
+        if not np.all(self.scale != 0):
+            raise ValidationError("Standardize scale must be non-zero (A = (X − offset) / scale); "
+                                  f"it has {int(np.sum(self.scale == 0))} zeros.")
         self.method = method
         self.n = self.offset.size
 
@@ -99,4 +111,5 @@ class Standardize(Layer):
     def from_config(cls, n: int, method: str = "standard", dtype: Any = np.float32
                     ) -> Standardize:
         """An identity-initialised layer of ``n`` features (model files fill the arrays)."""
+        n = positive_int("n", n)
         return cls(np.zeros(n), np.ones(n), method=method, dtype=dtype)
