@@ -37,6 +37,7 @@ FORMAT_VERSION = 1
 MAX_MEMBER_BYTES = 4 * 1024**3          # refuse members claiming more than 4 GiB uncompressed
 MAX_UNITS = 2**31 - 1                   # layer widths beyond this are not plausible
 MAX_JSON_BYTES = 64 * 1024**2           # descriptions are a few KiB; metadata may add some
+JSON_METADATA_OBJECTS = 100_000         # JSON objects allowed in model.json beyond the layers'
 NPY_HEADER_MAX = 4096                   # a .npy header of a plain 1-D or 2-D array is < 4 KiB
 #: default cap on the numbers stored in a model's arrays (``lw.load(max_params=...)``): 2**28
 #: is 1 GiB of float32 (2 GiB float64); loading needs about three times that (data, W, dW).
@@ -399,10 +400,7 @@ def load(path: str | os.PathLike[str], *, max_params: int = MAX_PARAMS,
             raise _fail(path, "it has no model.json; it is not a layerwise model file.")
         if z.getinfo("model.json").file_size > MAX_JSON_BYTES:
             raise _fail(path, f"model.json claims more than {MAX_JSON_BYTES} bytes.")
-        try:
-            doc = json.loads(_read_member(z, "model.json", path))
-        except (ValueError, RecursionError) as exc:      # bad JSON, bad UTF-8, deep nesting
-            raise _fail(path, f"model.json is not valid JSON ({exc}).") from None
+        doc = _parse_doc(_read_member(z, "model.json", path), max_layers, path)
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise _fail(path, "model.json does not describe a layerwise model.")
         version = doc.get("format_version")
@@ -450,6 +448,35 @@ def load(path: str | os.PathLike[str], *, max_params: int = MAX_PARAMS,
         raise _fail(path, f"in its metadata, {problem}.")
     model.metadata = meta
     return model
+
+
+def _parse_doc(data: bytes, max_layers: int, path: Any) -> Any:
+    """Parse model.json, refusing duplicate keys and stopping once it holds more JSON objects
+    than a model of ``max_layers`` layers has (up to 5 per layer, plus metadata), so a small
+    file listing millions of layers costs no more than a valid one."""
+    budget = 5 * max_layers + JSON_METADATA_OBJECTS
+    count = 0
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal count
+        count += 1
+        if count > budget:
+            raise _fail(path, f"model.json holds more than {budget} JSON objects, more than a "
+                              f"model of at most max_layers={max_layers} layers has; if you "
+                              "trust this file, pass a larger max_layers to lw.load.")
+        d = dict(pairs)
+        if len(d) != len(pairs):
+            keys = sorted({k for k, _ in pairs if sum(k == j for j, _ in pairs) > 1})
+            raise _fail(path, f"model.json repeats the key(s) {keys}; which one a reader uses "
+                              "is arbitrary, so the file is refused.")
+        return d
+
+    try:
+        return json.loads(data, object_pairs_hook=hook)
+    except (ValueError, RecursionError) as exc:          # bad JSON, bad UTF-8, deep nesting
+        if isinstance(exc, ModelFileError):
+            raise
+        raise _fail(path, f"model.json is not valid JSON ({exc}).") from None
 
 
 def _expected_shapes(kind: str, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:

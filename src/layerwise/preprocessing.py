@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from ._utils import as_array, as_float_dtype, buffer, positive_int, require_finite
+from ._utils import (
+    as_array,
+    as_float_dtype,
+    buffer,
+    cast_float,
+    positive_int,
+    require_finite,
+)
 from .errors import ConfigError, ValidationError
 from .layers import Layer
 
@@ -20,6 +27,14 @@ SCALINGS = ("standard", "minmax", "none")
 #: what a layer's constants came from: a scaling fitted by ``fit``, or "inverse" (the command
 #: line undoes a target scaling with one).
 METHODS = (*SCALINGS, "inverse")
+
+
+def _constants(values: Any, name: str, dt: np.dtype[Any]) -> np.ndarray:
+    """The layer's own 1-D copy of ``offset`` or ``scale`` in ``dt``, refusing non-numbers."""
+    A = as_array(values, f"Standardize {name}")
+    if A.dtype.kind not in "biuf":
+        raise ValidationError(f"Standardize {name} must be numbers; received dtype {A.dtype}.")
+    return np.array(cast_float(A, dt, f"Standardize {name}")).reshape(-1)
 
 
 class Standardize(Layer):
@@ -37,8 +52,8 @@ class Standardize(Layer):
         if not isinstance(method, str) or method not in METHODS:
             raise ConfigError(f"unknown Standardize method {method!r}; expected one of "
                               f"{list(METHODS)}.")
-        self.offset = np.array(as_array(offset, "offset"), dtype=dt).reshape(-1)   # own copies
-        self.scale = np.array(as_array(scale, "scale"), dtype=dt).reshape(-1)
+        self.offset = _constants(offset, "offset", dt)
+        self.scale = _constants(scale, "scale", dt)
         if self.offset.shape != self.scale.shape or self.offset.size == 0:
             raise ConfigError(
                 f"offset and scale must have the same shape, not empty; received "
