@@ -566,3 +566,39 @@ def test_splits_leaving_no_rows_are_clear_errors(capsys, data, tmp_path, option,
                                *train_args(tmp_path / "run")))
     assert needle in line
     assert not (tmp_path / "run").exists()
+
+
+def test_no_header_is_for_csv_files_only(capsys, tmp_path):
+    line = one_line_error(*run(capsys, "train", "iris", "--no-header", *train_args(tmp_path)))
+    assert "--no-header" in line and "not one" in line
+
+
+def test_long_lists_of_unmatched_columns_are_shortened(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 30))
+    names = [f"f{j}" for j in range(30)]
+    y = (X[:, 0] > 0).astype(int)
+    path = write_csv(tmp_path / "wide.csv", [*names, "label"], [*X.T, y])
+    run_quietly("train", path, *train_args(tmp_path / "run"))
+    other = write_csv(tmp_path / "other.csv", [f"g{j}" for j in range(30)], list(X.T))
+    line = one_line_error(*run(capsys, "predict", tmp_path / "run" / "model.lw", other))
+    assert "(30 in all)" in line and "'f9'" in line and "'f10'" not in line
+
+
+def test_training_arrays_are_checked_like_predict_inputs(tmp_path):
+    """The loaders behind `train X.npy,y.npy` and `train data.npz` use the same checks."""
+    import zipfile
+    (tmp_path / "X.npy").write_bytes(forged_npy((10**7, 10**6)))
+    np.save(tmp_path / "y.npy", np.zeros(3))
+    with pytest.raises(lw.DataError, match="truncated or damaged"):
+        lw.datasets.load(f"{tmp_path / 'X.npy'},{tmp_path / 'y.npy'}")
+    with zipfile.ZipFile(tmp_path / "bz.npz", "w", compression=zipfile.ZIP_BZIP2) as z:
+        for name, a in (("X", np.zeros((4, 2))), ("y", np.zeros(4))):
+            buf = io.BytesIO()
+            np.save(buf, a)
+            z.writestr(f"{name}.npy", buf.getvalue())
+    with pytest.raises(lw.DataError, match="stored or deflated"):
+        lw.datasets.load(tmp_path / "bz.npz")
+    np.savez_compressed(tmp_path / "ok.npz", X=np.ones((4, 2)), y=np.arange(4) % 2)
+    d = lw.datasets.load(tmp_path / "ok.npz")
+    assert d.X_train.shape == (4, 2) and d.X_train.dtype == np.float32

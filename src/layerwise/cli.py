@@ -86,8 +86,9 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
                    help="override the task inferred from the targets")
     g.add_argument("--no-header", action="store_true",
-                   help="the CSV has no header row: every row is data, columns are named col1, "
-                        "col2, … and taken by position")
+                   help="the CSV has no header row: every row is data; its columns are named "
+                        "col1, col2, … (for --target) and a model's features are taken by "
+                        "position")
 
 
 def _by_position_option(p: argparse.ArgumentParser) -> None:
@@ -205,6 +206,11 @@ def _use_model_target(args: argparse.Namespace, model: Sequential, source: str) 
         args.target = name
 
 
+def _few(names: list[str], k: int = 10) -> str:
+    """A list of names for a message, the first ``k`` of a long one."""
+    return str(names) if len(names) <= k else f"{names[:k]} … ({len(names)} in all)"
+
+
 def _feature_columns(names: list[str] | None, model: Sequential, what: str,
                      by_position: bool, ignore: str | None = None) -> list[int] | None:
     """The file's column indices in the model's feature order, matched by name; None means
@@ -225,9 +231,9 @@ def _feature_columns(names: list[str] | None, model: Sequential, what: str,
     unexpected = [n for n in names if n not in expected and n != ignore]
     if missing or unexpected:
         raise CLIError(f"{what}: the columns must be the model's features, matched by name; "
-                       f"missing {missing}, unexpected {unexpected} (the model's features: "
-                       f"{expected}); rename or drop columns, or pass --by-position to take "
-                       "the columns in file order.")
+                       f"missing {_few(missing)}, unexpected {_few(unexpected)} (the model's "
+                       f"features: {_few(expected)}); rename or drop columns, or pass "
+                       "--by-position to take the columns in file order.")
     return [names.index(n) for n in expected]
 
 
@@ -492,6 +498,8 @@ def _open_run_dir(out: Path, resume: bool, cleanup: contextlib.ExitStack) -> Non
         except BlockingIOError:
             raise CLIError(f"another layerwise train is writing to {out}/; wait for it to "
                            "finish or pick another --out.") from None
+        except OSError:                              # a file system without locks: go on
+            pass
     if not resume and os.path.lexists(out / "model.lw"):
         raise CLIError(f"{out}/ already holds a trained model (model.lw); pick another --out, "
                        "or delete that directory first to train it again.")

@@ -186,6 +186,10 @@ def load(source: PathLike, *, data_dir: PathLike | None = None, target: str | No
                           f"{type(source).__name__}, so pass e.g. 'digits' or 'data.csv'.")
     source = os.fspath(source)
     dt = as_float_dtype(dtype)
+    key = source.strip().lower().replace("_", "-")
+    if not header and (key in NAMES or not source.lower().endswith(".csv")):
+        raise ConfigError(f"header=False (--no-header) describes a CSV file, but the source "
+                          f"{source!r} is not one; drop it.")
     data = _load(source, data_dir, target, task, download, header)
     # Loaders keep float64 sources in float64; one conversion here, refusing overflow.
     X_test, y_test = data.X_test, data.y_test
