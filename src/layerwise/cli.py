@@ -93,8 +93,9 @@ def _data_options(p: argparse.ArgumentParser) -> None:
 
 def _by_position_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--by-position", action="store_true",
-                   help="take CSV feature columns in file order instead of matching the "
-                        "model's feature names (the target is --target or the last column)")
+                   help="take CSV columns in file order instead of matching them to the "
+                        "model's feature names (a CSV to evaluate then has its target in "
+                        "--target or the last column)")
 
 
 def _parser() -> argparse.ArgumentParser:
