@@ -153,20 +153,29 @@ def as_array(x: Any, name: str) -> np.ndarray:
                               ) from None
 
 
-def cast_float(A: np.ndarray, dtype: Any, name: str) -> np.ndarray:
+def cast_float(A: np.ndarray, dtype: Any, name: str, columns: Any = None) -> np.ndarray:
     """C-contiguous ``A`` in float ``dtype``, refusing values too large for it (not NaN/inf:
-    ``require_finite`` reports those)."""
+    ``require_finite`` reports those); the error names the first such row and column
+    (``columns``: the column names, when known)."""
     dt = np.dtype(dtype)
     if A.dtype.kind in "fiu" and A.size and (A.dtype.kind != "f" or A.dtype.itemsize >
                                              dt.itemsize):
         with np.errstate(invalid="ignore"):
             big = max(abs(float(A.min())), abs(float(A.max())))
         if math.isfinite(big) and big > float(np.finfo(dt).max):
-            rows = np.argwhere(np.abs(A) > float(np.finfo(dt).max))
-            where = f" (first in row {int(rows[0][0])})" if A.ndim and len(rows) else ""
+            first = np.argwhere(np.abs(A) > float(np.finfo(dt).max))
+            where = ""
+            if A.ndim and len(first):
+                where = f" (first in row {int(first[0][0])}"
+                if A.ndim == 2:
+                    j = int(first[0][1])
+                    where += (f", column {columns[j]!r}" if columns is not None
+                              and j < len(columns) else f", column {j}")
+                where += ")"
             raise ValidationError(
-                f"{name} holds values up to {big:.3g}{where}, too large for {dt}; scale the data "
-                "down or use a float64 model (dtype=np.float64)."
+                f"{name} holds values up to {big:.3g}{where}, too large for {dt} (at most "
+                f"{float(np.finfo(dt).max):.3g}); scale the data down or use float64 "
+                "(dtype=np.float64, or --dtype float64 on the command line)."
             )
     with np.errstate(over="ignore", invalid="ignore"):
         return np.ascontiguousarray(A, dtype=dt)

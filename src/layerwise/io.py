@@ -13,6 +13,7 @@ import io as _io
 import json
 import math
 import os
+import stat
 import tempfile
 import zipfile
 import zlib
@@ -68,15 +69,25 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 
 
 def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
-    """Call ``write(fileobj)`` on a temporary file next to ``path``, fsync, then rename it."""
+    """Call ``write(fileobj)`` on a temporary file next to ``path``, fsync, then rename it.
+
+    The temporary file is ``.<name>.<random>.tmp`` in the same folder. ``os.replace`` swaps the
+    directory entry, so a symlink at ``path`` is replaced itself and its target is never
+    written. If anything fails (a full disk, an exception in ``write``), the temporary file is
+    removed and ``path`` keeps its previous content; an ``OSError`` names ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp creates the file private (0600); give it the mode a plain open() would, or
-        # that of the file it replaces.
-        if path.exists():
-            mode = path.stat().st_mode & 0o777
+        # that of the regular file it replaces (lstat: never the mode of a symlink's target).
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            mode = st.st_mode & 0o777
         else:
             umask = os.umask(0)
             os.umask(umask)
@@ -88,9 +99,11 @@ def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)                 # make the rename itself durable
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if os.path.lexists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc   # say which file
         raise
 
 

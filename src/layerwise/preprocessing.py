@@ -77,7 +77,11 @@ class Standardize(Layer):
         """
         X = np.asarray(X, dtype=np.float64)
         if method == "standard":
-            offset, scale = X.mean(axis=0), X.std(axis=0)
+            # Values beyond 1e150 would overflow the squares of the variance: compute the
+            # statistics of X / s and scale them back by s = max|X| per feature.
+            s = np.abs(X).max(axis=0, initial=0.0)
+            s = np.where(np.isfinite(s) & (s > 1e150), s, 1.0)
+            offset, scale = (X / s).mean(axis=0) * s, (X / s).std(axis=0) * s
         elif method == "minmax":
             offset, scale = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
         elif method == "none":
