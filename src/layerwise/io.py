@@ -275,9 +275,11 @@ def _metadata_problem(meta: dict[str, Any], model: Sequential) -> str | None:
                 return (f"{key!r} names {k} classes but the model's {n_out} output(s) with "
                         f"{loss.kind} predict {K}")
     if names is not None and (not scalars(names) or not all(isinstance(x, str) for x in names)
-                              or len(set(names)) != len(names) or len(names) != model.n_in):
-        return (f"'feature_names' must be a list of {model.n_in} distinct strings (one per "
-                f"input); found {names!r:.200}")
+                              or len(names) != model.n_in):
+        # Repeated names are allowed here: files from before train refused duplicate CSV
+        # columns have them, and the CLI then matches by position only (--by-position).
+        return (f"'feature_names' must be a list of {model.n_in} strings (one per input); "
+                f"found {names!r:.200}")
     if meta.get("target_name") is not None and not isinstance(meta["target_name"], str):
         return f"'target_name' must be a string or null; found {meta['target_name']!r}"
     if seed is not None and not (count(seed) or seed == 0):
