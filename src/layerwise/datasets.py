@@ -89,8 +89,6 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                    "Sneaker", "Bag", "Ankle boot"]
 # CSV cells read as NaN (compared lower-case, after stripping spaces).
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
-# Deflate never inflates more than 1032:1, so a .npz member declaring more is forged.
-MAX_DEFLATE_RATIO = 1032
 
 
 @dataclass(repr=False)
@@ -590,28 +588,16 @@ def _npy(path: Path) -> np.ndarray:
     return read_npy(path)
 
 
-def _npy_header(f: IO[bytes], what: str, available: int) -> tuple[tuple[int, ...], np.dtype[Any]]:
-    """Shape and dtype from a .npy header, checked against the ``available`` bytes after it."""
-    import tokenize
-
-    fmt = np.lib.format
+def _npy_header(f: IO[bytes], what: str, available: int) -> None:
+    """Refuse a .npy header that does not parse, holds Python objects, or declares more data
+    than the ``available`` bytes can hold (before anything of that size is allocated)."""
+    from . import _npy
     try:
-        version = fmt.read_magic(f)
-        shape, _, dtype = (fmt.read_array_header_1_0(f) if version == (1, 0)
-                           else fmt.read_array_header_2_0(f))
-    except (ValueError, TypeError, SyntaxError, EOFError, OSError, tokenize.TokenError) as exc:
-        raise DataError(f"{what}: expected a NumPy .npy array; its header could not be read "
-                        f"({exc}), so save it again with np.save.") from None
-    if dtype.hasobject:
-        raise DataError(f"{what}: expected plain arrays of numbers or text; received dtype {dtype} "
-                        f"holding Python objects, which are never unpickled, so save a numeric "
-                        f"array (e.g. X.astype(float)).")
-    need = math.prod(shape) * dtype.itemsize      # Python ints: a forged shape cannot overflow
-    if need > available - f.tell():
-        raise DataError(f"{what}: the header declares shape {shape} of {dtype} ({need:,} "
-                        f"bytes) but the file holds {max(available - f.tell(), 0):,} bytes of "
-                        f"data, so it is truncated or damaged: save it again.")
-    return shape, dtype
+        _npy.read_header(f, available)
+    except ValueError as exc:
+        raise DataError(f"{what}: expected plain arrays of numbers or text in .npy form; {exc}, "
+                        f"so save it again with np.save (e.g. np.save(path, X.astype(float))).",
+                        ) from None
 
 
 def read_npy(path: PathLike) -> np.ndarray:
@@ -645,6 +631,8 @@ def read_npz(path: PathLike) -> dict[str, np.ndarray]:
     import zipfile
     import zlib
 
+    from . import _npy
+
     path = Path(path)
     arrays = {}
     try:
@@ -656,13 +644,11 @@ def read_npz(path: PathLike) -> dict[str, np.ndarray]:
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
                 what = f"{path.name}: {info.filename}"
-                ratio = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: MAX_DEFLATE_RATIO}.get(
-                    info.compress_type)
-                if ratio is None or info.file_size > max(info.compress_size, 1) * ratio:
-                    raise DataError(f"{what}: expected a member written by np.savez (stored "
-                                    f"or deflated); received compression method "
-                                    f"{info.compress_type} declaring {info.file_size:,} bytes "
-                                    f"from {info.compress_size:,}, so save it again.")
+                try:
+                    _npy.check_member(info)     # stored or deflate, within deflate's ratio
+                except ValueError as exc:
+                    raise DataError(f"{path.name}: expected a member written by np.savez; "
+                                    f"{exc}, so save it again.") from None
                 with z.open(info) as f:
                     _npy_header(f, what, info.file_size)
                 with z.open(info) as f:

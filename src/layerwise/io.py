@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, _npy
 from . import activations as act
 from . import losses as losses_mod
 from ._utils import positive_int
@@ -45,13 +45,6 @@ NPY_HEADER_MAX = 4096                   # a .npy header of a plain 1-D or 2-D ar
 MAX_PARAMS = 2**28
 #: default cap on the number of layers (``lw.load(max_layers=...)``); real MLPs have tens.
 MAX_LAYERS = 10_000
-#: Deflate cannot expand data more than 1032:1 (its cheapest code spends 2 bits on a 258-byte
-#: match: 258 * 8 / 2), so a member claiming more is forged. A real model file reaches this
-#: ratio only on an all-zero array (an untrained bias); trained weights deflate about 1.1:1.
-#: With the members' compressed data checked to lie, without overlapping, inside the file, a
-#: file of F bytes can deliver at most ~1032·F bytes, and never more than max_params numbers.
-DEFLATE_MAX_RATIO = 1032
-METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 
 LAYERS: dict[str, type[Layer]] = {
     "dense": Dense,
@@ -133,27 +126,16 @@ def _npy_view(data: bytes, what: str, path: Any) -> np.ndarray:
     """
     f = _io.BytesIO(data)
     try:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f, NPY_HEADER_MAX)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, NPY_HEADER_MAX)
-        else:
-            raise ValueError(f"unsupported .npy format version {version}")
-    # numpy parses the header's text with tokenize and ast.literal_eval, so hostile bytes raise
-    # ValueError, SyntaxError, tokenize.TokenError, TypeError, RecursionError...: all mean "not
-    # a .npy header", and nothing else runs here.
-    except Exception as exc:
-        raise _fail(path, f"{what} is not a plain .npy array ({type(exc).__name__}: {exc}); "
-                          "pickled objects are refused.") from None
-    if dtype.hasobject or dtype.kind not in "biufc":
-        raise _fail(path, f"{what} holds {dtype} values, not numbers; pickled objects are "
-                          "refused.")
+        shape, fortran, dtype, nbytes = _npy.read_header(f, len(data), NPY_HEADER_MAX)
+    except ValueError as exc:
+        raise _fail(path, f"{what} is not a plain .npy array: {exc}; pickled objects are "
+                          "refused.") from None
+    if dtype.kind not in "biufc":
+        raise _fail(path, f"{what} holds {dtype} values, not numbers.")
     count, offset = math.prod(shape), f.tell()
-    if count * dtype.itemsize != len(data) - offset:
+    if nbytes != len(data) - offset:
         raise _fail(path, f"{what} is damaged: its header declares {shape} {dtype} "
-                          f"({count * dtype.itemsize} bytes) but {len(data) - offset} bytes "
-                          "follow it.")
+                          f"({nbytes} bytes) but {len(data) - offset} bytes follow it.")
     if count == 0:
         return np.empty(shape, dtype)
     a = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
@@ -195,24 +177,16 @@ def _check_archive(z: zipfile.ZipFile, path: Any) -> None:
             raise _fail(path, f"it contains the member {n!r} twice; which copy a reader uses is "
                               "arbitrary, so a file with duplicate members is refused.")
         seen.add(n)
-        if info.compress_type not in METHODS:
-            raise _fail(path, f"the member {n!r} uses compression method {info.compress_type}; "
-                              "model files use only stored (0) or deflate (8).")
-        if info.flag_bits & 0x41:               # bit 0: encrypted, bit 6: strong encryption
-            raise _fail(path, f"the member {n!r} is encrypted; model files never are.")
+        try:
+            _npy.check_member(info)             # method, encryption, deflate's 1032:1 ceiling
+        except ValueError as exc:
+            raise _fail(path, f"{exc}.") from None
         # 30 bytes: the fixed part of the member's local header, which precedes its data
         if info.header_offset < end or info.header_offset + 30 + info.compress_size > size:
             raise _fail(path, f"the member {n!r} claims {info.compress_size} compressed bytes "
                               "that overlap another member or run past the end of the file; "
                               "the file is truncated or forged.")
         end = info.header_offset + 30 + info.compress_size
-        most = info.compress_size if info.compress_type == zipfile.ZIP_STORED else \
-            DEFLATE_MAX_RATIO * info.compress_size + 1024
-        if info.file_size > most:
-            raise _fail(path, f"the member {n!r} claims {info.file_size} bytes from "
-                              f"{info.compress_size} compressed bytes, more than "
-                              f"{METHODS[info.compress_type]} can expand to; the sizes are "
-                              "forged.")
 
 
 def read_members(path: str | os.PathLike[str], names: list[str],
