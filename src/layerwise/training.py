@@ -674,11 +674,16 @@ def _n_correct(A: np.ndarray, Yb: np.ndarray, L: losses_mod.Loss) -> float:
 
 def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: np.ndarray,
                        batch_size: int = 1024) -> dict[str, float]:
-    """Loss and metrics on already validated arrays (used for validation data each epoch)."""
+    """Loss and metrics on already validated arrays (used for validation data each epoch).
+
+    Thread-safe: ``model.infer`` shares no buffer, and the loss is a fresh instance, since a
+    loss's ``forward`` writes into buffers of its own (the model's loss is fit's training loss).
+    """
     out = np.empty((len(X), model.n_out or 0), dtype=model.dtype)
+    L = L.fresh()
     total = 0.0
     for s in range(0, len(X), batch_size):
-        A = model.forward(X[s:s + batch_size], training=False)
+        A = model.infer(X[s:s + batch_size])
         total += L.forward(A, Y[s:s + batch_size]) * len(A)
         out[s:s + batch_size] = A
     return {"loss": total / len(X), **for_loss(L, out, Y)}
