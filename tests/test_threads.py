@@ -433,3 +433,16 @@ def test_sklearn_fit_or_partial_fit_during_a_fit_is_refused(second):
         th.join()
     assert "error" not in box
     clf.partial_fit(X, y)                              # released
+
+
+def test_explain_and_gradcheck_leave_the_model_and_its_loss_alone():
+    """They run on copies, so they can never disturb a fit of the model in another thread."""
+    model = trained(np.float64)
+    X, y = inputs()[0]
+    before = [_state(layer) for layer in model.layers]
+    before_loss = _state(model.loss)
+    lw.explain.explain(model, model.loss, X, y)
+    lw.gradcheck(model, model.loss, X[:3], y[:3])
+    for i, (layer, b) in enumerate(zip(model.layers, before)):
+        assert _same_state(b, _state(layer)), f"layer {i} ({layer!r}) changed"
+    assert _same_state(before_loss, _state(model.loss)), "the model's loss changed"
