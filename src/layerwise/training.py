@@ -21,6 +21,7 @@ import math
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -328,6 +329,10 @@ def _one_fit_at_a_time(train: Callable[_P, _R]) -> Callable[_P, _R]:
     @functools.wraps(train)
     def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         model = args[0] if args else kwargs.get("model")
+        try:
+            weakref.ref(model)
+        except TypeError:                       # not a model at all: fit's own checks say so
+            return train(*args, **kwargs)
         refuse = lambda: BusyError(  # noqa: E731
             "this model is already being trained by another fit (in another thread, or by a "
             "callback of that fit); two fits at once would overwrite each other's buffers and "
