@@ -52,7 +52,6 @@ __all__ = ["LayerwiseClassifier", "LayerwiseRegressor"]
 _OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
 
-
 def _one_fit_at_a_time(fit: Callable[..., Any]) -> Callable[..., Any]:
     """Hold the estimator for the whole of a fit or partial_fit: another one, from any thread,
     raises ``BusyError`` at once. (A first fit builds a new ``model_``, which the model's own
