@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -214,3 +218,30 @@ def as_input(X: Any, n_in: int | None, dtype: Any, name: str = "X") -> np.ndarra
     A = cast_float(A, dtype, name)
     require_finite(A, name)
     return A
+
+
+# Objects held by ``exclusive``, each with the token of its holder. Kept here, not on the
+# objects: a lock attribute would make models and estimators unpicklable and un-deep-copyable.
+_HELD: weakref.WeakKeyDictionary[Any, object] = weakref.WeakKeyDictionary()
+_HELD_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def exclusive(obj: Any, refuse: Callable[[], Exception]) -> Iterator[None]:
+    """Hold ``obj`` for one caller at a time (any thread); a second caller gets ``refuse()``
+    raised at once instead of waiting.
+
+    Released on every way out, exceptions and KeyboardInterrupt included; a refused caller
+    releases nothing, since only the holder's token may.
+    """
+    token = object()
+    try:
+        with _HELD_GUARD:
+            if obj in _HELD:
+                raise refuse()
+            _HELD[obj] = token
+        yield
+    finally:
+        with _HELD_GUARD:
+            if _HELD.get(obj) is token:
+                del _HELD[obj]

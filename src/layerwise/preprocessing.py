@@ -106,6 +106,12 @@ class Standardize(Layer):
         out /= self.scale                               # A = (X − offset) / scale
         return out
 
+    def infer(self, A: np.ndarray) -> np.ndarray:
+        out = np.empty((A.shape[0], self.n), dtype=self.offset.dtype)
+        np.subtract(A, self.offset, out=out)
+        out /= self.scale                               # A = (X − offset) / scale
+        return out
+
     def backward(self, dA: np.ndarray) -> np.ndarray:
         dX = buffer(self._buf, "dX", dA.shape[0], (self.n,), dA.dtype)
         np.divide(dA, self.scale, out=dX)               # dX = dA / scale
