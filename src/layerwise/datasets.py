@@ -595,8 +595,8 @@ def _npy_header(f: IO[bytes], what: str, available: int) -> None:
     try:
         _npy.read_header(f, available)
     except ValueError as exc:
-        raise DataError(f"{what}: expected plain arrays of numbers or text in .npy form; {exc}, "
-                        f"so save it again with np.save (e.g. np.save(path, X.astype(float))).",
+        raise DataError(f"{what}: expected plain arrays of numbers or text in .npy form; {exc}. "
+                        f"Save it again with np.save (e.g. np.save(path, X.astype(float))).",
                         ) from None
 
 
