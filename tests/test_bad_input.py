@@ -488,8 +488,8 @@ CLI = {
                            ["8 features", "expects 4"]),
     "features, predict": (["predict", "D/cls-run/model.lw", "D/in-wide.npy"],
                           ["7 features", "expects 4"]),
-    "features, CSV": (["evaluate", "D/labels-run/model.lw", "D/narrow.csv"],
-                      ["2 features", "expects 4"]),
+    "features, CSV": (["evaluate", "D/labels-run/model.lw", "D/narrow.csv"],   # by name
+                      ["missing ['c', 'd']", "--by-position"]),
     "features, explain": (["explain", "D/cls-run/model.lw", "D/wide.npz"],
                           ["8 features", "expects 4"]),
     # non-numeric dtypes
@@ -516,7 +516,9 @@ CLI = {
                                    ["regression", "classification"]),
     "classifier evaluated on real targets": (["evaluate", "D/cls-run/model.lw", "D/reg.csv"],
                                              ["classification targets must be", "regression"]),
-    "regressor evaluated on class labels": (["evaluate", "D/reg-run/model.lw", "D/labels.csv"],
+    # (--target: by default evaluate reads the model's target column, 't', absent here)
+    "regressor evaluated on class labels": (["evaluate", "D/reg-run/model.lw", "D/labels.csv",
+                                             "--target", "label"],
                                             ["regression", "classification"]),
     # one-hot targets of the wrong width
     "one-hot of the wrong width": (["evaluate", "D/cls-run/model.lw", "D/onehot4.npz"],

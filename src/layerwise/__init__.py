@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from . import initializers, schedules
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .errors import (
+    BusyError,
     ConfigError,
     DataError,
     DivergenceError,
@@ -88,6 +89,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "BinaryCrossEntropy",
+    "BusyError",
     "Callback",
     "ConfigError",
     "Constant",

@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -139,12 +141,19 @@ def axpby(a: float, x: np.ndarray, b: float, y: np.ndarray, tmp: np.ndarray) -> 
 #: predict with one BLAS thread.
 SMALL_MACS = 1 << 22
 _controller: Any = None
+# The limit is process-wide (it sets the BLAS library's thread count) while threadpoolctl
+# restores, on exit, the count it saw on entry. Overlapping limits from several threads would
+# then leave one thread for good (A in, B in and sees A's 1, A out, B out restores 1), so one
+# thread at a time holds the limit; others run under it while it lasts.
+_limit_held = threading.Lock()
 
 
 def threads_for(model: Sequential, batch: int) -> contextlib.AbstractContextManager[Any]:
     """A context with one BLAS thread when ``model`` is small for batches of ``batch`` rows,
     else the library's default. Needs threadpoolctl (a dependency of layerwise and of
-    scikit-learn); without it, nothing is changed.
+    scikit-learn); without it, nothing is changed. Safe to enter from several threads at once:
+    the first applies the limit (to the whole process) and restores the count it found when it
+    leaves; the others run under that limit while it lasts.
     """
     global _controller
     macs = batch * sum(layer.n_in * layer.n_out for layer in model.layers
@@ -157,4 +166,16 @@ def threads_for(model: Sequential, batch: int) -> contextlib.AbstractContextMana
         except ImportError:
             return contextlib.nullcontext()
         _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+    return _one_blas_thread()
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    if not _limit_held.acquire(blocking=False):     # another thread holds it: already in force
+        yield
+        return
+    try:
+        with _controller.limit(limits=1, user_api="blas"):   # set and restored in this thread
+            yield
+    finally:
+        _limit_held.release()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +25,9 @@ def as_generator(rng: RngLike) -> np.random.Generator:
     """Return a ``np.random.Generator`` from an int seed, a Generator, or None (fresh entropy)."""
     if isinstance(rng, np.random.Generator):
         return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng < 0:
+        raise ConfigError(f"rng must be a seed >= 0 (or a Generator, or None); received {rng}. "
+                          "Pass e.g. rng=0.")
     if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
         return np.random.default_rng(rng)
     raise ConfigError(
@@ -64,6 +72,23 @@ def buffer(store: dict[str, np.ndarray], key: str, B: int, tail: tuple[int, ...]
         buf = np.empty((B, *tail), dtype=dtype)
         store[key] = buf
     return buf[:B]
+
+
+def physical_memory() -> int | None:
+    """This machine's RAM in bytes, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(what: str, n_bytes: int, fix: str) -> None:
+    """Refuse, before allocating, ``n_bytes`` that exceed this machine's RAM (allocating first
+    would fail with a MemoryError, or succeed lazily and be killed when the pages are written)."""
+    ram = physical_memory()
+    if n_bytes > (ram if ram is not None else np.iinfo(np.intp).max):
+        have = f"this machine's {ram / 2**30:.1f} GiB of memory" if ram else "what NumPy can hold"
+        raise ValidationError(f"{what} needs {n_bytes:.3g} bytes, more than {have}; {fix}")
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -137,20 +162,29 @@ def as_array(x: Any, name: str) -> np.ndarray:
                               ) from None
 
 
-def cast_float(A: np.ndarray, dtype: Any, name: str) -> np.ndarray:
+def cast_float(A: np.ndarray, dtype: Any, name: str, columns: Any = None) -> np.ndarray:
     """C-contiguous ``A`` in float ``dtype``, refusing values too large for it (not NaN/inf:
-    ``require_finite`` reports those)."""
+    ``require_finite`` reports those); the error names the first such row and column
+    (``columns``: the column names, when known)."""
     dt = np.dtype(dtype)
     if A.dtype.kind in "fiu" and A.size and (A.dtype.kind != "f" or A.dtype.itemsize >
                                              dt.itemsize):
         with np.errstate(invalid="ignore"):
             big = max(abs(float(A.min())), abs(float(A.max())))
         if math.isfinite(big) and big > float(np.finfo(dt).max):
-            rows = np.argwhere(np.abs(A) > float(np.finfo(dt).max))
-            where = f" (first in row {int(rows[0][0])})" if A.ndim and len(rows) else ""
+            first = np.argwhere(np.abs(A) > float(np.finfo(dt).max))
+            where = ""
+            if A.ndim and len(first):
+                where = f" (first in row {int(first[0][0])}"
+                if A.ndim == 2:
+                    j = int(first[0][1])
+                    where += (f", column {columns[j]!r}" if columns is not None
+                              and j < len(columns) else f", column {j}")
+                where += ")"
             raise ValidationError(
-                f"{name} holds values up to {big:.3g}{where}, too large for {dt}; scale the data "
-                "down or use a float64 model (dtype=np.float64)."
+                f"{name} holds values up to {big:.3g}{where}, too large for {dt} (at most "
+                f"{float(np.finfo(dt).max):.3g}); scale the data down or use float64 "
+                "(dtype=np.float64, or --dtype float64 on the command line)."
             )
     with np.errstate(over="ignore", invalid="ignore"):
         return np.ascontiguousarray(A, dtype=dt)
@@ -189,3 +223,30 @@ def as_input(X: Any, n_in: int | None, dtype: Any, name: str = "X") -> np.ndarra
     A = cast_float(A, dtype, name)
     require_finite(A, name)
     return A
+
+
+# Objects held by ``exclusive``, each with the token of its holder. Kept here, not on the
+# objects: a lock attribute would make models and estimators unpicklable and un-deep-copyable.
+_HELD: weakref.WeakKeyDictionary[Any, object] = weakref.WeakKeyDictionary()
+_HELD_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def exclusive(obj: Any, refuse: Callable[[], Exception]) -> Iterator[None]:
+    """Hold ``obj`` for one caller at a time (any thread); a second caller gets ``refuse()``
+    raised at once instead of waiting.
+
+    Released on every way out, exceptions and KeyboardInterrupt included; a refused caller
+    releases nothing, since only the holder's token may.
+    """
+    token = object()
+    try:
+        with _HELD_GUARD:
+            if obj in _HELD:
+                raise refuse()
+            _HELD[obj] = token
+        yield
+    finally:
+        with _HELD_GUARD:
+            if _HELD.get(obj) is token:
+                del _HELD[obj]

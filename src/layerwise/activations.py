@@ -47,6 +47,11 @@ class Activation(Layer):
         self._f(Z, self._A)
         return self._A
 
+    def infer(self, Z: np.ndarray) -> np.ndarray:
+        A = np.empty_like(Z)
+        self._f(Z, A)                           # A = f(Z), forward's call into a new array
+        return A
+
     def backward(self, dA: np.ndarray) -> np.ndarray:
         self._df(dA, self._dZ)
         return self._dZ
@@ -64,6 +69,9 @@ class Identity(Activation):
     kind = "identity"
 
     def forward(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
+        return Z
+
+    def infer(self, Z: np.ndarray) -> np.ndarray:
         return Z
 
     def backward(self, dA: np.ndarray) -> np.ndarray:
@@ -84,6 +92,11 @@ class ReLU(Activation):
 
     def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
         np.maximum(Z, self._zero, out=A)        # A = max(Z, 0)
+
+    def infer(self, Z: np.ndarray) -> np.ndarray:
+        A = np.empty_like(Z)
+        np.maximum(Z, np.zeros(Z.shape[1:], Z.dtype), out=A)   # A = max(Z, 0), own zero row
+        return A
 
     def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
         A = self._A

@@ -119,7 +119,10 @@ def restore(path: str | os.PathLike[str], run: _Run) -> None:
     """
     if not isinstance(path, (str, os.PathLike)):
         raise ModelFileError(f"resume expects a checkpoint path; received {type(path).__name__}.")
-    saved = io.load(path)                             # checks the model part thoroughly
+    # checks the model part thoroughly; the run's own model is as big as a valid checkpoint's
+    n = sum(a.size for layer in run.model.layers for a in layer.arrays().values())
+    saved = io.load(path, max_params=max(io.MAX_PARAMS, n),
+                    max_layers=max(io.MAX_LAYERS, len(run.model.layers)))
     small = {"checkpoint.json": io.MAX_JSON_BYTES, "checkpoint/arrays.json": 1 << 20}
     members = io.read_members(path, list(small), small)
     try:

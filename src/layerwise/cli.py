@@ -8,8 +8,12 @@ options. Heavy modules (datasets, plots, matplotlib) load only when a subcommand
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
 import json
+import os
+import re
 import shlex
 import sys
 import time
@@ -72,7 +76,7 @@ def _network_options(p: argparse.ArgumentParser) -> None:
                    help="weight initialiser (default: he_normal for ReLU-like, xavier otherwise)")
     g.add_argument("--loss", default="auto",
                    help="ce, bce, mse, mae, huber (default: ce for classes, mse for regression)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--seed", type=int, default=0, help="random seed, >= 0 (default 0)")
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
@@ -81,6 +85,17 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--target", default=None, help="CSV target column (default: the last)")
     g.add_argument("--task", choices=["auto", "classification", "regression"], default="auto",
                    help="override the task inferred from the targets")
+    g.add_argument("--no-header", action="store_true",
+                   help="the CSV has no header row: every row is data; its columns are named "
+                        "col1, col2, … (for --target) and a model's features are taken by "
+                        "position")
+
+
+def _by_position_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--by-position", action="store_true",
+                   help="take CSV columns in file order instead of matching them to the "
+                        "model's feature names (a CSV to evaluate then has its target in "
+                        "--target or the last column)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -141,13 +156,19 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="model file (.lw)")
     e.add_argument("data", help="dataset name or path, as for train")
     _data_options(e)
+    _by_position_option(e)
 
     pr = sub.add_parser("predict", help="predictions of a saved model for raw inputs")
     pr.add_argument("model", help="model file (.lw)")
-    pr.add_argument("input", help="inputs: .csv (header row), .npy or .npz (key X)")
+    pr.add_argument("input", help="inputs: .csv (header row naming the model's features; "
+                                  "other columns but the target are refused), .npy or .npz "
+                                  "(key X)")
     pr.add_argument("--output", default=None,
                     help="write to FILE (.csv or .npy) instead of printing CSV")
     pr.add_argument("--proba", action="store_true", help="class probabilities instead of labels")
+    pr.add_argument("--no-header", action="store_true",
+                    help="the CSV has no header row: every row is data, columns by position")
+    _by_position_option(pr)
 
     i = sub.add_parser("info", help="a saved model's layers and training configuration")
     i.add_argument("model", help="model file (.lw)")
@@ -162,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="an optional model file, then the data (default digits)")
         _network_options(c)
         _data_options(c)
+        _by_position_option(c)
         c.add_argument("--batch-size", type=int, default=8 if name == "gradcheck" else 64,
                        help="samples in the batch")
         if name == "explain":
@@ -170,10 +192,51 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # -- shared helpers -----------------------------------------------------------------------------
-def _load_data(source: str, args: argparse.Namespace) -> Dataset:
+def _load_data(source: str, args: argparse.Namespace, dtype: Any = np.float32) -> Dataset:
     from .datasets import load
     task = None if args.task == "auto" else args.task
-    return load(source, data_dir=args.data_dir, target=args.target, task=task)
+    return load(source, data_dir=args.data_dir, target=args.target, task=task,
+                header=not getattr(args, "no_header", False), dtype=dtype)
+
+
+def _use_model_target(args: argparse.Namespace, model: Sequential, source: str) -> None:
+    """A CSV's target is the model's target column (by name), unless --target says otherwise
+    or columns are taken by position (then it is the last column, as in train)."""
+    name = model.metadata.get("target_name")
+    if (args.target is None and isinstance(name, str) and source.lower().endswith(".csv")
+            and not args.by_position and not args.no_header):
+        args.target = name
+
+
+def _few(names: list[str], k: int = 10) -> str:
+    """A list of names for a message, the first ``k`` of a long one."""
+    return str(names) if len(names) <= k else f"{names[:k]} … ({len(names)} in all)"
+
+
+def _feature_columns(names: list[str] | None, model: Sequential, what: str,
+                     by_position: bool, ignore: str | None = None) -> list[int] | None:
+    """The file's column indices in the model's feature order, matched by name; None means
+    take the columns as they are (by position: asked for, or no names on one side).
+
+    Refuses, naming them, model features missing from the file and file columns the model
+    does not know (``ignore``, the model's target column, may be present).
+    """
+    expected = model.metadata.get("feature_names")
+    if by_position or names is None or not isinstance(expected, list) or not all(
+            isinstance(n, str) for n in expected):
+        return None
+    repeated = sorted({n for n in expected if expected.count(n) > 1})
+    if repeated:
+        raise CLIError(f"the model's feature names repeat ({repeated}), so {what}'s columns "
+                       "cannot be matched by name; pass --by-position to take them in order.")
+    missing = [n for n in expected if n not in names]
+    unexpected = [n for n in names if n not in expected and n != ignore]
+    if missing or unexpected:
+        raise CLIError(f"{what}: the columns must be the model's features, matched by name; "
+                       f"missing {_few(missing)}, unexpected {_few(unexpected)} (the model's "
+                       f"features: {_few(expected)}); rename or drop columns, or pass "
+                       "--by-position to take the columns in file order.")
+    return [names.index(n) for n in expected]
 
 
 def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -234,7 +297,8 @@ def _load_model(path: str) -> Sequential:
 
 
 def _metrics_row(result: dict[str, float]) -> dict[str, str]:
-    out = {"loss": f"{result['loss']:.4f}"}
+    loss = result["loss"]
+    out = {"loss": f"{loss:.4f}" if abs(loss) < 1e6 else f"{loss:.4g}"}
     for key in ("accuracy", "mse", "mae", "r2"):
         if key in result:
             out[key] = f"{result[key]:.2%}" if key == "accuracy" else f"{result[key]:.4g}"
@@ -267,8 +331,40 @@ def _resolve_loss(args: argparse.Namespace, task: str) -> Any:
     return loss
 
 
+def _memory_bytes() -> int:
+    """Physical memory of this machine (64 GiB when the platform does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return 64 * 1024**3
+
+
+def _check_size(sizes: list[int], dtype: Any) -> None:
+    """Refuse, before allocating anything, a network whose training state cannot fit in memory.
+
+    Parameters: Σ (n_in + 1)·n_out over the Dense layers. Training holds four copies of them
+    (weights, gradients, and up to two optimizer moments), so the estimate is
+    4 · n_params · itemsize bytes, compared with the machine's physical memory.
+    """
+    n_params = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))    # Python ints: exact
+    need = 4 * n_params * np.dtype(dtype).itemsize
+    have = _memory_bytes()
+    if need > have:
+        raise CLIError(f"--layers {','.join(map(str, sizes[1:-1]))} makes a network of "
+                       f"{n_params:,} parameters, which needs about {need / 1024**3:,.1f} GiB to "
+                       f"train (weights, gradients and optimizer state) but this machine has "
+                       f"{have / 1024**3:,.1f} GiB; use smaller layers.")
+
+
+def _check_seed(seed: int) -> None:
+    if seed < 0:
+        raise CLIError(f"--seed must be a non-negative integer; received {seed}, so pass e.g. "
+                       "--seed 0.")
+
+
 def _build(args: argparse.Namespace, n_in: int, n_out: int, dtype: Any) -> Sequential:
     import layerwise as lw
+    _check_size([n_in, *args.layers, n_out], dtype)
     return lw.mlp([n_in, *args.layers, n_out], activation=args.activation,
                   output=args.output_activation, init=args.init,
                   dropout=getattr(args, "dropout", 0.0), dtype=dtype, rng=args.seed)
@@ -299,7 +395,7 @@ RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "loss"
              "data_dir", "target", "task", "optimizer", "lr", "momentum", "weight_decay",
              "schedule", "epochs", "batch_size", "dropout", "label_smoothing",
              "validation_split", "test_split", "early_stopping", "scaling", "dtype", "clip_norm",
-             "checkpoint_every", "quiet", "no_plots")
+             "checkpoint_every", "quiet", "no_plots", "no_header")
 
 
 def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -335,9 +431,99 @@ def _check_train_args(args: argparse.Namespace) -> None:
         positive_int("--checkpoint-every", args.checkpoint_every)
     if args.early_stopping is not None:
         positive_int("--early-stopping", args.early_stopping)
+    _check_seed(args.seed)
+
+
+def _check_rows(n_train: int, n_test: int, validation_split: float) -> int:
+    """Rows held out for validation; refuses splits that leave a set empty, before any
+    statistics are fitted on it."""
+    if n_train < 1:
+        raise CLIError(f"--test-split leaves {n_train} of the {n_train + n_test} samples for "
+                       "training; use a smaller --test-split.")
+    n_val = round(n_train * validation_split) if validation_split else 0
+    if validation_split and not 1 <= n_val < n_train:
+        raise CLIError(f"--validation-split {validation_split} of the {n_train} training samples "
+                       f"leaves {n_val} for validation and {n_train - n_val} for training; both "
+                       "need at least one, so choose a fraction between "
+                       f"{0.5 / n_train:.2g} and {(n_train - 0.5) / n_train:.4g}, or 0 for none.")
+    return n_val
+
+
+def _check_target_range(y: np.ndarray, loss: Any, dtype: Any, what: str) -> None:
+    """Squared errors in the targets' units must fit the dtype: refuse targets whose loss
+    ½(a − y)² would overflow to inf (|y| beyond √max / 2 of the dtype)."""
+    if loss.kind != "mse" or y.dtype.kind != "f" or not y.size:
+        return
+    limit = float(np.sqrt(np.finfo(dtype).max)) / 2
+    big = float(np.abs(y).max())
+    if big > limit:
+        fix = ("pass --dtype float64 or rescale the targets" if np.dtype(dtype) == np.float32
+               else "rescale the targets (e.g. divide them by a power of ten)")
+        raise CLIError(f"{what}: targets reach {big:.3g}, so their squared errors (the MSE "
+                       f"loss) overflow {np.dtype(dtype)}, which allows targets up to "
+                       f"{limit:.3g}; {fix}.")
+
+
+RUN_FILES = ("model.lw", "checkpoint.lw", "config.json", "history.csv", "history.json",
+             "curves.png", "gradient_flow.png", "confusion_matrix.png")
+# io.atomic_write's temporaries: ".<name>.<8 random characters>.tmp" (tempfile.mkstemp)
+_OURS = "|".join(map(re.escape, RUN_FILES))
+STALE_TMP = re.compile(rf"\.({_OURS})\.[a-z0-9_]{{8}}\.tmp")
+
+
+def _fresh_run_dir(data: str) -> Path:
+    """runs/<data>-<timestamp>, with -2, -3, … when a run already took that name."""
+    base = f"runs/{Path(data).stem or 'data'}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    out, k = Path(base), 1
+    while os.path.lexists(out):
+        k += 1
+        out = Path(f"{base}-{k}")
+    return out
+
+
+def _open_run_dir(out: Path, resume: bool, cleanup: contextlib.ExitStack) -> None:
+    """Create RUN_DIR and hold an exclusive lock on it until ``cleanup`` closes.
+
+    A second ``train`` into the same directory is refused while the first runs, and so is a
+    new run into a directory that already holds a model (nothing saved is replaced). Holding
+    the lock, any temporary file of ours left there by a killed run is stale: remove it.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:                              # not POSIX: no lock
+        fcntl = None  # type: ignore[assignment]
+    if fcntl is not None:
+        fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        cleanup.callback(os.close, fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)     # released when fd closes
+        except BlockingIOError:
+            raise CLIError(f"another layerwise train is writing to {out}/; wait for it to "
+                           "finish or pick another --out.") from None
+        except OSError:                              # a file system without locks: go on
+            pass
+    if not resume and os.path.lexists(out / "model.lw"):
+        raise CLIError(f"{out}/ already holds a trained model (model.lw); pick another --out, "
+                       "or delete that directory first to train it again.")
+    for entry in os.scandir(out):
+        if STALE_TMP.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False):
+            os.unlink(entry.path)
+
+
+def _write_file(path: Path, data: bytes | str) -> None:
+    """Write a run file atomically (never through a symlink, never half-written)."""
+    from .io import atomic_write
+    raw = data.encode() if isinstance(data, str) else data
+    atomic_write(path, lambda f: f.write(raw))
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as cleanup:          # holds the run directory's lock
+        return _train(args, cleanup)
+
+
+def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     import layerwise as lw
 
     from .preprocessing import Standardize
@@ -346,21 +532,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args = _resume_args(args)
     _check_train_args(args)
 
-    data = _load_data(args.data, args)
+    dtype = np.dtype(args.dtype)
+    data = _load_data(args.data, args, dtype)
     require_finite(data.X_train, f"{args.data}: X")        # before statistics spread a NaN
     if data.X_test is not None:
         require_finite(data.X_test, f"{args.data}: X_test")
     Xtr, ytr, Xte, yte = _test_set(data, None, args.test_split, args.seed)
+    n_val = _check_rows(len(Xtr), len(Xte), args.validation_split)
     perm = np.random.default_rng(args.seed).permutation(len(Xtr))
     Xtr, ytr = Xtr[perm], ytr[perm]        # validation rows: a random sample, not the last ones
     classify = data.task == "classification"
     loss = _resolve_loss(args, data.task)
+    _check_target_range(data.y_train, loss, dtype, args.data)
+    if data.y_test is not None:
+        _check_target_range(data.y_test, loss, dtype, f"{args.data} (test)")
     n_classes = len(data.classes) if classify and data.classes else int(ytr.max()) + 1
     n_out = (1 if loss.kind == "bce" and n_classes == 2 else n_classes) if classify else (
         1 if ytr.ndim == 1 else ytr.shape[1])
-    dtype = np.dtype(args.dtype)
     scaling = data.scaling if args.scaling == "auto" else args.scaling
-    n_val = round(len(Xtr) * args.validation_split) if args.validation_split else 0
     fit_rows = slice(0, len(Xtr) - n_val)          # fit preprocessing on training rows only
     x_scaler = Standardize.fit(Xtr[fit_rows], scaling, dtype)
     Ytr = _targets_for(loss, ytr, n_classes)
@@ -370,8 +559,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         Ytr = y_scaler.transform(Ytr.reshape(len(Ytr), -1))
 
     net = _build(args, Xtr.shape[1], n_out, dtype)
-    out = Path(args.out or f"runs/{Path(args.data).stem or 'data'}-"
-                           f"{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    out = Path(args.out) if args.out else _fresh_run_dir(args.data)
     callbacks: list[Any] = [grads := lw.GradientNorms()]
     if args.early_stopping:
         if not n_val:
@@ -383,9 +571,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"{data!r}\n{len(Xtr) - n_val} training, {n_val} validation, {len(Xte)} test "
               f"samples; writing to {out}/")
         net.summary()
-    out.mkdir(parents=True, exist_ok=True)
+    _open_run_dir(out, bool(args.resume), cleanup)
     settings = {k: getattr(args, k) for k in RESUMABLE}
-    (out / "config.json").write_text(json.dumps({"args": settings}, indent=2) + "\n")
+    _write_file(out / "config.json", json.dumps({"args": settings}, indent=2) + "\n")
     # Ctrl-C always writes a checkpoint of the last completed step; --checkpoint-every adds
     # periodic ones (against crashes). It is removed once the final model is saved.
     checkpoint = out / "checkpoint.lw"
@@ -421,7 +609,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "epochs_run": len(history), "batch_size": args.batch_size, "dropout": args.dropout,
         "validation_split": args.validation_split, "test_split": args.test_split,
         "early_stopping": args.early_stopping, "seed": args.seed, "dtype": args.dtype,
-        "target": args.target, "data_dir": args.data_dir, "clip_norm": args.clip_norm,
+        "target": args.target, "no_header": args.no_header, "data_dir": args.data_dir,
+        "clip_norm": args.clip_norm,
         "layerwise": lw.__version__, "args": settings,
     }
     model.metadata = {"task": data.task, "classes": data.classes, "seed": args.seed,
@@ -440,7 +629,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     test = _evaluate(model, Xte, yte, loss, n_classes)
     rows["test"] = _metrics_row(test)
     _write_history(out, history)
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    _write_file(out / "config.json", json.dumps(config, indent=2) + "\n")
     if not args.no_plots:
         _plots(out, history, grads.norms, model, Xte, yte, data.classes, loss, classify)
     print(_table(rows))
@@ -457,13 +646,14 @@ def _evaluate(model: Sequential, X: np.ndarray, y: np.ndarray, loss: Any, n_clas
 
 def _write_history(out: Path, history: Any) -> None:
     data = history.to_dict()
-    (out / "history.json").write_text(json.dumps(data, indent=2) + "\n")
-    with open(out / "history.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        keys = list(data)
-        w.writerow(keys)
-        for row in zip(*(data[k] for k in keys)):
-            w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+    _write_file(out / "history.json", json.dumps(data, indent=2) + "\n")
+    text = io.StringIO()
+    w = csv.writer(text)
+    keys = list(data)
+    w.writerow(keys)
+    for row in zip(*(data[k] for k in keys)):
+        w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+    _write_file(out / "history.csv", text.getvalue())
 
 
 def _plots(out: Path, history: Any, norms: dict[str, list[float]], model: Sequential,
@@ -490,15 +680,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if model.loss is None:
         raise CLIError(f"{args.model} has no loss recorded; it was not saved by a training run.")
     _use_model_task(args, model)
-    data = _load_data(args.data, args)
+    _use_model_target(args, model, args.data)
+    data = _load_data(args.data, args, model.dtype)
     meta = model.metadata if _same_source(model.metadata.get("config", {}).get("data"),
                                           args.data) else None
     if data.X_test is None and meta is None:
         X, y = data.X_train, data.y_train
     else:
         _, _, X, y = _test_set(data, meta, 0.2, 0)
+    cols = _feature_columns(data.feature_names, model, args.data,
+                            args.by_position or args.no_header)
+    if cols is not None:
+        X = X[:, cols]
     _check_features(model, X, args.data)
     y = _map_classes(y, data, model)
+    _check_target_range(y, model.loss, model.dtype, args.data)
     n_classes = model.metadata.get("n_classes") or (model.n_out or 1)
     result = _evaluate(model, X, y, model.loss, n_classes)
     which = "test split" if data.X_test is not None or meta is not None else "all samples"
@@ -527,22 +723,25 @@ def _same_source(trained_on: str | None, source: str) -> bool:
     return a.exists() and b.exists() and a.resolve() == b.resolve()
 
 
-def _read_inputs(path: str, model: Sequential) -> np.ndarray:
+def _read_inputs(path: str, model: Sequential, args: argparse.Namespace) -> np.ndarray:
+    from .datasets import read_npy, read_npz
     p = Path(path)
     if not p.exists():
         raise CLIError(f"no such input file {path!r}; pass a .csv, .npy or .npz file.")
     if p.suffix.lower() == ".npy":
-        X = np.load(p, allow_pickle=False)
+        X = read_npy(p)
     elif p.suffix.lower() == ".npz":
-        with np.load(p, allow_pickle=False) as z:
-            if "X" not in z:
-                raise CLIError(f"{path} has no array named X; it holds {sorted(z.files)}.")
-            X = z["X"]
+        arrays = read_npz(p)
+        if "X" not in arrays:
+            raise CLIError(f"{path} has no array named X; it holds {sorted(arrays)}.")
+        X = arrays["X"]
     elif p.suffix.lower() == ".csv":
-        X = _read_csv_inputs(p, model)
+        X = _read_csv_inputs(p, model, args)
     else:
         raise CLIError(f"cannot read inputs from {p.name!r}; expected .csv, .npy or .npz.")
-    X = np.asarray(X)
+    if X.ndim == 0:
+        raise CLIError(f"{path} holds a single number (shape ()); expected one row per sample "
+                       "and one column per feature.")
     if X.ndim == 1:
         X = X.reshape(1, -1) if model.n_in == X.size else X.reshape(-1, 1)
     if X.ndim > 2:
@@ -550,31 +749,29 @@ def _read_inputs(path: str, model: Sequential) -> np.ndarray:
     return X
 
 
-def _read_csv_inputs(path: Path, model: Sequential) -> np.ndarray:
-    """A CSV with a header; the training feature columns are picked by name when present."""
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        raise CLIError(f"{path} is empty; expected a header row and one row per sample.")
-    header, body = rows[0], rows[1:]
-    names = model.metadata.get("feature_names")
-    if names and all(n in header for n in names):
-        cols = [header.index(n) for n in names]
-    else:
-        cols = list(range(len(header)))
-        target = model.metadata.get("target_name")
-        if target in header and model.n_in == len(header) - 1:
-            cols.remove(header.index(target))
-    try:
-        return np.array([[float(r[c]) if r[c].strip() else np.nan for c in cols] for r in body],
-                        dtype=np.float64)
-    except (ValueError, IndexError) as exc:
-        raise CLIError(f"{path}: every feature cell must be a number ({exc}).") from None
+def _read_csv_inputs(path: Path, model: Sequential, args: argparse.Namespace) -> np.ndarray:
+    """The model's feature columns of a CSV, matched by name (the target column may be there
+    too); by position with --by-position or --no-header, or when the model has no names."""
+    from .datasets import read_csv
+    names, columns = read_csv(path, header=not args.no_header)
+    target = model.metadata.get("target_name")
+    cols = _feature_columns(names, model, str(path), args.by_position or args.no_header,
+                            ignore=target if isinstance(target, str) else None)
+    if cols is None:
+        cols = list(range(len(names)))
+    for j in cols:
+        column = columns[j]
+        if isinstance(column, list):
+            from .datasets import _is_number
+            line = next(i for i, v in enumerate(column) if not _is_number(v))
+            raise CLIError(f"{path}: every feature cell must be a number; column {names[j]!r} "
+                           f"has {column[line]!r} on line {line + (1 if args.no_header else 2)}.")
+    return np.stack([columns[j] for j in cols], axis=1)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
-    X = _read_inputs(args.input, model)
+    X = _read_inputs(args.input, model, args)
     _check_features(model, X, args.input)
     classes = model.metadata.get("classes")
     if model.loss is not None and model.loss.task == "classification":
@@ -600,18 +797,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _write_predictions(values: np.ndarray, header: list[str], output: str | None) -> None:
+    """CSV to stdout, or to ``output`` (.csv, or .npy) written atomically."""
     if output is not None and output.lower().endswith(".npy"):
-        np.save(output, np.asarray(values if values.dtype != object else values.astype(str)))
+        from .io import atomic_write
+        array = np.asarray(values if values.dtype != object else values.astype(str))
+        atomic_write(output, lambda f: np.save(f, array, allow_pickle=False))
         return
-    f = open(output, "w", newline="") if output else sys.stdout
-    try:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        for row in values:
-            w.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
-    finally:
-        if output:
-            f.close()
+    text = io.StringIO() if output else sys.stdout
+    w = csv.writer(text, lineterminator="\n")
+    w.writerow(header)
+    for row in values:
+        w.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
+    if output:
+        assert isinstance(text, io.StringIO)
+        _write_file(Path(output), text.getvalue())
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -642,16 +841,22 @@ def _model_and_batch(args: argparse.Namespace) -> tuple[Sequential, Any, np.ndar
     if positional and (positional[0].endswith(".lw") or len(positional) == 2):
         model_path = positional.pop(0)
     source = positional[0] if positional else "digits"
+    _check_seed(args.seed)
     saved = _load_model(model_path) if model_path else None
     if saved is not None:
         _use_model_task(args, saved)
-    data = _load_data(source, args)
+        _use_model_target(args, saved, source)
+    data = _load_data(source, args, np.float32 if saved is None else saved.dtype)
     if args.batch_size <= 0:
         raise CLIError(f"--batch-size must be positive; received {args.batch_size}.")
     rows = np.random.default_rng(args.seed).permutation(len(data.X_train))[:args.batch_size]
     X, y = data.X_train[rows], data.y_train[rows]
     if saved is not None:
         model = saved
+        cols = _feature_columns(data.feature_names, model, source,
+                                args.by_position or args.no_header)
+        if cols is not None:
+            X = X[:, cols]
         _check_features(model, X, source)
         loss = model.loss if model.loss is not None else _resolve_loss(args, data.task)
         y = _map_classes(y, data, model)

@@ -12,8 +12,16 @@
 
 Names win over paths: write ``./mnist`` for a local folder called ``mnist``.
 
-Features are returned raw (float32, no scaling); ``Dataset.scaling`` recommends the
-preprocessing ("minmax" for images, "standard" otherwise). NaN cells are kept for the caller.
+Features are returned raw (float32, or float64 with ``dtype="float64"``; no scaling);
+``Dataset.scaling`` recommends the preprocessing ("minmax" for images, "standard" otherwise). NaN
+cells are kept for the caller. Values beyond the range of the requested dtype are refused (they
+would silently become infinite): CSV values are parsed in float64 and converted once.
+
+CSV files are matched by column name downstream, so :func:`read_csv` refuses a header whose
+names repeat or are empty, and a first row that is all numbers (data, not a header) unless
+``header=False`` says the file has none (columns are then named ``col1``, ``col2``, ...).
+.npy and .npz files are checked before anything is allocated: Python objects are refused, and
+the size the header declares must be present in the file.
 
 Task inference, unless ``task=`` says otherwise: text (or bool) targets are classification;
 numeric targets are classification when they are one-dimensional, integer-valued (ignoring NaN)
@@ -27,15 +35,17 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from ._utils import as_float_dtype, cast_float
 from .errors import ConfigError, DataError
 
-__all__ = ["CHECKSUMS", "MIRRORS", "Dataset", "load", "load_digits", "read_idx"]
+__all__ = ["CHECKSUMS", "MIRRORS", "Dataset", "load", "load_digits", "read_csv", "read_idx",
+           "read_npy", "read_npz"]
 
 PathLike = str | os.PathLike[str]
 
@@ -88,9 +98,9 @@ class Dataset:
     Attributes
     ----------
     name : str
-    X_train : float32 (N, d), raw values (no scaling)
+    X_train : float32 (N, d), raw values (no scaling); float64 when loaded with dtype="float64"
     y_train : int64 (N,) class labels 0..K−1 for classification; float32 (N,) or (N, k) for
-        regression
+        regression (float64 with dtype="float64")
     X_test, y_test : the official test split, or None (the caller splits)
     task : "classification" or "regression"
     classes : original class names (index = label) when known, else None
@@ -138,7 +148,8 @@ def load_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def load(source: PathLike, *, data_dir: PathLike | None = None, target: str | None = None,
-         task: str | None = None, download: bool = True) -> Dataset:
+         task: str | None = None, download: bool = True, header: bool = True,
+         dtype: Any = np.float32) -> Dataset:
     """Load a dataset by name or from a file or folder.
 
     Parameters
@@ -150,6 +161,9 @@ def load(source: PathLike, *, data_dir: PathLike | None = None, target: str | No
     target : the CSV column to predict (default: the last column). CSV files only.
     task : ``"classification"`` or ``"regression"``; overrides the inference rule (module doc).
     download : whether MNIST / Fashion-MNIST may be downloaded when not found locally.
+    header : whether a CSV file's first row names the columns (see :func:`read_csv`).
+    dtype : float32 (default) or float64, the dtype of the features and regression targets;
+        values beyond its range are refused with a ``ValidationError``.
 
     MNIST and Fashion-MNIST are searched for, in order, in ``data_dir/<name>`` and ``data_dir``,
     ``$LAYERWISE_DATA/<name>`` and ``$LAYERWISE_DATA``, the cache
@@ -169,6 +183,29 @@ def load(source: PathLike, *, data_dir: PathLike | None = None, target: str | No
         raise ConfigError(f"source must be a dataset name or a path; received "
                           f"{type(source).__name__}, so pass e.g. 'digits' or 'data.csv'.")
     source = os.fspath(source)
+    dt = as_float_dtype(dtype)
+    key = source.strip().lower().replace("_", "-")
+    if not header and (key in NAMES or not source.lower().endswith(".csv")):
+        raise ConfigError(f"header=False (--no-header) describes a CSV file, but the source "
+                          f"{source!r} is not one; drop it.")
+    data = _load(source, data_dir, target, task, download, header)
+    # Loaders keep float64 sources in float64; one conversion here, refusing overflow.
+    X_test, y_test = data.X_test, data.y_test
+    return replace(
+        data, X_train=cast_float(data.X_train, dt, f"{data.name}: X", data.feature_names),
+        y_train=_as_target(data.y_train, dt, f"{data.name}: y"),
+        X_test=None if X_test is None else cast_float(X_test, dt, f"{data.name}: X_test",
+                                                      data.feature_names),
+        y_test=None if y_test is None else _as_target(y_test, dt, f"{data.name}: y_test"))
+
+
+def _as_target(y: np.ndarray, dtype: np.dtype[Any], what: str) -> np.ndarray:
+    """Regression targets in ``dtype`` (refusing overflow); class labels stay int64."""
+    return y if y.dtype.kind != "f" else cast_float(y, dtype, what)
+
+
+def _load(source: str, data_dir: PathLike | None, target: str | None, task: str | None,
+          download: bool, header: bool) -> Dataset:
     key = source.strip().lower().replace("_", "-")
     is_csv = key not in NAMES and source.lower().endswith(".csv")
     if target is not None and not is_csv:
@@ -194,7 +231,7 @@ def load(source: PathLike, *, data_dir: PathLike | None = None, target: str | No
         return _load_folder(path, task)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _load_csv(path, target, task)
+        return _load_csv(path, target, task, header)
     if suffix == ".npz":
         return _load_npz(path, task)
     raise DataError(
@@ -233,7 +270,8 @@ def _finish(name: str, X_train: Any, y_train: Any, X_test: Any, y_test: Any, tas
         if ys[0].dtype.kind in "US":
             raise DataError(f"{name}: regression needs numeric targets; received text labels "
                             f"such as {str(ys[0][0])!r}, so pass task='classification'.")
-        ys, classes = [y.astype(np.float32) for y in ys], None
+        ys, classes = [y.astype(np.float64 if y.dtype == np.float64 else np.float32)
+                       for y in ys], None
     elif classes is not None:   # the source names its classes: labels are indices already
         ys, classes = [y.astype(np.int64) for y in ys], list(classes)
         if not all(((y >= 0) & (y < len(classes))).all() for y in ys):
@@ -246,7 +284,8 @@ def _finish(name: str, X_train: Any, y_train: Any, X_test: Any, y_test: Any, tas
 
 
 def _features(X: Any, what: str) -> np.ndarray:
-    """Numeric features as float32 (N, d); images (N, h, w, ...) are flattened."""
+    """Numeric features as float32 (float64 sources stay float64) (N, d); images (N, h, w,
+    ...) are flattened."""
     X = np.asarray(X)
     if X.dtype.kind not in "biuf":
         raise DataError(f"{what} must be numeric; received dtype {X.dtype}, so encode text or "
@@ -255,7 +294,7 @@ def _features(X: Any, what: str) -> np.ndarray:
         raise DataError(f"{what} must hold at least one sample; received shape {X.shape}, so "
                         f"check that the file is the right one.")
     X = X.reshape(len(X), -1) if X.ndim != 1 else X.reshape(-1, 1)
-    return np.ascontiguousarray(X, dtype=np.float32)
+    return np.ascontiguousarray(X, dtype=np.float64 if X.dtype == np.float64 else np.float32)
 
 
 def _target(y: Any, n: int, what: str) -> np.ndarray:
@@ -546,31 +585,89 @@ def _load_npy_pair(source: str, task: str | None) -> Dataset:
 
 
 def _npy(path: Path) -> np.ndarray:
+    return read_npy(path)
+
+
+def _npy_header(f: IO[bytes], what: str, available: int) -> None:
+    """Refuse a .npy header that does not parse, holds Python objects, or declares more data
+    than the ``available`` bytes can hold (before anything of that size is allocated)."""
+    from . import _npy
     try:
-        array = np.load(path, allow_pickle=False)
+        _npy.read_header(f, available)
+    except ValueError as exc:
+        raise DataError(f"{what}: expected plain arrays of numbers or text in .npy form; {exc}. "
+                        f"Save it again with np.save (e.g. np.save(path, X.astype(float))).",
+                        ) from None
+
+
+def read_npy(path: PathLike) -> np.ndarray:
+    """A plain array from a ``.npy`` file, refusing Python objects and truncated files before
+    allocating anything (the declared shape must fit in the file)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            if f.read(4) == b"PK\x03\x04":
+                raise DataError(f"{path.name}: expected a single array saved with np.save; "
+                                f"received an .npz archive, so pass the .npz file itself "
+                                f"instead of a pair.")
+            f.seek(0)
+            _npy_header(f, path.name, os.fstat(f.fileno()).st_size)
+            f.seek(0)
+            return np.lib.format.read_array(f, allow_pickle=False)
     except FileNotFoundError as exc:
         raise DataError(f"expected the file {str(path)!r}; it does not exist, so check the "
                         f"path.") from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
+        if isinstance(exc, DataError):
+            raise
         raise DataError(f"{path.name}: expected a NumPy .npy file without Python objects; "
                         f"could not read it ({exc}), so save it again with np.save.") from exc
-    if not isinstance(array, np.ndarray):      # an .npz archive
-        array.close()
-        raise DataError(f"{path.name}: expected a single array saved with np.save; received an "
-                        f".npz archive, so pass the .npz file itself instead of a pair.")
-    return array
+
+
+def read_npz(path: PathLike) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npz`` archive (by name, without ``.npy``), each checked as by
+    :func:`read_npy`; members must be stored or deflated and declare no more data than
+    their compressed size can hold."""
+    import zipfile
+    import zlib
+
+    from . import _npy
+
+    path = Path(path)
+    arrays = {}
+    try:
+        with path.open("rb") as f:
+            if f.read(6) == b"\x93NUMPY":
+                raise DataError(f"{path.name}: expected a NumPy .npz archive; it holds a single "
+                                f"array, not an archive, so save it with np.savez(path, X=..., "
+                                f"y=...) or pass it as 'X.npy,y.npy'.")
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                what = f"{path.name}: {info.filename}"
+                try:
+                    _npy.check_member(info)     # stored or deflate, within deflate's ratio
+                except ValueError as exc:
+                    raise DataError(f"{path.name}: expected a member written by np.savez; "
+                                    f"{exc}, so save it again.") from None
+                with z.open(info) as f:
+                    _npy_header(f, what, info.file_size)
+                with z.open(info) as f:
+                    array = np.lib.format.read_array(f, allow_pickle=False)
+                arrays[info.filename.removesuffix(".npy")] = array
+    except FileNotFoundError as exc:
+        raise DataError(f"expected the file {str(path)!r}; it does not exist, so check the "
+                        f"path.") from exc
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, RuntimeError,
+            NotImplementedError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{path.name}: expected a NumPy .npz archive (a zip of .npy arrays); "
+                        f"could not read it ({exc}), so save it again with np.savez.") from exc
+    return arrays
 
 
 def _load_npz(path: Path, task: str | None) -> Dataset:
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single array, not an archive")
-        with archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path.name}: expected a NumPy .npz archive of plain arrays; could not "
-                        f"read it ({exc}), so save it again with np.savez.") from exc
+    arrays = read_npz(path)
     X = arrays.get("X", arrays.get("X_train"))
     y = arrays.get("y", arrays.get("y_train"))
     if X is None or y is None:
@@ -581,63 +678,127 @@ def _load_npz(path: Path, task: str | None) -> Dataset:
                    "minmax" if X.ndim >= 3 else "standard")
 
 
-def _load_csv(path: Path, target: str | None, task: str | None) -> Dataset:
-    """A CSV file with a header row; numeric features; the target column given or the last."""
+def read_csv(path: PathLike, *, header: bool = True
+             ) -> tuple[list[str], list[np.ndarray | list[str]]]:
+    """The column names and columns of a CSV file (UTF-8; ',', ';' or tab delimited).
+
+    Each column is a float64 array (missing cells such as "" or "NA" are NaN) when every cell
+    is a number, else the list of its (stripped) text cells. Names are stripped of spaces.
+
+    With ``header=True`` the first row must name every column, once each: a first row that is
+    all numbers (data, not names), an empty name or a repeated name is refused, since models
+    match columns by name. With ``header=False`` every row is data and the columns are named
+    ``col1``, ``col2``, ...
+    """
     import csv
 
+    path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             first = f.readline()
             delimiter = max(",;\t", key=first.count)   # ',' unless ';' or tabs dominate
-            header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])]
-            table = _csv_numbers(f, delimiter, len(header))
+            cells = [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])]
+            if not header:
+                f.seek(0)
+            table = _csv_numbers(f, delimiter, len(cells))
             f.seek(0)
             rows = [] if table is not None else [
                 [cell.strip() for cell in row] for row in csv.reader(f, delimiter=delimiter) if row]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path.name}: expected a readable UTF-8 CSV file; could not read it "
-                        f"({exc}), so check the file and its encoding.") from exc
-    body = rows[1:]
+                        f"({exc}), so check the file and its encoding (save it as UTF-8).") from exc
+    first_line = 2 if header else 1
+    body = rows[1:] if header else rows
     if table is None and not body:
-        raise DataError(f"{path.name}: expected a header row and at least one data row; received "
-                        f"{len(body)} data rows, so check that the file is complete.")
+        raise DataError(f"{path.name}: expected {'a header row and ' if header else ''}at least "
+                        f"one data row; received none, so check that the file is complete.")
+    names = cells if header else [f"col{j + 1}" for j in range(len(cells))]
     for i, row in enumerate(body):
-        if len(row) != len(header):
-            raise DataError(f"{path.name}: expected {len(header)} fields as in the header; line "
-                            f"{i + 2} has {len(row)}, so fix that line.")
-    if len(header) < 2:
+        if len(row) != len(names):
+            raise DataError(f"{path.name}: expected {len(names)} fields as in the "
+                            f"{'header' if header else 'first line'}; line {i + first_line} has "
+                            f"{len(row)}, so fix that line.")
+    columns: list[np.ndarray | list[str]] = []
+    for j in range(len(names)):
+        if table is not None:
+            columns.append(table[:, j])
+        else:
+            values = [row[j] for row in body]
+            column = _csv_column(values)
+            columns.append(values if column is None else column)
+    if header:
+        _check_header(names, columns, path.name)
+    return names, columns
+
+
+def _check_header(names: list[str], columns: list[np.ndarray | list[str]], what: str
+                  ) -> None:
+    """Refuse a header row that is data, or whose names are empty or repeat.
+
+    The first row is data when each of its cells is a number or a value that its column holds
+    below (a text label): a header names columns, it does not repeat their values.
+    """
+    def data_like(cell: str, column: np.ndarray | list[str]) -> bool:
+        try:
+            float(cell)
+        except ValueError:
+            return isinstance(column, list) and cell in column
+        return True
+
+    if names and all(data_like(c, column) for c, column in zip(names, columns)):
+        kind = "all numbers" if all(data_like(c, []) for c in names) else (
+            "numbers and values found in their columns")
+        raise DataError(f"{what}: the first row {names[:6]}{' …' if len(names) > 6 else ''} is "
+                        f"{kind}, so it looks like data rather than a header naming the "
+                        f"columns; add a header row, or pass --no-header (header=False) if the "
+                        f"file has none.")
+    empty = [j + 1 for j, n in enumerate(names) if not n]
+    if empty:
+        raise DataError(f"{what}: every column needs a name in the header row; column(s) "
+                        f"{empty} have none (an unnamed first column is often an index saved "
+                        f"by pandas: use to_csv(index=False)), so name them or drop them.")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        where = {n: [j + 1 for j, m in enumerate(names) if m == n] for n in repeated}
+        raise DataError(f"{what}: column names must be unique, since models match columns by "
+                        f"name; {', '.join(f'{n!r} is in columns {c}' for n, c in where.items())}"
+                        f", so rename them.")
+
+
+def _load_csv(path: Path, target: str | None, task: str | None, header: bool = True
+              ) -> Dataset:
+    """A CSV file (see :func:`read_csv`); numeric features; the target column given or the
+    last."""
+    names, columns = read_csv(path, header=header)
+    if len(names) < 2:
         raise DataError(f"{path.name}: expected at least two columns (features and a target); "
-                        f"received {header}, so check the delimiter (',', ';' or tab).")
+                        f"received {names}, so check the delimiter (',', ';' or tab).")
     if target is None:
-        t = len(header) - 1
-    elif target in header:
-        t = header.index(target)
+        t = len(names) - 1
+    elif target in names:
+        t = names.index(target)
     else:
         raise DataError(f"{path.name}: expected target to name a column; received {target!r} "
-                        f"but the columns are {header}, so pick one of them.")
-    columns: list[np.ndarray | None] = (
-        list(table.T) if table is not None
-        else [_csv_column([row[j] for row in body]) for j in range(len(header))])
+                        f"but the columns are {names}, so pick one of them.")
+    first_line = 2 if header else 1
     for j, column in enumerate(columns):
-        if column is None and j != t:
-            values = [row[j] for row in body]
-            line = next(i for i, v in enumerate(values) if not _is_number(v)) + 2
+        if isinstance(column, list) and j != t:
+            line = next(i for i, v in enumerate(column) if not _is_number(v))
             raise DataError(
-                f"{path.name}: feature column {header[j]!r} must be numeric; line {line} has "
-                f"{values[line - 2]!r}, so encode it as numbers, drop the column or choose it "
-                f"with target={header[j]!r}.")
-    y = columns[t]
-    if y is None:
-        labels = [row[t] for row in body]
-        empty = [i + 2 for i, v in enumerate(labels) if v.lower() in MISSING]
+                f"{path.name}: feature column {names[j]!r} must be numeric; line "
+                f"{line + first_line} has {column[line]!r}, so encode it as numbers, drop the "
+                f"column or choose it with target={names[j]!r}.")
+    y: Any = columns[t]
+    if isinstance(y, list):
+        empty = [i + first_line for i, v in enumerate(y) if v.lower() in MISSING]
         if empty:
-            raise DataError(f"{path.name}: target column {header[t]!r} has {len(empty)} missing "
+            raise DataError(f"{path.name}: target column {names[t]!r} has {len(empty)} missing "
                             f"labels (first on line {empty[0]}); remove those rows.")
-        y = np.array(labels, dtype=str)
-    X = np.stack([c for j, c in enumerate(columns) if j != t and c is not None], axis=1)
-    names = [h for j, h in enumerate(header) if j != t]
-    return _finish(path.stem, X, y, None, None, task, "standard", feature_names=names,
-                   target_name=header[t])
+        y = np.array(y, dtype=str)
+    X = np.stack([c for j, c in enumerate(columns) if j != t], axis=1)
+    features = [h for j, h in enumerate(names) if j != t]
+    return _finish(path.stem, X, y, None, None, task, "standard", feature_names=features,
+                   target_name=names[t])
 
 
 def _csv_numbers(f: IO[str], delimiter: str, n_columns: int) -> np.ndarray | None:

@@ -26,6 +26,14 @@ class ModelFileError(LayerwiseError, ValueError):
     """A model file is missing, damaged, from a newer version, or not a layerwise file."""
 
 
+class BusyError(LayerwiseError, RuntimeError):
+    """A model (or estimator) is already being trained by another ``fit``; nothing was changed.
+
+    Training writes into buffers and parameters the model owns, so two fits at once would
+    corrupt both; the second is refused at once instead of waiting.
+    """
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped ``fit`` at the end of a step: the model holds the last completed step,
     and a checkpoint was written if ``fit`` was given one (the message says how to resume).

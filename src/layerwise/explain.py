@@ -95,7 +95,7 @@ def explain(model: Sequential, loss: Any, X: Any, y: Any) -> Explanation:
     Layers run in inference mode (no dropout), so the report is deterministic.
     """
     net = copy.deepcopy(model)
-    L = losses_mod.get(loss)
+    L = losses_mod.get(loss).fresh()            # never the caller's loss (fit may be using it)
     A = as_input(X, net.n_in, net.dtype)
     Y = L.prepare_target(y, net.n_out or A.shape[1], net.dtype)
     if len(Y) != len(A):

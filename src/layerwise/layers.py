@@ -5,17 +5,33 @@ during ``forward`` and writes its results into buffers it owns, sized for the la
 and sliced for a shorter one, so a training step allocates nothing once warmed up. The arrays a
 layer returns are those buffers: they stay valid until the layer's next forward/backward call,
 so copy them if you keep them.
+
+Inference has its own pass, ``infer(A)``: the same computation as ``forward(A, training=False)``,
+with the same calls in the same order (so the same bits), into new arrays and without writing
+anything on the layer. Any number of threads can therefore run it on one model at once, also
+while ``fit`` trains that model in another thread; the training buffers belong to ``fit``.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
 
 from . import initializers
-from ._utils import RngLike, as_float_dtype, as_generator, buffer, fraction, positive_int
+from ._utils import (
+    RngLike,
+    as_float_dtype,
+    as_generator,
+    buffer,
+    check_memory,
+    fraction,
+    positive_int,
+)
 from .errors import ValidationError
+
+_FALLBACK = threading.Lock()    # serialises inference through layers that only have forward
 
 
 class Param:
@@ -50,6 +66,17 @@ class Layer:
 
     def backward(self, dA: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def infer(self, A: np.ndarray) -> np.ndarray:
+        """Inference output for ``A`` as a new array (or ``A`` itself where the layer is the
+        identity), computed exactly as ``forward(A, training=False)`` but writing nothing on the
+        layer, so any number of threads may call it at once.
+
+        A layer that defines only ``forward`` gets that, run under a lock and copied: correct,
+        but serialised (and not safe against ``fit`` training the same layer meanwhile).
+        """
+        with _FALLBACK:
+            return np.array(self.forward(A, False), copy=True)
 
     def params(self) -> list[Param]:
         """This layer's trainable parameters (empty for activations)."""
@@ -128,6 +155,8 @@ class Dense(Layer):
         self.init = initializers.name_of(init)
         self.bias = bool(bias)
         dt = as_float_dtype(dtype)
+        check_memory(f"Dense({self.n_in}, {self.n_out}) (W and its gradient dW)",
+                     2 * self.n_in * self.n_out * dt.itemsize, "use fewer units.")
         W = np.asarray(initializers.get(init)((self.n_out, self.n_in), as_generator(rng), dt))
         if W.shape != (self.n_out, self.n_in):
             raise ValidationError(
@@ -150,6 +179,13 @@ class Dense(Layer):
         Z = self._Z
         self._A_prev = A                        # cached for dW = dZ.T @ A_prev
         np.dot(A, self.W.T, out=Z)              # Z = A_prev @ W.T   (BLAS; refuses mixed dtypes)
+        if self.bias:
+            Z += self.b                         #     + b
+        return Z
+
+    def infer(self, A: np.ndarray) -> np.ndarray:
+        Z = np.empty((A.shape[0], self.n_out), dtype=self.W.dtype)
+        np.dot(A, self.W.T, out=Z)              # Z = A_prev @ W.T   (forward's call, new array)
         if self.bias:
             Z += self.b                         #     + b
         return Z
@@ -223,6 +259,9 @@ class Dropout(Layer):
         out = buffer(self._buf, "A", B, (n,), A.dtype)
         np.multiply(A, M, out=out)              # A = Z ⊙ M
         return out
+
+    def infer(self, A: np.ndarray) -> np.ndarray:
+        return A                                # the identity at inference (no _mask reset)
 
     def backward(self, dA: np.ndarray) -> np.ndarray:
         if self._mask is None:

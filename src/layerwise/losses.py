@@ -11,6 +11,7 @@ network's backward pass needs no further scaling. Reductions (as in docs/ARCHITE
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,6 +43,18 @@ class Loss:
 
     def backward(self) -> np.ndarray:
         raise NotImplementedError
+
+    def fresh(self) -> Loss:
+        """A new loss with the same settings and no buffers, rebuilt from ``config()``.
+
+        ``forward`` writes into buffers the loss owns, so ``evaluate`` computes with a fresh
+        one: threads evaluating at once, or while ``fit`` trains with this loss, share nothing.
+        A subclass whose constructor ``config()`` cannot rebuild gets a deep copy instead.
+        """
+        try:
+            return type(self)(**self.config())
+        except TypeError:
+            return copy.deepcopy(self)
 
     def __call__(self, pred: np.ndarray, target: np.ndarray) -> float:
         return self.forward(pred, target)

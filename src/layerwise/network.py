@@ -63,7 +63,8 @@ class Sequential:
         #: free-form JSON-serialisable information saved with the model (e.g. preprocessing).
         self.metadata: dict[str, Any] = {}
         self.stop_training = False
-        #: the output of the last ``forward`` (a buffer of the last layer, not a copy).
+        #: the output of the last ``forward`` (a buffer of the last layer, not a copy); what
+        #: training reads. Inference (``infer``, ``predict``, ``evaluate``) never sets it.
         self.output: np.ndarray | None = None
         self._flat: Param | None = None
         self._first = (-1, 0)
@@ -115,6 +116,20 @@ class Sequential:
         for layer in self.layers:
             A = layer.forward(A, training)      # A_i = f_i(A_{i−1})
         self.output = A
+        return A
+
+    def infer(self, X: np.ndarray) -> np.ndarray:
+        """The output for X (B, n_in) in inference mode, as a new array; (B, n_out).
+
+        The same numbers, bit for bit, as ``forward(X, training=False)``, but no layer buffer is
+        used and nothing on the model is written (not even ``output``), so any number of threads
+        may call it at once on one model, also while ``fit`` trains it in another thread (the
+        result then uses the parameters as they are at that moment, possibly between two
+        layers' updates). X is used as is: ``predict`` is the checked entry point.
+        """
+        A = X
+        for layer in self.layers:
+            A = layer.infer(A)                  # A_i = f_i(A_{i−1}), into new arrays
         return A
 
     def backward(self, dA: np.ndarray, input_grad: bool = True) -> np.ndarray:
@@ -223,12 +238,14 @@ class Sequential:
 
         Outputs are what the last layer gives: logits when trained with a loss on logits.
         Use ``predict_proba`` for probabilities and ``predict_classes`` for labels.
+        Thread-safe, like ``predict_proba``, ``predict_classes`` and ``evaluate``: they run
+        ``infer``, which shares no buffer (see there).
         """
         X = as_input(X, self.n_in, self.dtype)
         bs = positive_int("batch_size", batch_size)
         out: np.ndarray | None = None
         for s in range(0, X.shape[0], bs):
-            A = self.forward(X[s:s + bs], training=False)
+            A = self.infer(X[s:s + bs])
             if out is None:
                 out = np.empty((X.shape[0], *A.shape[1:]), dtype=A.dtype)
             out[s:s + bs] = A
@@ -249,6 +266,9 @@ class Sequential:
                  ) -> dict[str, float]:
         """Loss and metrics on (X, y): accuracy for classification; MSE, MAE, R² otherwise."""
         from .training import _evaluate_prepared
+        if self.n_out is None:
+            raise ConfigError("this model has no Dense layer, so it has no outputs to evaluate; "
+                              "add lw.Dense(n_in, n_out).")
         L = self._require_loss(loss)
         X = as_input(X, self.n_in, self.dtype)
         Y = L.prepare_target(y, self.n_out or X.shape[1], self.dtype)

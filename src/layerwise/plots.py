@@ -1,6 +1,6 @@
 """PNG plots of a training run (matplotlib, drawn off-screen; the ``plot`` extra installs it).
 
-Every function draws one figure with labelled axes and writes it to ``path``. They use
+Every function draws one figure with labelled axes and writes it to ``path`` atomically. They use
 ``matplotlib.figure.Figure`` directly, so no GUI backend and no global pyplot state is involved.
 """
 
@@ -38,6 +38,13 @@ def _figure(width: float = 7.0, height: float = 4.5) -> Any:
     return Figure(figsize=(width, height), dpi=110, layout="constrained")
 
 
+def _save(fig: Any, path: str | os.PathLike[str]) -> None:
+    """Write the figure atomically (temporary file, fsync, rename), never through a symlink."""
+    from .io import atomic_write
+    fmt = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt))
+
+
 def _epochs(n: int) -> np.ndarray:
     return np.arange(1, n + 1)
 
@@ -68,7 +75,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
         _integer_epochs(ax)
         ax.grid(True, alpha=0.3)
         ax.legend()
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def plot_gradient_flow(norms: Mapping[str, Sequence[float]], path: str | os.PathLike[str]
@@ -87,7 +94,7 @@ def plot_gradient_flow(norms: Mapping[str, Sequence[float]], path: str | os.Path
     _integer_epochs(ax)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def plot_confusion_matrix(C: np.ndarray, path: str | os.PathLike[str],
@@ -113,7 +120,7 @@ def plot_confusion_matrix(C: np.ndarray, path: str | os.PathLike[str],
             for j in range(K):
                 ax.text(j, i, str(C[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if C[i, j] > threshold else "black")
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def plot_explanation(explanation: Explanation, path: str | os.PathLike[str]) -> None:
@@ -140,4 +147,4 @@ def plot_explanation(explanation: Explanation, path: str | os.PathLike[str]) -> 
                  f"loss = {explanation.loss:.4g})")
     ax.grid(True, axis="y", which="both", alpha=0.3)
     fig.legend(loc="outside lower center", ncols=3, fontsize="small")
-    fig.savefig(path)
+    _save(fig, path)

@@ -12,11 +12,29 @@ from typing import Any
 
 import numpy as np
 
-from ._utils import as_float_dtype, buffer
-from .errors import ConfigError
+from ._utils import (
+    as_array,
+    as_float_dtype,
+    buffer,
+    cast_float,
+    positive_int,
+    require_finite,
+)
+from .errors import ConfigError, ValidationError
 from .layers import Layer
 
 SCALINGS = ("standard", "minmax", "none")
+#: what a layer's constants came from: a scaling fitted by ``fit``, or "inverse" (the command
+#: line undoes a target scaling with one).
+METHODS = (*SCALINGS, "inverse")
+
+
+def _constants(values: Any, name: str, dt: np.dtype[Any]) -> np.ndarray:
+    """The layer's own 1-D copy of ``offset`` or ``scale`` in ``dt``, refusing non-numbers."""
+    A = as_array(values, f"Standardize {name}")
+    if A.dtype.kind not in "biuf":
+        raise ValidationError(f"Standardize {name} must be numbers; received dtype {A.dtype}.")
+    return np.array(cast_float(A, dt, f"Standardize {name}")).reshape(-1)
 
 
 class Standardize(Layer):
@@ -31,13 +49,22 @@ class Standardize(Layer):
                  dtype: Any = np.float32) -> None:
         super().__init__()
         dt = as_float_dtype(dtype)
-        self.offset = np.ascontiguousarray(offset, dtype=dt).reshape(-1)
-        self.scale = np.ascontiguousarray(scale, dtype=dt).reshape(-1)
-        if self.offset.shape != self.scale.shape:
+        if not isinstance(method, str) or method not in METHODS:
+            raise ConfigError(f"unknown Standardize method {method!r}; expected one of "
+                              f"{list(METHODS)}.")
+        self.offset = _constants(offset, "offset", dt)
+        self.scale = _constants(scale, "scale", dt)
+        if self.offset.shape != self.scale.shape or self.offset.size == 0:
             raise ConfigError(
-                f"offset and scale must have the same shape; received {self.offset.shape} and "
-                f"{self.scale.shape}."
+                f"offset and scale must have the same shape, not empty; received "
+                f"{self.offset.shape} and {self.scale.shape}."
             )
+        # A = (X − offset) / scale: a zero or non-finite constant makes every output NaN or inf
+        require_finite(self.offset, "Standardize offset")
+        require_finite(self.scale, "Standardize scale")
+        if not np.all(self.scale != 0):
+            raise ValidationError("Standardize scale must be non-zero (A = (X − offset) / scale); "
+                                  f"it has {int(np.sum(self.scale == 0))} zeros.")
         self.method = method
         self.n = self.offset.size
 
@@ -50,7 +77,11 @@ class Standardize(Layer):
         """
         X = np.asarray(X, dtype=np.float64)
         if method == "standard":
-            offset, scale = X.mean(axis=0), X.std(axis=0)
+            # Values beyond 1e150 would overflow the squares of the variance: compute the
+            # statistics of X / s and scale them back by s = max|X| per feature.
+            s = np.abs(X).max(axis=0, initial=0.0)
+            s = np.where(np.isfinite(s) & (s > 1e150), s, 1.0)
+            offset, scale = (X / s).mean(axis=0) * s, (X / s).std(axis=0) * s
         elif method == "minmax":
             offset, scale = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
         elif method == "none":
@@ -71,6 +102,12 @@ class Standardize(Layer):
 
     def forward(self, A: np.ndarray, training: bool = False) -> np.ndarray:
         out = buffer(self._buf, "A", A.shape[0], (self.n,), self.offset.dtype)
+        np.subtract(A, self.offset, out=out)
+        out /= self.scale                               # A = (X − offset) / scale
+        return out
+
+    def infer(self, A: np.ndarray) -> np.ndarray:
+        out = np.empty((A.shape[0], self.n), dtype=self.offset.dtype)
         np.subtract(A, self.offset, out=out)
         out /= self.scale                               # A = (X − offset) / scale
         return out
@@ -99,4 +136,5 @@ class Standardize(Layer):
     def from_config(cls, n: int, method: str = "standard", dtype: Any = np.float32
                     ) -> Standardize:
         """An identity-initialised layer of ``n`` features (model files fill the arrays)."""
+        n = positive_int("n", n)
         return cls(np.zeros(n), np.ones(n), method=method, dtype=dtype)

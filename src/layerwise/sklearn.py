@@ -21,10 +21,9 @@ full data gives the same network as ``fit`` for that many epochs (stopping rules
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
-import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -41,8 +40,8 @@ from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
 from ._blas import threads_for
-from ._utils import as_float_dtype, fraction
-from .errors import ConfigError, LayerwiseError, ValidationError
+from ._utils import as_float_dtype, exclusive, fraction
+from .errors import BusyError, ConfigError, LayerwiseError, ValidationError
 from .layers import Dense, Dropout, Layer
 from .network import Sequential
 from .training import Callback, TrainState
@@ -52,18 +51,21 @@ __all__ = ["LayerwiseClassifier", "LayerwiseRegressor"]
 
 _OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
-# Forward passes write into buffers the layers own, so two threads predicting with the same
-# network at once would overwrite each other's results: one lock per network (not pickled).
-_LOCKS: weakref.WeakKeyDictionary[Sequential, threading.Lock] = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
 
-
-def _lock(model: Sequential) -> threading.Lock:
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(model)
-        if lock is None:
-            lock = _LOCKS[model] = threading.Lock()
-        return lock
+def _one_fit_at_a_time(fit: Callable[..., Any]) -> Callable[..., Any]:
+    """Hold the estimator for the whole of a fit or partial_fit: another one, from any thread,
+    raises ``BusyError`` at once. (A first fit builds a new ``model_``, which the model's own
+    guard in ``layerwise.training.fit`` could not see; the estimator's attributes would mix.)
+    Inference needs no lock: ``predict`` shares no buffer with training."""
+    @functools.wraps(fit)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        refuse = lambda: BusyError(  # noqa: E731
+            f"this {type(self).__name__} is already being trained by another fit or "
+            "partial_fit (in another thread); two at once would mix their networks and "
+            "fitted attributes. Wait for it to finish, or fit a copy: sklearn.base.clone(est).")
+        with exclusive(self, refuse):
+            return fit(self, *args, **kwargs)
+    return guarded
 
 
 def _param_error(exc: LayerwiseError) -> ValidationError:
@@ -369,6 +371,7 @@ class _LayerwiseBase(BaseEstimator):
         return sw
 
     # -- fitting --------------------------------------------------------------------------------
+    @_one_fit_at_a_time
     def _fit(self, X: Any, y: Any, sample_weight: Any = None, *, partial: bool = False,
              classes: Any = None, X_val: Any = None, y_val: Any = None) -> Any:
         dtype = self._model_dtype()
@@ -428,13 +431,12 @@ class _LayerwiseBase(BaseEstimator):
             schedule = _Offset(schedule, len(self.loss_curve_))
         self.optimizer_.lr = self._base_lr()       # fit's schedules start from this rate
         batch_size = self._batch_size(len(X))
-        with _lock(self.model_):                   # fit limits BLAS threads for small nets
-            history = _train(
-                self.model_, X, Y, loss=loss, optimizer=self.optimizer_,
-                epochs=1 if partial else int(self.max_epochs), batch_size=batch_size,
-                validation_data=None if Xv is None else (Xv, Yv), rng=self.rng_,
-                callbacks=[progress], verbose=2 if self.verbose else 0, schedule=schedule,
-                sample_weight=sw, train_metrics=False)
+        history = _train(                          # fit limits BLAS threads for small nets
+            self.model_, X, Y, loss=loss, optimizer=self.optimizer_,
+            epochs=1 if partial else int(self.max_epochs), batch_size=batch_size,
+            validation_data=None if Xv is None else (Xv, Yv), rng=self.rng_,
+            callbacks=[progress], verbose=2 if self.verbose else 0, schedule=schedule,
+            sample_weight=sw, train_metrics=False)
         self.n_iter_ = len(history)
         self.t_ += len(X) * self.n_iter_
         self.loss_curve_.extend(progress.losses)
@@ -508,12 +510,13 @@ class _LayerwiseBase(BaseEstimator):
         """Network outputs for X; float32 work, returned in the wider of the model's and X's
         float dtype (float32 in, float32 out)."""
         check_is_fitted(self)
-        dtype = self.model_.dtype
+        model = self.model_                     # one network throughout, even if a fit in
+        dtype = model.dtype                     # another thread replaces model_ meanwhile
         other = np.float64 if dtype == np.float32 else np.float32
         X = validate_data(self, X, reset=False, dtype=[dtype, other])
         out_dtype = np.promote_types(dtype, X.dtype)
-        with _lock(self.model_), threads_for(self.model_, min(len(X), 1024)):
-            out = self.model_.predict(np.ascontiguousarray(X, dtype=dtype))
+        with threads_for(model, min(len(X), 1024)):
+            out = model.predict(np.ascontiguousarray(X, dtype=dtype))
         return out.astype(out_dtype, copy=False)
 
     def __sklearn_is_fitted__(self) -> bool:

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -35,11 +37,12 @@ from ._utils import (
     as_array,
     as_generator,
     as_input,
+    exclusive,
     fraction,
     positive_float,
     positive_int,
 )
-from .errors import DivergenceError, TrainingInterrupted, ValidationError
+from .errors import BusyError, DivergenceError, TrainingInterrupted, ValidationError
 from .layers import Param
 from .metrics import for_loss, labels_from_outputs
 
@@ -415,6 +418,32 @@ def _split_validation(X: np.ndarray, y: np.ndarray, fraction_: float
     return X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_fit_at_a_time(train: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Hold the model for the whole of ``fit``: a second fit of it, from another thread (or
+    from a callback), raises ``BusyError`` at once, before touching anything. Training writes
+    buffers and parameters the model owns, so two fits at once would corrupt both."""
+    @functools.wraps(train)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        model = args[0] if args else kwargs.get("model")
+        try:
+            weakref.ref(model)
+        except TypeError:                       # not a model at all: fit's own checks say so
+            return train(*args, **kwargs)
+        refuse = lambda: BusyError(  # noqa: E731
+            "this model is already being trained by another fit (in another thread, or by a "
+            "callback of that fit); two fits at once would overwrite each other's buffers and "
+            "parameters. Wait for that fit to finish, or train a copy made with "
+            "layerwise.training.clone(model).")
+        with exclusive(model, refuse):
+            return train(*args, **kwargs)
+    return guarded
+
+
+@_one_fit_at_a_time
 def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "adam",
         epochs: int = 10, batch_size: int = 32, validation_data: tuple[Any, Any] | None = None,
         validation_split: float = 0.0, shuffle: bool = True, rng: RngLike = None,
@@ -477,6 +506,9 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     TrainingInterrupted
         On Ctrl-C, at the end of the step in progress (never in the middle of one): after
         writing ``checkpoint`` if given. The model holds the last completed step.
+    BusyError
+        At once, when another ``fit`` of this model is running (in any thread). ``predict``
+        and ``evaluate`` may run meanwhile: they see the parameters of that moment.
 
     Returns
     -------
@@ -838,11 +870,16 @@ def _n_correct(A: np.ndarray, Yb: np.ndarray, L: losses_mod.Loss) -> float:
 
 def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: np.ndarray,
                        batch_size: int = 1024) -> dict[str, float]:
-    """Loss and metrics on already validated arrays (used for validation data each epoch)."""
+    """Loss and metrics on already validated arrays (used for validation data each epoch).
+
+    Thread-safe: ``model.infer`` shares no buffer, and the loss is a fresh instance, since a
+    loss's ``forward`` writes into buffers of its own (the model's loss is fit's training loss).
+    """
     out = np.empty((len(X), model.n_out or 0), dtype=model.dtype)
+    L = L.fresh()
     total = 0.0
     for s in range(0, len(X), batch_size):
-        A = model.forward(X[s:s + batch_size], training=False)
+        A = model.infer(X[s:s + batch_size])
         total += L.forward(A, Y[s:s + batch_size]) * len(A)
         out[s:s + batch_size] = A
     return {"loss": total / len(X), **for_loss(L, out, Y)}
