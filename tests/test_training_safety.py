@@ -277,6 +277,34 @@ def test_cli_refuses_to_save_a_diverged_model(tmp_path, capsys, extra):
     assert not (tmp_path / "run" / "model.lw").exists()
 
 
+def test_an_overflowing_last_update_is_caught_after_training(tmp_path, capsys):
+    """The last update is followed by no loss: with no validation data, a finite but huge model
+    whose outputs overflow must still not come back from fit (or be saved) without a word."""
+    X, y = lw.datasets.load_digits()[:2]
+    model = lw.mlp([64, 32, 10], rng=0)
+    with pytest.raises(lw.DivergenceError, match="after the last update the model's outputs"):
+        model.fit(X, y, optimizer=lw.SGD(lr=1e30), epochs=1, batch_size=len(X), verbose=0)
+    assert all(np.isfinite(p.value).all() for p in model.parameters())
+    code = main(["train", "--lr", "1e30", "--validation-split", "0", "--epochs", "1",
+                 "--batch-size", "100000", "--quiet", "--no-plots", "--out",
+                 str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "outputs on training rows" in err[0]
+    assert not (tmp_path / "run" / "model.lw").exists()
+
+
+def test_the_output_check_is_of_real_rows_after_a_resume_with_nothing_left(tmp_path):
+    """Resuming a checkpoint written after the last epoch trains no step: the output check
+    must then look at training rows, not at an unfilled batch buffer."""
+    X, y = lw.datasets.load_digits()[:2]
+    model = lw.mlp([64, 32, 10], rng=0)
+    model.fit(X, y, epochs=1, verbose=0, checkpoint=tmp_path / "c.lw", rng=0)
+    again = lw.mlp([64, 32, 10], rng=0)
+    again.fit(X, y, epochs=1, verbose=0, resume=tmp_path / "c.lw", rng=0)
+    for p, q in zip(model.parameters(), again.parameters()):
+        np.testing.assert_array_equal(p.value, q.value)
+
+
 # -- item 10 (API): sample weights, callbacks=None ------------------------------------------
 
 def test_huge_sample_weights_are_rescaled_not_zeroed():

@@ -583,6 +583,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
             _deferred_interrupt(run), threads_for(model, min(run.batch_size, run.N)):
         try:
             run.loop(checkpoint, every)
+            run.check_outputs()
         except KeyboardInterrupt:
             where = f"interrupted at epoch {run.epoch + 1}, sample {run.position} of {run.N}"
             if checkpoint is None:
@@ -723,6 +724,19 @@ class _Run:
                 self.save(checkpoint)
             self._check_interrupt()
         self._check_interrupt()
+
+    def check_outputs(self) -> None:
+        """No later loss checks the last update, so check that the trained model's outputs on
+        a batch of training rows are finite (one forward pass, once per fit): finite
+        parameters can still be so large that every output overflows."""
+        A = self.model.infer(self.X[:len(self.Xb)])
+        if not (math.isfinite(A.min()) and math.isfinite(A.max())):   # min/max propagate NaN
+            raise DivergenceError(
+                f"after the last update the model's outputs on training rows are NaN or "
+                f"infinite: the parameters are finite but so large that the outputs overflow, "
+                f"so the model is useless. Lower the learning rate (now {self.opt.lr:g}), clip "
+                "gradients (clip_norm=1.0) or standardise the inputs."
+            )
 
     def _check_interrupt(self) -> None:
         """Raise the Ctrl-C that the signal handler deferred, now that no step is half done."""
