@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import errno
 import io
@@ -28,27 +27,13 @@ import pytest
 
 import layerwise as lw
 from layerwise import cli
-from layerwise.cli import main
+from test_cli import run, run_quietly  # the CLI tests' in-process runners
 
 N = 200
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_quietly(*argv) -> str:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    assert code == 0, err.getvalue()
-    return out.getvalue()
-
-
 def one_line_error(code: int, out: str, err: str) -> str:
     assert code == 2, (code, err)
     assert "Traceback" not in err and "Traceback" not in out

@@ -29,6 +29,8 @@ import pytest
 import layerwise as lw
 from layerwise import io as lw_io
 from layerwise.cli import main
+from test_fuzz import _central_entries
+from test_fuzz import _claiming as claiming  # forged ZIP64 sizes
 
 
 # -- crafting model files -----------------------------------------------------------------------
@@ -90,31 +92,6 @@ def craft_members(layers, *, dtype="float32", loss=("ce", {}), metadata=None
 
 def craft(layers, methods=None, **kw) -> bytes:
     return zip_bytes(craft_members(layers, **kw), methods)
-
-
-def _central_entries(data: bytes):
-    eocd = data.rindex(b"PK\x05\x06")
-    count, _, start = struct.unpack_from("<HII", data, eocd + 10)
-    pos = start
-    for _ in range(count):
-        n_name, n_extra, n_comment = struct.unpack_from("<HHH", data, pos + 28)
-        yield pos, data[pos + 46:pos + 46 + n_name].decode("cp437")
-        pos += 46 + n_name + n_extra + n_comment
-
-
-def claiming(data: bytes, member: str, size: int) -> bytes:
-    """The zip with ``member``'s central-directory entry claiming ``size`` uncompressed bytes
-    through a ZIP64 extra field; the data itself unchanged (a forged zip-bomb header)."""
-    b = bytearray(data)
-    eocd = data.rindex(b"PK\x05\x06")
-    pos = next(p for p, name in _central_entries(data) if name == member)
-    n_name, n_extra = struct.unpack_from("<HH", data, pos + 28)
-    struct.pack_into("<I", b, pos + 24, 0xFFFFFFFF)
-    struct.pack_into("<H", b, pos + 30, n_extra + 12)
-    b[pos + 46 + n_name:pos + 46 + n_name] = struct.pack("<HHQ", 0x0001, 8, size)
-    cd_size = struct.unpack_from("<I", data, eocd + 12)[0]
-    struct.pack_into("<I", b, eocd + 12 + 12, cd_size + 12)
-    return bytes(b)
 
 
 def overlapping(data: bytes, member: str, alias: str) -> bytes:
