@@ -124,7 +124,8 @@ def test_sigkill_at_random_moments_never_loses_the_checkpoint(tmp_path):
     rng = np.random.default_rng(42)
     kills = 0
     while kills < 20:
-        args = _python(tmp_path, ck, out, *(["resume"] if ck.exists() else []))
+        existed = ck.exists()
+        args = _python(tmp_path, ck, out, *(["resume"] if existed else []))
         with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
             assert proc.stdout is not None
             proc.stdout.readline()                       # "started": imports are done
@@ -134,8 +135,11 @@ def test_sigkill_at_random_moments_never_loses_the_checkpoint(tmp_path):
         if proc.returncode == 0:                         # it finished before the kill
             break
         kills += 1
-        assert ck.exists()
-        lw.load(ck)                                      # intact: loads as a model
+        # A kill before the first step completes finds no checkpoint yet (fit's set-up can
+        # outlast the sleep on a busy machine); once one exists, it must never be lost.
+        assert ck.exists() or not existed
+        if ck.exists():
+            lw.load(ck)                                  # intact: loads as a model
         leftovers = [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
         for f in leftovers:                              # a killed write leaves only its temp
             assert f.startswith(".ck.lw.")
