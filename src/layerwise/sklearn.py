@@ -6,6 +6,8 @@ a validation loss recorded beside the training loss, ``warm_start`` and ``partia
 the optimizer's state (Adam's moments, SGD's velocity), ``sample_weight`` and ``class_weight``,
 multi-label classification and multi-output regression, a choice of initialiser per layer, and
 the fitted network itself as ``model_`` (a :class:`layerwise.Sequential` with ``save``).
+:func:`save` writes a fitted estimator, or a pipeline of scalers ending in one, as a model file
+that takes raw rows (``model_.save`` writes the network alone, without the pipeline's scalers).
 
 This is the only module of the package that imports scikit-learn; ``import layerwise`` does not
 load it. The estimators follow scikit-learn's contract: ``__init__`` only stores its arguments,
@@ -1201,7 +1203,9 @@ def save(estimator: Any, path: Any) -> None:
     predictions (to float32 rounding). See :func:`to_model` for what is folded and what is
     refused. ``estimator.model_.save(path)`` saves the network alone, without the scalers.
 
-    >>> save(make_pipeline(StandardScaler(), LayerwiseClassifier()).fit(X, y), "model.lw")
-    ... # doctest: +SKIP
+    Examples
+    --------
+    >>> pipe = make_pipeline(StandardScaler(), LayerwiseClassifier()).fit(X, y)  # doctest: +SKIP
+    >>> save(pipe, "model.lw")          # then: layerwise predict model.lw raw.csv  # doctest: +SKIP
     """
     to_model(estimator).save(path)
