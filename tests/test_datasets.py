@@ -496,7 +496,8 @@ def test_sklearn_sets(name, shape, n_classes):
 
 def test_sklearn_missing_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(lw.DataError, match=r"pip install 'layerwise\[sklearn\]'"):
+    with pytest.raises(lw.DataError, match=r"pip install scikit-learn \(or, in the layerwise "
+                                           r"project folder, pip install '\.\[sklearn\]'\)"):
         lw.datasets.load("iris")
 
 

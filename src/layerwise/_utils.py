@@ -21,6 +21,13 @@ else:
 DTypes = (np.float32, np.float64)
 
 
+def install_hint(package: str, extra: str) -> str:
+    """How to install an optional dependency. layerwise is installed from its project folder,
+    not from a package registry, so an extra cannot be asked for by the package's name: name
+    the dependency itself, or the project folder with the extra."""
+    return f"pip install {package} (or, in the layerwise project folder, pip install '.[{extra}]')"
+
+
 def as_generator(rng: RngLike) -> np.random.Generator:
     """Return a ``np.random.Generator`` from an int seed, a Generator, or None (fresh entropy)."""
     if isinstance(rng, np.random.Generator):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._utils import require_finite
+from ._utils import install_hint, require_finite
 
 if TYPE_CHECKING:
     from .datasets import Dataset
@@ -276,7 +276,7 @@ def _map_classes(y: np.ndarray, data: Dataset, model: Sequential) -> np.ndarray:
                        "classes.")
     if classes is None or data.classes is None:
         return y
-    index = {name: k for k, name in enumerate(classes)}
+    index = {str(name): k for k, name in enumerate(classes)}    # the data's names are text
     unknown = sorted({data.classes[k] for k in np.unique(y)} - set(index))
     if unknown:
         raise CLIError(f"labels {unknown} were not among the classes seen in training "
@@ -662,7 +662,7 @@ def _plots(out: Path, history: Any, norms: dict[str, list[float]], model: Sequen
     from . import plots
     if not plots.available():
         print("warning: matplotlib is not installed, so no plots were drawn "
-              "(pip install 'layerwise[plot]').", file=sys.stderr)
+              f"({install_hint('matplotlib', 'plot')}).", file=sys.stderr)
         return
     plots.plot_history(history.history, out / "curves.png")
     plots.plot_gradient_flow(norms, out / "gradient_flow.png")
@@ -776,12 +776,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     classes = model.metadata.get("classes")
     if model.loss is not None and model.loss.task == "classification":
         P = model.predict_proba(X)
+        multilabel = model.metadata.get("multilabel") is True      # (scikit-learn's models)
+        if P.shape[1] == 1 and not multilabel:      # one logit: P(class 1); show both classes
+            P = np.column_stack([1 - P[:, 0], P[:, 0]])
         if args.proba:
             header = list(classes) if classes and len(classes) == P.shape[1] else [
                 f"p{k}" for k in range(P.shape[1])]
             values: np.ndarray = P
         else:
             labels = model.predict_classes(X)
+            if multilabel:                          # a 0/1 column per label, as scikit-learn
+                header = [str(c) for c in classes] if classes else [
+                    f"label{k}" for k in range(labels.shape[1])]
+                _write_predictions(labels, header, args.output)
+                return 0
             if labels.ndim > 1:
                 labels = P.argmax(axis=1) if P.shape[1] > 1 else labels.reshape(len(labels))
             header = ["prediction"]
@@ -899,7 +907,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         from . import plots
         if not plots.available():
             print("warning: matplotlib is not installed, so no plot was drawn "
-                  "(pip install 'layerwise[plot]').", file=sys.stderr)
+                  f"({install_hint('matplotlib', 'plot')}).", file=sys.stderr)
         else:
             plots.plot_explanation(report, args.plot)
             print(f"plot written to {args.plot}")

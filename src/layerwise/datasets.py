@@ -41,7 +41,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._utils import as_float_dtype, cast_float
+from ._utils import as_float_dtype, cast_float, install_hint
 from .errors import ConfigError, DataError
 
 __all__ = ["CHECKSUMS", "MIRRORS", "Dataset", "load", "load_digits", "read_csv", "read_idx",
@@ -363,7 +363,8 @@ def _load_sklearn(key: str, task: str | None) -> Dataset:
         import sklearn.datasets
     except ImportError as exc:
         raise DataError(f"the {key!r} dataset comes with scikit-learn, which is not installed; "
-                        f"run pip install 'layerwise[sklearn]' or use 'digits'.") from exc
+                        f"run {install_hint('scikit-learn', 'sklearn')}, or use 'digits'."
+                        ) from exc
     bunch = getattr(sklearn.datasets, SKLEARN_SETS[key])()
     return _finish(key, bunch.data, bunch.target, None, None, task, "standard",
                    classes=[str(c) for c in bunch.target_names],

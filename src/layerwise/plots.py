@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._utils import install_hint
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def _figure(width: float = 7.0, height: float = 4.5) -> Any:
     except ImportError as exc:
         raise ConfigError(
             "plots need matplotlib, which is not installed; install it with "
-            "pip install 'layerwise[plot]'."
+            f"{install_hint('matplotlib', 'plot')}."
         ) from exc
     return Figure(figsize=(width, height), dpi=110, layout="constrained")
 

@@ -6,6 +6,8 @@ a validation loss recorded beside the training loss, ``warm_start`` and ``partia
 the optimizer's state (Adam's moments, SGD's velocity), ``sample_weight`` and ``class_weight``,
 multi-label classification and multi-output regression, a choice of initialiser per layer, and
 the fitted network itself as ``model_`` (a :class:`layerwise.Sequential` with ``save``).
+:func:`save` writes a fitted estimator, or a pipeline of scalers ending in one, as a model file
+that takes raw rows (``model_.save`` writes the network alone, without the pipeline's scalers).
 
 This is the only module of the package that imports scikit-learn; ``import layerwise`` does not
 load it. The estimators follow scikit-learn's contract: ``__init__`` only stores its arguments,
@@ -28,6 +30,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from ._utils import install_hint
+
+try:
+    import sklearn  # noqa: F401
+except ImportError as exc:
+    raise ImportError(f"layerwise.sklearn needs scikit-learn, which is not installed; "
+                      f"{install_hint('scikit-learn', 'sklearn')}.") from exc
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.class_weight import compute_sample_weight
@@ -44,10 +54,11 @@ from ._utils import as_float_dtype, exclusive, fraction
 from .errors import BusyError, ConfigError, LayerwiseError, ValidationError
 from .layers import Dense, Dropout, Layer
 from .network import Sequential
+from .preprocessing import Standardize
 from .training import Callback, TrainState
 from .training import fit as _train
 
-__all__ = ["LayerwiseClassifier", "LayerwiseRegressor"]
+__all__ = ["LayerwiseClassifier", "LayerwiseRegressor", "save", "to_model"]
 
 _OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
@@ -1063,3 +1074,138 @@ t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts
         """Predicted targets, shape (n_samples,) or (n_samples, n_targets) like y in fit."""
         out = self._outputs(X)
         return out[:, 0] if self._y_1d else out
+
+
+# -- a fitted estimator or pipeline as one model file ---------------------------------------------
+SUPPORTED = ("a fitted LayerwiseClassifier or LayerwiseRegressor; a Pipeline of StandardScaler "
+             "and MinMaxScaler steps ending in one; or either of these as the regressor of a "
+             "TransformedTargetRegressor whose transformer is a StandardScaler or MinMaxScaler")
+
+
+def _refuse(what: str) -> ValidationError:
+    return ValidationError(
+        f"layerwise.sklearn.save cannot fold {what} into a layerwise model file. It supports "
+        f"{SUPPORTED}. Save such a pipeline with pickle or joblib instead, or apply the other "
+        "steps yourself before predicting with the saved network.")
+
+
+def _scaler_affine(scaler: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted StandardScaler or MinMaxScaler as float64 (offset, scale) such that
+    ``scaler.transform(X) = (X − offset) / scale``, Standardize's form."""
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    if type(scaler) not in (StandardScaler, MinMaxScaler):   # (a subclass may transform otherwise)
+        raise _refuse(f"{where} ({type(scaler).__name__})")
+    if not hasattr(scaler, "n_features_in_"):
+        raise ValidationError(f"{where} ({type(scaler).__name__}) is not fitted; fit the "
+                              "pipeline first, e.g. pipe.fit(X, y).")
+    n = int(scaler.n_features_in_)
+    if isinstance(scaler, StandardScaler):
+        # transform: (X − mean_) / scale_, each part only when switched on (mean_ is computed
+        # even with with_mean=False; scale_ is 1 for constant features, never 0)
+        offset = np.asarray(scaler.mean_, np.float64) if scaler.with_mean else np.zeros(n)
+        scale = np.asarray(scaler.scale_, np.float64) if scaler.with_std else np.ones(n)
+        return offset, scale
+    if scaler.clip:
+        raise _refuse(f"{where} (MinMaxScaler with clip=True: clipping to feature_range is not "
+                      "an affine map)")
+    # transform: X·scale_ + min_ = (X − (−min_ / scale_)) / (1 / scale_)
+    s, m = np.asarray(scaler.scale_, np.float64), np.asarray(scaler.min_, np.float64)
+    return -m / s, 1 / s
+
+
+def _parts(obj: Any, where: str) -> tuple[list[tuple[str, Any]], _LayerwiseBase, Any]:
+    """(input scalers in order as (name, scaler), the layerwise estimator, the target scaler
+    or None) of a fitted estimator, Pipeline or TransformedTargetRegressor."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(obj, _LayerwiseBase):
+        if not hasattr(obj, "model_"):
+            raise ValidationError(f"{where} ({type(obj).__name__}) is not fitted; call fit "
+                                  "before saving it.")
+        return [], obj, None
+    if isinstance(obj, Pipeline):
+        steps = [(name, step) for name, step in obj.steps if step not in (None, "passthrough")]
+        if not steps:
+            raise _refuse(f"{where}, a Pipeline without steps,")
+        *inputs, (name, last) = steps
+        for n, step in inputs:
+            _scaler_affine(step, f"the Pipeline step {n!r}")      # refuses what it cannot fold
+        scalers, estimator, y_scaler = _parts(last, f"the Pipeline's last step {name!r}")
+        return [*inputs, *scalers], estimator, y_scaler
+    if isinstance(obj, TransformedTargetRegressor):
+        if not hasattr(obj, "regressor_"):
+            raise ValidationError(f"{where} (TransformedTargetRegressor) is not fitted; call "
+                                  "fit before saving it.")
+        scalers, estimator, y_scaler = _parts(obj.regressor_, "its regressor")
+        if not isinstance(estimator, LayerwiseRegressor) or y_scaler is not None:
+            raise _refuse(f"{where} (a TransformedTargetRegressor around "
+                          f"{type(obj.regressor_).__name__})")
+        transformer = obj.transformer_
+        _scaler_affine(transformer, f"{where}'s transformer")     # (func= gives another type)
+        return scalers, estimator, transformer
+    raise _refuse(f"{where} ({type(obj).__name__})")
+
+
+def to_model(estimator: Any) -> Sequential:
+    """The network of a fitted estimator or pipeline as one ``Sequential`` taking raw rows.
+
+    Leading StandardScaler/MinMaxScaler steps become a first ``Standardize`` layer,
+    ``A = (X − offset) / scale`` (several compose: offset = o₁ + o₂·s₁, scale = s₁·s₂); a
+    TransformedTargetRegressor's scaler becomes a last ``Standardize`` layer that undoes it,
+    ``y = z·s + o = (z − (−o/s)) / (1/s)``. The estimator's network is copied, not changed.
+    Anything else (PCA, ColumnTransformer, another final estimator, an unfitted step) raises a
+    ``ValidationError`` that names it. Metadata: the estimator's (task, classes, n_classes,
+    multilabel, params), the pipeline's input feature names, and the folded ``pipeline`` steps.
+
+    Predictions equal the pipeline's to float32 rounding (the pipeline scales in float64 and
+    then rounds to float32; the model scales in float32), not bit for bit.
+    """
+    scalers, est, y_scaler = _parts(estimator, "the estimator")
+    model = _compact(est.model_)                       # a copy without buffers
+    n_in, dtype = est.n_features_in_, model.dtype
+    layers = list(model.layers)
+    steps = [type(s).__name__ for _, s in scalers] + [type(est).__name__]
+    if scalers:
+        offset, scale = np.zeros(n_in), np.ones(n_in)
+        for name, s in scalers:
+            o, c = _scaler_affine(s, f"the Pipeline step {name!r}")
+            if o.shape != (n_in,):
+                raise ValidationError(
+                    f"the Pipeline step {name!r} scales {o.size} features but the "
+                    f"{type(est).__name__} takes {n_in}; refit the whole pipeline.")
+            # ((X − offset) / scale − o) / c = (X − (offset + o·scale)) / (scale·c)
+            offset, scale = offset + o * scale, scale * c
+        method = "standard" if any(type(s).__name__ == "StandardScaler" for _, s in scalers) \
+            else "minmax"
+        layers.insert(0, Standardize(offset, scale, method=method, dtype=dtype))
+    if y_scaler is not None:
+        o, c = _scaler_affine(y_scaler, "the target transformer")
+        if o.shape != (est.n_outputs_,):
+            raise ValidationError(
+                f"the target transformer scales {o.size} targets but the regressor predicts "
+                f"{est.n_outputs_}; refit the TransformedTargetRegressor.")
+        layers.append(Standardize(-o / c, 1 / c, method="inverse", dtype=dtype))
+        steps.append(f"TransformedTargetRegressor({type(y_scaler).__name__})")
+    out = Sequential(layers)
+    out.loss = model.loss
+    first = scalers[0][1] if scalers else est
+    names = getattr(first, "feature_names_in_", None)   # the pipeline's input columns
+    out.metadata = {**model.metadata, "feature_names":
+                    None if names is None else [str(n) for n in names], "pipeline": steps}
+    return out
+
+
+def save(estimator: Any, path: Any) -> None:
+    """Save a fitted estimator, or a pipeline of scalers ending in one, as a model file that
+    takes raw rows: ``lw.load(path).predict`` and ``layerwise predict`` give the pipeline's
+    predictions (to float32 rounding). See :func:`to_model` for what is folded and what is
+    refused. ``estimator.model_.save(path)`` saves the network alone, without the scalers.
+
+    Examples
+    --------
+    >>> pipe = make_pipeline(StandardScaler(), LayerwiseClassifier()).fit(X, y)  # doctest: +SKIP
+    >>> save(pipe, "model.lw")          # then: layerwise predict model.lw raw.csv  # doctest: +SKIP
+    """
+    to_model(estimator).save(path)
