@@ -466,12 +466,12 @@ def one_line_error(capsys, *argv) -> str:
 CLI = {
     # NaN or infinite values, with the count and the first row
     "NaN cells in a training CSV": (["train", "D/nan.csv"],
-                                    ["3 NaN or infinite", "first in row 3"]),
+                                    ["3 NaN or infinite", "first on line 5"]),
     "inf in a training NPZ": (["train", "D/inf.npz"], ["4 NaN or infinite", "first in row 11"]),
     "NaN in inputs to predict": (["predict", "D/cls-run/model.lw", "D/in-nan.npy"],
                                  ["2 NaN or infinite", "first in row 2"]),
     "NaN in data to evaluate": (["evaluate", "D/labels-run/model.lw", "D/nan.csv"],
-                                ["3 NaN or infinite", "first in row 3"]),
+                                ["3 NaN or infinite", "first on line 5"]),
     # 1-D, 3-D and empty X (the CLI reshapes 1-D and flattens 3-D, then checks the width)
     "1-D inputs of the wrong width": (["predict", "D/cls-run/model.lw", "D/in-1d.npy"],
                                       ["features", "expects 4"]),

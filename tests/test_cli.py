@@ -192,7 +192,7 @@ def test_train_writes_the_run_directory(digits_run):
     table = final_table(stdout)
     assert list(table) == ["train", "validation", "test"]
     assert all(set(row) == {"loss", "accuracy"} for row in table.values())
-    assert re.search(r"2 epochs in [\d.]+s \([\d,]+ samples/s\)", stdout)
+    assert re.search(r"2 epochs in [\d.]+( ms|s) \([\d,]+ samples/s\)", stdout)
 
     model = lw.load(out / "model.lw")
     assert isinstance(model.layers[0], lw.Standardize)         # the model takes raw pixels

@@ -518,7 +518,7 @@ def test_float64_keeps_values_that_float32_cannot_hold(capsys, data, tmp_path):
     d = lw.datasets.load(path, dtype="float64")
     assert d.X_train.dtype == np.float64
     np.testing.assert_array_equal(d.X_train[:, 0], X[:, 0] * 1e300)
-    with pytest.raises(lw.ValidationError, match=r"column 'a'.*--dtype float64"):
+    with pytest.raises(lw.ValidationError, match=r"column 'a'.*dtype=np.float64"):
         lw.datasets.load(path)
     line = one_line_error(*run(capsys, "train", path, *train_args(tmp_path / "r32")))
     assert "column 'a'" in line and "--dtype float64" in line

@@ -123,16 +123,39 @@ def is_finite(A: np.ndarray) -> bool:
     return not A.size or bool(np.isfinite(A.min()) and np.isfinite(A.max()))
 
 
-def require_finite(A: np.ndarray, name: str) -> None:
-    """Raise if ``A`` holds NaN or infinite values, with their count and the first row."""
+def _where(first: np.ndarray, ndim: int, columns: Any, first_line: int | None) -> str:
+    """' (first in row 3, column 'a')' for the first bad cell, index ``first`` of ``argwhere``;
+    a file's line (``first_line``: the line of row 0) rather than a row when the data came from
+    a file, since that is what the user can look up."""
+    row = int(first[0])
+    where = f" (first in row {row}" if first_line is None else f" (first on line {row + first_line}"
+    if ndim == 2:
+        j = int(first[1])
+        where += (f", column {columns[j]!r}" if columns is not None and j < len(columns)
+                  else f", column {j}")
+    return where + ")"
+
+
+def require_finite(A: np.ndarray, name: str, columns: Any = None, first_line: int | None = None
+                   ) -> None:
+    """Raise if ``A`` holds NaN or infinite values, with their count and the first row (or the
+    file line, ``first_line`` being row 0's) and column (named from ``columns`` when known)."""
     # min and max propagate NaN and ±inf and allocate nothing; the mask is built only to report
     if A.dtype.kind == "f" and not is_finite(A):
         bad = ~np.isfinite(A)
-        row = int(np.argwhere(bad)[0][0])
+        where = _where(np.argwhere(bad)[0], A.ndim, columns, first_line)
         raise ValidationError(
-            f"{name} contains {int(bad.sum())} NaN or infinite values (first in row {row}); "
+            f"{name} contains {int(bad.sum())} NaN or infinite values{where}; "
             "remove or impute them first."
         )
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration for people, three significant digits: '41.2 ms' under 0.1 s, then '0.412s',
+    '18.7s', and whole seconds from 100 s ('548s')."""
+    if seconds < 0.1:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.3g}s" if seconds < 100 else f"{seconds:.0f}s"
 
 
 def positive_float(name: str, value: Any, *, allow_zero: bool = False) -> float:
@@ -169,10 +192,11 @@ def as_array(x: Any, name: str) -> np.ndarray:
                               ) from None
 
 
-def cast_float(A: np.ndarray, dtype: Any, name: str, columns: Any = None) -> np.ndarray:
+def cast_float(A: np.ndarray, dtype: Any, name: str, columns: Any = None,
+               first_line: int | None = None) -> np.ndarray:
     """C-contiguous ``A`` in float ``dtype``, refusing values too large for it (not NaN/inf:
-    ``require_finite`` reports those); the error names the first such row and column
-    (``columns``: the column names, when known)."""
+    ``require_finite`` reports those); the error names the first such row (or file line,
+    ``first_line`` being row 0's) and column (``columns``: the column names, when known)."""
     dt = np.dtype(dtype)
     if A.dtype.kind in "fiu" and A.size and (A.dtype.kind != "f" or A.dtype.itemsize >
                                              dt.itemsize):
@@ -180,18 +204,12 @@ def cast_float(A: np.ndarray, dtype: Any, name: str, columns: Any = None) -> np.
             big = max(abs(float(A.min())), abs(float(A.max())))
         if math.isfinite(big) and big > float(np.finfo(dt).max):
             first = np.argwhere(np.abs(A) > float(np.finfo(dt).max))
-            where = ""
-            if A.ndim and len(first):
-                where = f" (first in row {int(first[0][0])}"
-                if A.ndim == 2:
-                    j = int(first[0][1])
-                    where += (f", column {columns[j]!r}" if columns is not None
-                              and j < len(columns) else f", column {j}")
-                where += ")"
+            where = _where(first[0], A.ndim, columns, first_line) if A.ndim and len(first) \
+                else ""
             raise ValidationError(
                 f"{name} holds values up to {big:.3g}{where}, too large for {dt} (at most "
                 f"{float(np.finfo(dt).max):.3g}); scale the data down or use float64 "
-                "(dtype=np.float64, or --dtype float64 on the command line)."
+                "(dtype=np.float64)."
             )
     with np.errstate(over="ignore", invalid="ignore"):
         return np.ascontiguousarray(A, dtype=dt)

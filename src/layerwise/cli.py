@@ -16,15 +16,14 @@ import os
 import re
 import shlex
 import sys
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from ._utils import install_hint, require_finite
+from ._utils import format_seconds, install_hint, require_finite
 
 if TYPE_CHECKING:
     from .datasets import Dataset
@@ -44,12 +43,66 @@ examples:
 """
 
 
+EVALUATE_EXAMPLES = """\
+examples:
+  layerwise evaluate runs/digits-…/model.lw digits        # the model's test split of digits
+  layerwise evaluate runs/data-…/model.lw new.csv         # every row; columns matched by name
+  layerwise evaluate model.lw new.csv --by-position       # columns in file order, target last
+"""
+
+PREDICT_EXAMPLES = """\
+examples:
+  layerwise predict runs/data-…/model.lw new.csv                      # CSV to the terminal
+  layerwise predict runs/data-…/model.lw new.csv --output pred.csv    # or to a file
+  layerwise predict runs/digits-…/model.lw X.npy --proba --output p.npy
+"""
+
+INFO_EXAMPLES = """\
+examples:
+  layerwise info runs/digits-…/model.lw    # layers, loss, classes and the training settings
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, like every other error of the command, with a
+    pointer to the subcommand's --help (instead of the whole usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"layerwise: error: {message}; see '{self.prog} --help'.\n")
+
+
 class CLIError(Exception):
     """A problem with the command's arguments, reported like any LayerwiseError."""
 
 
 class Interrupted(Exception):
     """Ctrl-C during training: the checkpoint is written; reported with how to resume, 130."""
+
+
+# -- the library's words on the command line ----------------------------------------------------
+# Library messages are written for Python callers (``target='bp'``, ``clip_norm=1``); on the
+# command line they name its flags instead. This table is the one place that maps them, so
+# each message is written once, in the library.
+FLAGS = {"data_dir": "--data-dir", "target": "--target", "task": "--task",
+         "clip_norm": "--clip-norm", "rng": "--seed", "epochs": "--epochs",
+         "batch_size": "--batch-size", "validation_split": "--validation-split",
+         "lr": "--lr"}
+LITERAL_FLAGS = {"header=False": "--no-header", "dtype=np.float64": "--dtype float64"}
+_API_ARGUMENT = re.compile(r"\b(" + "|".join(FLAGS) + r")=('[^']*'|\"[^\"]*\"|[^\s,;)]+)")
+
+
+def in_flags(message: str) -> str:
+    """``message`` with the library's ``name=value`` replaced by the command's ``--flag value``
+    (e.g. ``target='bp'`` by ``--target bp``, ``header=False`` by ``--no-header``)."""
+    for api, words in LITERAL_FLAGS.items():
+        message = message.replace(api, words)
+
+    def flag(m: re.Match[str]) -> str:
+        value = m.group(2)
+        if value[:1] in ("'", '"'):
+            value = shlex.quote(value[1:-1])
+        return f"{FLAGS[m.group(1)]} {value}"
+    return _API_ARGUMENT.sub(flag, message)
 
 
 # -- argument parsing ---------------------------------------------------------------------------
@@ -100,7 +153,7 @@ def _by_position_option(p: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="layerwise", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train and inspect feedforward neural networks with explicit, layer-by-layer "
                     "backpropagation.",
@@ -138,7 +191,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="stop after PATIENCE epochs without validation improvement")
     g.add_argument("--scaling", choices=["auto", "standard", "minmax", "none"], default="auto",
                    help="input preprocessing fitted on training data (default: per dataset)")
-    g.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    g.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                   help="float32 (default, fast) or float64: for values beyond float32's "
+                        "range (about 3.4e38) or a more precise gradient check")
     g.add_argument("--out", default=None, metavar="RUN_DIR",
                    help="run directory (default runs/<data>-<timestamp>)")
     g.add_argument("--clip-norm", type=float, default=None, metavar="C",
@@ -152,13 +207,22 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
 
-    e = sub.add_parser("evaluate", help="loss and metrics of a saved model on DATA")
+    e = sub.add_parser("evaluate", help="loss and metrics of a saved model on DATA",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=EVALUATE_EXAMPLES,
+                       description="Loss and metrics of a saved model on DATA: on its test "
+                                   "split when DATA is what the model was trained on, else on "
+                                   "every row.")
     e.add_argument("model", help="model file (.lw)")
     e.add_argument("data", help="dataset name or path, as for train")
     _data_options(e)
     _by_position_option(e)
 
-    pr = sub.add_parser("predict", help="predictions of a saved model for raw inputs")
+    pr = sub.add_parser("predict", help="predictions of a saved model for raw inputs",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog=PREDICT_EXAMPLES,
+                        description="Predictions of a saved model for raw inputs (the model "
+                                    "applies its own preprocessing).")
     pr.add_argument("model", help="model file (.lw)")
     pr.add_argument("input", help="inputs: .csv (header row naming the model's features; "
                                   "other columns but the target are refused), .npy or .npz "
@@ -170,7 +234,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="the CSV has no header row: every row is data, columns by position")
     _by_position_option(pr)
 
-    i = sub.add_parser("info", help="a saved model's layers and training configuration")
+    i = sub.add_parser("info", help="a saved model's layers and training configuration",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=INFO_EXAMPLES,
+                       description="A saved model's layers, loss, classes and training "
+                                   "configuration.")
     i.add_argument("model", help="model file (.lw)")
 
     for name, text in (("gradcheck", "compare backprop gradients with finite differences"),
@@ -180,7 +248,8 @@ def _parser() -> argparse.ArgumentParser:
                            description=text + ". Give a saved MODEL, or build a fresh network "
                                               "from --layers/--activation/--loss.")
         c.add_argument("args", nargs="*", metavar="[MODEL] [DATA]",
-                       help="an optional model file, then the data (default digits)")
+                       help="an optional model file, then the data (default: the data the "
+                            "model was trained on; digits for a fresh network)")
         _network_options(c)
         _data_options(c)
         _by_position_option(c)
@@ -534,7 +603,10 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
 
     dtype = np.dtype(args.dtype)
     data = _load_data(args.data, args, dtype)
-    require_finite(data.X_train, f"{args.data}: X")        # before statistics spread a NaN
+    # before statistics spread a NaN; a CSV file's rows are named by their line in the file
+    what = Path(args.data).name if data.first_line else args.data
+    require_finite(data.X_train, f"{what}: X", data.feature_names, data.first_line)
+    require_finite(data.y_train, f"{what}: y", first_line=data.first_line)   # regression
     if data.X_test is not None:
         require_finite(data.X_test, f"{args.data}: X_test")
     Xtr, ytr, Xte, yte = _test_set(data, None, args.test_split, args.seed)
@@ -542,6 +614,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     perm = np.random.default_rng(args.seed).permutation(len(Xtr))
     Xtr, ytr = Xtr[perm], ytr[perm]        # validation rows: a random sample, not the last ones
     classify = data.task == "classification"
+    _warn_forced_classes(args, data, what)
     loss = _resolve_loss(args, data.task)
     _check_target_range(data.y_train, loss, dtype, args.data)
     if data.y_test is not None:
@@ -561,6 +634,15 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     net = _build(args, Xtr.shape[1], n_out, dtype)
     out = Path(args.out) if args.out else _fresh_run_dir(args.data)
     callbacks: list[Any] = [grads := lw.GradientNorms()]
+    Xs = x_scaler.transform(Xtr)
+    n_fit = len(Xtr) - n_val
+    inverse = None
+    if y_scaler is not None:        # the saved model's last layer: y = ŷ·s + offset
+        inverse = Standardize(-y_scaler.offset / y_scaler.scale, 1 / y_scaler.scale,
+                              method="inverse", dtype=dtype)
+        # first, so that early stopping watches the validation loss in the targets' units
+        callbacks.insert(0, _target_units(inverse, loss, Xs, loss.prepare_target(
+            ytr, n_out, dtype), n_fit))
     if args.early_stopping:
         if not n_val:
             raise CLIError("--early-stopping needs validation data; set --validation-split.")
@@ -577,9 +659,8 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     # Ctrl-C always writes a checkpoint of the last completed step; --checkpoint-every adds
     # periodic ones (against crashes). It is removed once the final model is saved.
     checkpoint = out / "checkpoint.lw"
-    t0 = time.perf_counter()
     try:
-        history = net.fit(x_scaler.transform(Xtr), Ytr, loss=loss, optimizer=opt,
+        history = net.fit(Xs, Ytr, loss=loss, optimizer=opt,
                           epochs=args.epochs, batch_size=args.batch_size,
                           validation_split=args.validation_split, schedule=args.schedule,
                           rng=args.seed, callbacks=callbacks, verbose=0 if args.quiet else 1,
@@ -590,13 +671,11 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         raise Interrupted(f"interrupted; {checkpoint} holds the run up to the last completed "
                           f"step. Continue it with: layerwise train --resume "
                           f"{shlex.quote(str(out))}") from None
-    seconds = time.perf_counter() - t0
 
     # The saved model takes raw inputs: preprocessing first, target scaling undone last.
     layers = [x_scaler, *net.layers]
-    if y_scaler is not None:
-        layers.append(Standardize(-y_scaler.offset / y_scaler.scale, 1 / y_scaler.scale,
-                                  method="inverse", dtype=dtype))
+    if inverse is not None:
+        layers.append(inverse)
     model = lw.Sequential(layers)
     model.loss = loss
     config = {
@@ -621,7 +700,6 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     checkpoint.unlink(missing_ok=True)               # the run is complete: nothing to resume
 
     rows = {}
-    n_fit = len(Xtr) - n_val
     rows["train"] = _metrics_row(_evaluate(model, Xtr[:n_fit], ytr[:n_fit], loss, n_classes))
     if n_val:
         rows["validation"] = _metrics_row(_evaluate(model, Xtr[n_fit:], ytr[n_fit:], loss,
@@ -633,10 +711,64 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     if not args.no_plots:
         _plots(out, history, grads.norms, model, Xte, yte, data.classes, loss, classify)
     print(_table(rows))
+    # the epochs' training time, as history.csv records it (also across a resumed run)
+    seconds = max(sum(history["seconds"]), 1e-9)
     samples = len(history) * n_fit
-    print(f"{len(history)} epochs in {seconds:.1f}s ({samples / seconds:,.0f} samples/s); "
-          f"run directory {out}/")
+    print(f"{len(history)} epochs in {format_seconds(seconds)} ({samples / seconds:,.0f} "
+          f"samples/s); run directory {out}/")
     return 0
+
+
+def _target_units(inverse: Any, loss: Any, X: np.ndarray, Y: np.ndarray, n_fit: int) -> Any:
+    """A callback recording regression's loss and metrics in the targets' own units.
+
+    The network trains on standardised targets ŷ = (y − offset)/s; the table printed after
+    training evaluates the saved model, whose last layer (``inverse``) maps back to y. So that
+    history.csv, the curves and the epoch lines show the same units, each epoch's end evaluates
+    the network followed by ``inverse`` on the training rows X[:n_fit] and the validation rows
+    X[n_fit:] (``X`` already scaled, ``Y`` in the targets' units): loss, MSE, MAE and R²,
+    replacing fit's figures (whose training loss is a running mean in standardised units).
+    """
+    from .network import Sequential
+    from .training import Callback, _evaluate_prepared
+
+    class TargetUnits(Callback):
+        def on_epoch_end(self, state: Any, logs: dict[str, float]) -> None:
+            model = Sequential([*state.model.layers, inverse])    # shares the layers
+            new = _evaluate_prepared(model, loss, X[:n_fit], Y[:n_fit])
+            if n_fit < len(X):
+                val = _evaluate_prepared(model, loss, X[n_fit:], Y[n_fit:])
+                new.update({f"val_{k}": v for k, v in val.items()})
+            old = dict(logs)
+            logs.clear()
+            logs.update(new)
+            for k, v in old.items():                # lr, seconds and anything else, after
+                logs.setdefault(k, v)
+    return TargetUnits()
+
+
+def _warn_forced_classes(args: argparse.Namespace, data: Dataset, what: str) -> None:
+    """Warn when --task classification turns a numeric target with more distinct values than
+    the task inference allows (datasets.MAX_CLASSES) into classes: most likely a quantity."""
+    from .datasets import MAX_CLASSES
+    classes = data.classes or []
+    if args.task != "classification" or len(classes) <= MAX_CLASSES or not all(
+            _is_float(c) for c in classes):
+        return
+    n, k = len(data.y_train), len(classes)
+    print(f"layerwise: warning: --task classification makes {k} classes of the numbers in "
+          f"{what}'s target{f' {data.target_name!r}' if data.target_name else ''} ({n} rows, "
+          f"{n / k:.1f} per class): a target with more than {MAX_CLASSES} distinct numbers "
+          "is usually a quantity, so drop --task to train a regression, unless these numbers "
+          "are labels.", file=sys.stderr)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _evaluate(model: Sequential, X: np.ndarray, y: np.ndarray, loss: Any, n_classes: int
@@ -682,6 +814,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _use_model_task(args, model)
     _use_model_target(args, model, args.data)
     data = _load_data(args.data, args, model.dtype)
+    if data.first_line:                              # name the file's line, not a row
+        require_finite(data.X_train, f"{Path(args.data).name}: X", data.feature_names,
+                       data.first_line)
     meta = model.metadata if _same_source(model.metadata.get("config", {}).get("data"),
                                           args.data) else None
     if data.X_test is None and meta is None:
@@ -692,6 +827,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                             args.by_position or args.no_header)
     if cols is not None:
         X = X[:, cols]
+    if data.first_line and model.n_in is not None and X.shape[1] == model.n_in - 1:
+        raise CLIError(f"{args.data} has {model.n_in} columns, as many as the model's features, "
+                       "so it has no target column (the last column was taken as the target); "
+                       "evaluate compares predictions with targets, so add the target column "
+                       "(last, or named by --target), or use layerwise predict for predictions "
+                       "alone.")
     _check_features(model, X, args.data)
     y = _map_classes(y, data, model)
     _check_target_range(y, model.loss, model.dtype, args.data)
@@ -766,7 +907,9 @@ def _read_csv_inputs(path: Path, model: Sequential, args: argparse.Namespace) ->
             line = next(i for i, v in enumerate(column) if not _is_number(v))
             raise CLIError(f"{path}: every feature cell must be a number; column {names[j]!r} "
                            f"has {column[line]!r} on line {line + (1 if args.no_header else 2)}.")
-    return np.stack([columns[j] for j in cols], axis=1)
+    X = np.stack([columns[j] for j in cols], axis=1)
+    require_finite(X, f"{path.name}: X", [names[j] for j in cols], 1 if args.no_header else 2)
+    return X
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -834,6 +977,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if config:
         print("training configuration:")
         for key, value in config.items():
+            if key == "init" and value is None:
+                value = "the default for each layer's activation (in the table above)"
+            elif value is None:                      # an option that was not used
+                continue
             print(f"  {key}: {value}")
     return 0
 
@@ -848,9 +995,14 @@ def _model_and_batch(args: argparse.Namespace) -> tuple[Sequential, Any, np.ndar
     model_path = None
     if positional and (positional[0].endswith(".lw") or len(positional) == 2):
         model_path = positional.pop(0)
-    source = positional[0] if positional else "digits"
     _check_seed(args.seed)
     saved = _load_model(model_path) if model_path else None
+    if positional:
+        source = positional[0]
+    elif saved is not None and model_path is not None:
+        source = _trained_on(saved, model_path, args)
+    else:
+        source = "digits"
     if saved is not None:
         _use_model_task(args, saved)
         _use_model_target(args, saved, source)
@@ -881,6 +1033,29 @@ def _model_and_batch(args: argparse.Namespace) -> tuple[Sequential, Any, np.ndar
         net = _build(args, X.shape[1], n_out, np.float32)
         model = _sequential([scaler, *net.layers])
     return model, loss, X, _targets_for(loss, y, n_classes)
+
+
+def _trained_on(model: Sequential, path: str, args: argparse.Namespace) -> str:
+    """The data a saved model was trained on, as its run recorded it (with the run's
+    --no-header and --data-dir); refused, saying to pass DATA, when it is not recorded or
+    not found from here."""
+    from .datasets import NAMES
+    config = model.metadata.get("config")
+    config = config if isinstance(config, dict) else {}
+    data = config.get("data")
+    usage = f"pass the data after the model: layerwise {args.command} {shlex.quote(path)} DATA"
+    if not isinstance(data, str):
+        raise CLIError(f"{path} does not record the data it was trained on; {usage}.")
+    key = data.strip().lower().replace("_", "-")
+    if key not in NAMES and not all(Path(p.strip()).expanduser().exists()
+                                    for p in data.split(",")):
+        raise CLIError(f"{path} was trained on {data!r}, which is not found from "
+                       f"{os.getcwd()}; {usage}.")
+    if config.get("no_header") is True:
+        args.no_header = True
+    if args.data_dir is None and isinstance(config.get("data_dir"), str):
+        args.data_dir = config["data_dir"]
+    return data
 
 
 def _sequential(layers: list[Any]) -> Sequential:
@@ -930,8 +1105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return COMMANDS[args.command](args)
-    except (LayerwiseError, CLIError) as exc:
+    except CLIError as exc:
         print(f"layerwise: error: {exc}", file=sys.stderr)
+        return 2
+    except LayerwiseError as exc:
+        print(f"layerwise: error: {in_flags(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:                          # e.g. `layerwise predict … | head`
         sys.stderr.close()

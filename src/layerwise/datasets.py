@@ -106,6 +106,8 @@ class Dataset:
     classes : original class names (index = label) when known, else None
     scaling : recommended preprocessing, "standard" or "minmax" (images)
     feature_names, target_name : column names when the source has them
+    first_line : for a CSV file, the file line of the first sample (2 with a header row, 1
+        without), so messages can name lines; None for other sources
     """
 
     name: str
@@ -118,6 +120,7 @@ class Dataset:
     scaling: str
     feature_names: list[str] | None = None
     target_name: str | None = None
+    first_line: int | None = None
 
     def __repr__(self) -> str:
         test = "no test split" if self.X_test is None else f"test {self.X_test.shape}"
@@ -186,22 +189,25 @@ def load(source: PathLike, *, data_dir: PathLike | None = None, target: str | No
     dt = as_float_dtype(dtype)
     key = source.strip().lower().replace("_", "-")
     if not header and (key in NAMES or not source.lower().endswith(".csv")):
-        raise ConfigError(f"header=False (--no-header) describes a CSV file, but the source "
+        raise ConfigError(f"header=False describes a CSV file, but the source "
                           f"{source!r} is not one; drop it.")
     data = _load(source, data_dir, target, task, download, header)
-    # Loaders keep float64 sources in float64; one conversion here, refusing overflow.
+    # Loaders keep float64 sources in float64; one conversion here, refusing overflow. A CSV
+    # file's messages name the file and its lines.
+    name, line = (Path(source).name, data.first_line) if data.first_line else (data.name, None)
     X_test, y_test = data.X_test, data.y_test
     return replace(
-        data, X_train=cast_float(data.X_train, dt, f"{data.name}: X", data.feature_names),
-        y_train=_as_target(data.y_train, dt, f"{data.name}: y"),
+        data, X_train=cast_float(data.X_train, dt, f"{name}: X", data.feature_names, line),
+        y_train=_as_target(data.y_train, dt, f"{name}: y", line),
         X_test=None if X_test is None else cast_float(X_test, dt, f"{data.name}: X_test",
                                                       data.feature_names),
         y_test=None if y_test is None else _as_target(y_test, dt, f"{data.name}: y_test"))
 
 
-def _as_target(y: np.ndarray, dtype: np.dtype[Any], what: str) -> np.ndarray:
+def _as_target(y: np.ndarray, dtype: np.dtype[Any], what: str, first_line: int | None = None
+               ) -> np.ndarray:
     """Regression targets in ``dtype`` (refusing overflow); class labels stay int64."""
-    return y if y.dtype.kind != "f" else cast_float(y, dtype, what)
+    return y if y.dtype.kind != "f" else cast_float(y, dtype, what, first_line=first_line)
 
 
 def _load(source: str, data_dir: PathLike | None, target: str | None, task: str | None,
@@ -209,8 +215,8 @@ def _load(source: str, data_dir: PathLike | None, target: str | None, task: str 
     key = source.strip().lower().replace("_", "-")
     is_csv = key not in NAMES and source.lower().endswith(".csv")
     if target is not None and not is_csv:
-        raise ConfigError(f"target= selects a CSV column, but the source {source!r} is not a "
-                          f"CSV file; drop target={target!r}.")
+        raise ConfigError(f"target={target!r} selects a CSV column, but the source {source!r} "
+                          f"is not a CSV file; drop it.")
     if key == "digits":
         Xtr, ytr, Xte, yte = load_digits()
         return _finish("digits", Xtr, ytr, Xte, yte, task, "standard", classes=DIGIT_CLASSES)
@@ -751,7 +757,7 @@ def _check_header(names: list[str], columns: list[np.ndarray | list[str]], what:
             "numbers and values found in their columns")
         raise DataError(f"{what}: the first row {names[:6]}{' …' if len(names) > 6 else ''} is "
                         f"{kind}, so it looks like data rather than a header naming the "
-                        f"columns; add a header row, or pass --no-header (header=False) if the "
+                        f"columns; add a header row, or pass header=False if the "
                         f"file has none.")
     empty = [j + 1 for j, n in enumerate(names) if not n]
     if empty:
@@ -779,8 +785,8 @@ def _load_csv(path: Path, target: str | None, task: str | None, header: bool = T
     elif target in names:
         t = names.index(target)
     else:
-        raise DataError(f"{path.name}: expected target to name a column; received {target!r} "
-                        f"but the columns are {names}, so pick one of them.")
+        raise DataError(f"{path.name}: the target column {target!r} is missing; the file's "
+                        f"columns are {names}, so pick one of them as the target.")
     first_line = 2 if header else 1
     for j, column in enumerate(columns):
         if isinstance(column, list) and j != t:
@@ -798,8 +804,9 @@ def _load_csv(path: Path, target: str | None, task: str | None, header: bool = T
         y = np.array(y, dtype=str)
     X = np.stack([c for j, c in enumerate(columns) if j != t], axis=1)
     features = [h for j, h in enumerate(names) if j != t]
-    return _finish(path.stem, X, y, None, None, task, "standard", feature_names=features,
-                   target_name=names[t])
+    return replace(_finish(path.stem, X, y, None, None, task, "standard",
+                           feature_names=features, target_name=names[t]),
+                   first_line=first_line)
 
 
 def _csv_numbers(f: IO[str], delimiter: str, n_columns: int) -> np.ndarray | None:

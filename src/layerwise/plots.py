@@ -56,17 +56,19 @@ def _integer_epochs(ax: Any) -> None:
 
 
 def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike[str]) -> None:
-    """Loss, and accuracy or MAE, per epoch: training against validation."""
-    metric = next((m for m in ("accuracy", "mae", "r2") if m in history), None)
-    fig = _figure(11 if metric else 7, 4.5)
-    axes = fig.subplots(1, 2 if metric else 1, squeeze=False)[0]
-    for ax, key, label in zip(axes, ["loss", metric], ["loss", metric]):
-        if key is None:
-            continue
-        x = _epochs(len(history[key]))
-        ax.plot(x, history[key], marker="o", ms=3, label=f"training {label}")
-        if f"val_{key}" in history:
-            ax.plot(x, history[f"val_{key}"], marker="s", ms=3, label=f"validation {label}")
+    """Loss, and accuracy or MAE and R², per epoch: training against validation (each curve
+    drawn when the history records it)."""
+    keys = ["loss", *(m for m in ("accuracy", "mae", "r2")
+                      if m in history or f"val_{m}" in history)]
+    labels = {"loss": "loss", "accuracy": "accuracy", "mae": "MAE", "r2": "R²"}
+    fig = _figure(4 + 3.5 * len(keys) if len(keys) > 1 else 7, 4.5)
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    for ax, key in zip(axes, keys):
+        label = labels[key]
+        for name, marker, who in ((key, "o", "training"), (f"val_{key}", "s", "validation")):
+            if name in history:
+                ax.plot(_epochs(len(history[name])), history[name], marker=marker, ms=3,
+                        label=f"{who} {label}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.set_title(f"{label} per epoch")

@@ -19,6 +19,7 @@ import copy
 import functools
 import math
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -38,6 +39,7 @@ from ._utils import (
     as_generator,
     as_input,
     exclusive,
+    format_seconds,
     fraction,
     positive_float,
     positive_int,
@@ -128,7 +130,12 @@ class Callback:
         """
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
-        """Called after each epoch with that epoch's logs (loss, metrics, val_*, lr, seconds)."""
+        """Called after each epoch with that epoch's logs (loss, metrics, val_*, lr, seconds).
+
+        A callback may add or replace entries of ``logs`` (e.g. metrics in other units): the
+        history and the printed epoch line record ``logs`` once every callback has run, so
+        ``state.history`` holds the epochs before this one.
+        """
 
     def on_train_end(self, state: TrainState) -> None:
         """Called once after the last epoch (also after an early stop)."""
@@ -706,7 +713,7 @@ class _Run:
                 self.order = self.gen.permutation(self.N) if self.shuffle else np.arange(self.N)
                 self.loss_sum, self.correct, self.seen, self.seconds = 0.0, 0.0, 0, 0.0
             bar = _progress(n_batches, self.epoch, self.epochs, self.position // self.batch_size
-                            ) if self.verbose == 1 else None
+                            ) if self.verbose == 1 and _terminal() else None
             t0 = time.perf_counter()
             try:
                 while self.position < self.N:
@@ -734,9 +741,13 @@ class _Run:
             raise DivergenceError(
                 f"after the last update the model's outputs on training rows are NaN or "
                 f"infinite: the parameters are finite but so large that the outputs overflow, "
-                f"so the model is useless. Lower the learning rate (now {self.opt.lr:g}), clip "
-                "gradients (clip_norm=1.0) or standardise the inputs."
+                f"so the model is useless. {self._remedies()}"
             )
+
+    def _remedies(self) -> str:
+        """What to try after a divergence, leaving out what the run already does."""
+        clip = ", clip gradients (clip_norm=1)" if self.clip_norm is None else ""
+        return f"Lower the learning rate (now {self.opt.lr:g}){clip} or standardise the inputs."
 
     def _check_interrupt(self) -> None:
         """Raise the Ctrl-C that the signal handler deferred, now that no step is half done."""
@@ -769,8 +780,7 @@ class _Run:
             raise DivergenceError(
                 f"{exc}, at epoch {self.epoch + 1}, step {s // self.batch_size + 1}; training "
                 "stopped there and the model and optimizer keep the parameters and state of the "
-                f"step before. Lower the learning rate (now {self.opt.lr:g}), clip gradients "
-                "(clip_norm=1.0) or standardise the inputs."
+                f"step before. {self._remedies()}"
             ) from None
         if self.classify:
             self.correct += _n_correct(self.model.output, Yb, self.loss)  # type: ignore[arg-type]
@@ -798,21 +808,24 @@ class _Run:
                 raise DivergenceError(
                     f"the validation loss became {logs['val_loss']} at the end of epoch "
                     f"{self.epoch + 1}: the parameters are finite but so large that the outputs "
-                    "overflow, so the model is useless. Lower the learning rate (now "
-                    f"{self.opt.lr:g}), clip gradients (clip_norm=1.0) or standardise the inputs."
+                    f"overflow, so the model is useless. {self._remedies()}"
                 )
         logs["lr"] = self.opt.lr
         logs["seconds"] = self.seconds
+        # Callbacks may add or replace entries (the CLI's regression metrics in the targets'
+        # units): the history and the epoch's line record logs as the callbacks leave them.
+        for cb in self.callbacks:
+            cb.on_epoch_end(self.state, logs)
         self.history.append(self.epoch + 1, logs)
-        summary = "  ".join(f"{k}={v:.4f}" for k, v in logs.items() if k not in ("lr", "seconds"))
+        summary = "  ".join(f"{k}={v:.4g}" for k, v in logs.items() if k not in ("lr", "seconds"))
+        line = f"epoch {self.epoch + 1}/{self.epochs}  {summary}  ({format_seconds(self.seconds)})"
         if bar is not None:
             bar.set_postfix_str(summary)
             bar.close()
         elif self.verbose == 2:
-            print(f"epoch {self.epoch + 1}/{self.epochs}  {summary}  ({self.seconds:.2f}s)",
-                  flush=True)
-        for cb in self.callbacks:
-            cb.on_epoch_end(self.state, logs)
+            print(line, flush=True)
+        elif self.verbose == 1:      # no terminal to redraw a bar in: one line per epoch
+            print(line[0].upper() + line[1:], file=sys.stderr, flush=True)
 
 
 def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_mod.Optimizer,
@@ -897,6 +910,14 @@ def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: 
         total += L.forward(A, Y[s:s + batch_size]) * len(A)
         out[s:s + batch_size] = A
     return {"loss": total / len(X), **for_loss(L, out, Y)}
+
+
+def _terminal() -> bool:
+    """Whether a progress bar can redraw itself in place: stderr is a terminal, or this is a
+    notebook (tqdm.auto draws a widget there). Piped into a file, a bar would write its line
+    again at every refresh."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty is not None and isatty()) or "ipykernel" in sys.modules
 
 
 def _progress(total: int, epoch: int, epochs: int, initial: int = 0) -> Any:
