@@ -119,10 +119,10 @@ LARGE = {"optimizer": "sgd", "weight_decay": 0.0, "schedule": "cosine", "epochs"
          "early_stopping": None}
 
 
-@pytest.mark.parametrize("n, expected", [(1, SMALL), (142, SMALL), (9_999, SMALL),
-                                         (10_000, LARGE), (60_000, LARGE)])
+@pytest.mark.parametrize("n, expected", [(1, SMALL), (142, SMALL), (1_999, SMALL),
+                                         (2_000, LARGE), (3_823, LARGE), (60_000, LARGE)])
 def test_train_defaults_follow_the_documented_rule(n, expected):
-    assert cli.SMALL_DATA == 10_000
+    assert cli.SMALL_DATA == 2_000
     assert cli.train_defaults(n) == expected
 
 
@@ -177,7 +177,7 @@ def test_wine_with_the_defaults_beats_the_old_recipe(tmp_path):
         pytest.approx(accuracy, abs=5e-5)
 
     config = json.loads((run / "config.json").read_text())
-    assert config["defaults"]["rule"] == "N = 142 training rows < 10,000"
+    assert config["defaults"]["rule"] == "N = 142 training rows < 2,000"
     assert config["batch_size"] == 32 and config["early_stopping"] == 20
     # the weight decay chosen is the one with the lowest validation loss, and the final run
     # (same seed, same rows) reproduces that candidate's validation losses exactly
@@ -196,4 +196,4 @@ def test_diabetes_with_the_defaults_explains_the_variance_a_linear_model_does(tm
     r2 = float(table(stdout)["test"][-1])
     assert r2 > 0.45
     assert json.loads((run / "config.json").read_text())["defaults"]["rule"] == \
-        "N = 354 training rows < 10,000"
+        "N = 354 training rows < 2,000"
