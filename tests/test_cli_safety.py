@@ -87,7 +87,7 @@ def run_dir(tmp_path_factory, data):
                                                                       X[:, 2]])
     out = folder / "run"
     stdout = run_quietly("train", path, "--target", "label", "--epochs", "20", "--layers", "16",
-                         "--quiet", "--no-plots", "--out", out)
+                         "--optimizer", "sgd", "--quiet", "--no-plots", "--out", out)
     return out, path, stdout
 
 
@@ -502,8 +502,8 @@ def test_huge_regression_targets_are_an_error_in_float32_and_exact_in_float64(ca
     line = one_line_error(*run(capsys, "train", path, *train_args(tmp_path / "r32")))
     assert "--dtype float64" in line and "targets reach" in line
     code, stdout, err = run(capsys, "train", path, "--dtype", "float64", "--epochs", "30",
-                            "--layers", "16", "--quiet", "--no-plots", "--out",
-                            tmp_path / "r64")
+                            "--optimizer", "sgd", "--layers", "16", "--quiet", "--no-plots",
+                            "--out", tmp_path / "r64")
     assert code == 0, err
     assert "inf" not in stdout and "nan" not in stdout
     model = lw.load(tmp_path / "r64" / "model.lw")
@@ -523,8 +523,8 @@ def test_float64_keeps_values_that_float32_cannot_hold(capsys, data, tmp_path):
     line = one_line_error(*run(capsys, "train", path, *train_args(tmp_path / "r32")))
     assert "column 'a'" in line and "--dtype float64" in line
     code, _, err = run(capsys, "train", path, "--dtype", "float64", "--epochs", "20",
-                            "--layers", "16", "--quiet", "--no-plots", "--out",
-                            tmp_path / "r64")
+                            "--optimizer", "sgd", "--layers", "16", "--quiet", "--no-plots",
+                            "--out", tmp_path / "r64")
     assert code == 0, err
     model = lw.load(tmp_path / "r64" / "model.lw")
     labels = np.searchsorted(model.metadata["classes"], y)

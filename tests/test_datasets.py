@@ -503,7 +503,8 @@ def test_sklearn_missing_names_the_extra(monkeypatch):
 
 def test_unknown_name_and_missing_path_list_the_valid_names(tmp_path):
     for source in ("mnsit", str(tmp_path / "data.csv")):
-        with pytest.raises(lw.DataError, match="digits, iris, wine, breast-cancer, mnist"):
+        with pytest.raises(lw.DataError,
+                           match="digits, iris, wine, breast-cancer, diabetes, mnist"):
             lw.datasets.load(source)
     with pytest.raises(lw.DataError, match=r"\.txt file"):
         lw.datasets.load(write(tmp_path / "data.txt", "1,2\n"))

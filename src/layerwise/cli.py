@@ -129,7 +129,9 @@ def _network_options(p: argparse.ArgumentParser) -> None:
                    help="weight initialiser (default: he_normal for ReLU-like, xavier otherwise)")
     g.add_argument("--loss", default="auto",
                    help="ce, bce, mse, mae, huber (default: ce for classes, mse for regression)")
-    g.add_argument("--seed", type=int, default=0, help="random seed, >= 0 (default 0)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="random seed of the weights, validation rows and shuffling, >= 0 "
+                        "(default 0)")
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
@@ -170,25 +172,44 @@ def _parser() -> argparse.ArgumentParser:
                         ".csv / .npz / 'X.npy,y.npy' / folder path")
     _network_options(t)
     _data_options(t)
-    g = t.add_argument_group("training")
-    g.add_argument("--optimizer", default="sgd", help="sgd (default), adam, adamw, rmsprop")
+    g = t.add_argument_group(
+        "training", "Options marked (auto) default by the number N of training rows (after the "
+        "test split): below 2,000 rows (small tables) adam, lr 1e-3, constant rate, batch 32, "
+        "up to 500 epochs, 20%% validation, early stopping after 20 epochs restoring the best "
+        "weights, no label smoothing, and the weight decay among 1e-4, 1e-2, 1e-1 with the "
+        "lowest validation loss; from 2,000 rows sgd with momentum 0.9, lr 0.1 (0.01 for "
+        "regression), cosine over 20 epochs, batch 64, 10%% validation, label smoothing 0.1, no "
+        "weight decay. Options given on the command line always win.")
+    g.add_argument("--optimizer", default=None,
+                   help="sgd, adam, adamw, rmsprop (auto: adam for small data, else sgd)")
     g.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default 0.1 for sgd, 1e-3 otherwise)")
+                   help="learning rate (default 0.1 for sgd, 1e-3 otherwise; 0.01 for sgd "
+                        "on regression)")
     g.add_argument("--momentum", type=float, default=0.9, help="SGD/RMSprop momentum (0.9)")
-    g.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0)")
-    g.add_argument("--schedule", default="cosine",
-                   help="learning-rate schedule: cosine (default), constant, step, exponential")
-    g.add_argument("--epochs", type=int, default=20, help="passes over the data (default 20)")
-    g.add_argument("--batch-size", type=int, default=64, help="samples per step (default 64)")
+    g.add_argument("--weight-decay", type=float, default=None,
+                   help="L2 weight decay (auto: for small data the one of 1e-4, 1e-2, 1e-1 "
+                        "with the lowest validation loss, else 0)")
+    g.add_argument("--schedule", default=None,
+                   help="learning-rate schedule: cosine, constant, step, exponential (auto: "
+                        "constant for small data, else cosine)")
+    g.add_argument("--epochs", type=int, default=None,
+                   help="passes over the data, at most (auto: 500 for small data, else 20)")
+    g.add_argument("--batch-size", type=int, default=None,
+                   help="samples per step (auto: 32 for small data, else 64)")
     g.add_argument("--dropout", type=float, default=0.0, help="dropout after hidden layers")
-    g.add_argument("--label-smoothing", type=float, default=0.1,
-                   help="cross-entropy label smoothing (default 0.1)")
-    g.add_argument("--validation-split", type=float, default=0.1,
-                   help="fraction of training data held out for validation (default 0.1)")
+    g.add_argument("--label-smoothing", type=float, default=None,
+                   help="cross-entropy label smoothing (auto: 0 for small data, else 0.1)")
+    g.add_argument("--validation-split", type=float, default=None,
+                   help="fraction of training data held out for validation (auto: 0.2 for "
+                        "small data, else 0.1)")
     g.add_argument("--test-split", type=float, default=0.2,
                    help="test fraction for data without a test set (default 0.2)")
+    g.add_argument("--split-seed", type=int, default=0,
+                   help="seed of that test split, >= 0 (default 0); independent of --seed, so "
+                        "runs with different --seed are tested on the same rows")
     g.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
-                   help="stop after PATIENCE epochs without validation improvement")
+                   help="stop after PATIENCE epochs without a better validation loss and "
+                        "restore the best epoch's weights (auto: 20 for small data, else off)")
     g.add_argument("--scaling", choices=["auto", "standard", "minmax", "none"], default="auto",
                    help="input preprocessing fitted on training data (default: per dataset)")
     g.add_argument("--dtype", choices=["float32", "float64"], default="float32",
@@ -319,12 +340,15 @@ def _test_set(data: Dataset, meta: dict[str, Any] | None, fraction: float, seed:
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(X_train, y_train, X_test, y_test): the official test split, else a seeded random one.
 
-    ``meta`` (from a saved model) reproduces the split its training run used.
+    ``meta`` (from a saved model) reproduces the split its training run used: its
+    ``split_seed``, or for models saved before ``--split-seed`` existed, its ``seed`` (which
+    then seeded the split).
     """
     if data.X_test is not None and data.y_test is not None:
         return data.X_train, data.y_train, data.X_test, data.y_test
     if meta is not None:
-        fraction, seed = meta.get("test_split", fraction), meta.get("seed", seed)
+        fraction = meta.get("test_split", fraction)
+        seed = meta.get("split_seed", meta.get("seed", seed))
     if not 0 < fraction < 1:
         raise CLIError(f"--test-split must be in (0, 1) for data without a test set; received "
                        f"{fraction}.")
@@ -461,6 +485,7 @@ def _targets_for(loss: Any, y: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "loss", "seed",
+             "split_seed",
              "data_dir", "target", "task", "optimizer", "lr", "momentum", "weight_decay",
              "schedule", "epochs", "batch_size", "dropout", "label_smoothing",
              "validation_split", "test_split", "early_stopping", "scaling", "dtype", "clip_norm",
@@ -480,6 +505,8 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CLIError(f"cannot read the run's settings from {config_path} ({exc}).") from None
     merged = argparse.Namespace(**{k: saved.get(k, getattr(args, k, None)) for k in RESUMABLE})
+    if "split_seed" not in saved:                    # a run from before --split-seed: its
+        merged.split_seed = merged.seed              # test split was seeded by --seed
     merged.out, merged.resume = str(run_dir), str(checkpoint)
     return merged
 
@@ -487,11 +514,18 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
 def _check_train_args(args: argparse.Namespace) -> None:
     """Refuse bad numbers before anything is loaded or written."""
     from ._utils import fraction, positive_float, positive_int
-    positive_int("--epochs", args.epochs)
-    positive_int("--batch-size", args.batch_size)
-    fraction("--validation-split", args.validation_split)
+    # None: not given, chosen later by train_defaults from the data's size
+    if args.epochs is not None:
+        positive_int("--epochs", args.epochs)
+    if args.batch_size is not None:
+        positive_int("--batch-size", args.batch_size)
+    if args.validation_split is not None:
+        fraction("--validation-split", args.validation_split)
     fraction("--dropout", args.dropout)
-    fraction("--label-smoothing", args.label_smoothing, upper_open=False)
+    if args.label_smoothing is not None:
+        fraction("--label-smoothing", args.label_smoothing, upper_open=False)
+    if args.weight_decay is not None:
+        positive_float("--weight-decay", args.weight_decay, allow_zero=True)
     if args.lr is not None:
         positive_float("--lr", args.lr)
     if args.clip_norm is not None:
@@ -501,6 +535,91 @@ def _check_train_args(args: argparse.Namespace) -> None:
     if args.early_stopping is not None:
         positive_int("--early-stopping", args.early_stopping)
     _check_seed(args.seed)
+    if args.split_seed < 0:
+        raise CLIError(f"--split-seed must be a non-negative integer; received "
+                       f"{args.split_seed}, so pass e.g. --split-seed 0.")
+
+
+# -- defaults that follow the data's size ---------------------------------------------------------
+SMALL_DATA = 2_000       # training rows (after the test split) below which a table is "small"
+WEIGHT_DECAYS = (1e-4, 1e-2, 1e-1)   # small data: the one with the best validation loss
+
+
+def _size_rule(n: int) -> str:
+    return f"N = {n:,} training rows {'<' if n < SMALL_DATA else '>='} {SMALL_DATA:,}"
+
+
+def train_defaults(n: int) -> dict[str, Any]:
+    """The training settings for N training rows (validation rows included, test rows not).
+
+    Large data (N >= 2,000: digits' 3,823, MNIST's 60,000): SGD with momentum 0.9 and a cosine
+    decay over a fixed 20 epochs (batch 64, label smoothing 0.1, 10% validation, no weight
+    decay): from 2,000 rows that is 560 steps or more, and on digits it beat the small-data
+    recipe on held-out training rows (98.9% against 98.5%).
+
+    Small data (N < 2,000: wine's 142 rows, diabetes' 354): an epoch is a handful of steps and
+    a 128-unit layer has more weights than there are rows, so a fixed short schedule under- or
+    overfits depending on N. Instead: Adam at 1e-3 (its steps do not depend on the gradient's
+    scale, so one rate suits every table), batch 32 (several steps per epoch even for a hundred
+    rows), a constant rate, up to 500 epochs, stopped when the validation loss (20% of the
+    rows) has not improved for 20 epochs, with the best epoch's weights restored; no label
+    smoothing; and the L2 weight decay among ``WEIGHT_DECAYS`` whose run reaches the lowest
+    validation loss (a tuple here: ``_select_weight_decay`` tries each).
+    ``lr`` stays None: the optimizer's own default (1e-3 for Adam, 0.1 or 0.01 for SGD).
+    """
+    if n >= SMALL_DATA:
+        return {"optimizer": "sgd", "weight_decay": 0.0, "schedule": "cosine", "epochs": 20,
+                "batch_size": 64, "label_smoothing": 0.1, "validation_split": 0.1,
+                "early_stopping": None}
+    return {"optimizer": "adam", "weight_decay": WEIGHT_DECAYS, "schedule": "constant",
+            "epochs": 500,
+            "batch_size": 32, "label_smoothing": 0.0, "validation_split": 0.2,
+            "early_stopping": 20}
+
+
+def _auto_text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "/".join(f"{v:g}" for v in value) + " (by validation loss)"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _select_weight_decay(args: argparse.Namespace, X: np.ndarray, Y: np.ndarray, n_out: int,
+                         loss: Any, task: str, dtype: Any, candidates: tuple[float, ...]
+                         ) -> tuple[float, dict[str, float]]:
+    """The weight decay, among ``candidates``, whose training run (same seed, rows and
+    settings, early stopping included) reaches the lowest validation loss; and each one's
+    best validation loss. Small tables differ in how much regularisation they need (a noisy
+    regression such as diabetes wants 0.1, wine or digits 1e-4), and the validation rows are
+    the only honest judge. Without validation rows: the first (smallest) candidate."""
+    import layerwise as lw
+    if not args.validation_split:
+        return candidates[0], {}
+    best: dict[str, float] = {}
+    for wd in candidates:
+        args.weight_decay = wd
+        net = _build(args, X.shape[1], n_out, dtype)
+        stop = [lw.EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
+        history = net.fit(X, Y, loss=loss, optimizer=_optimizer(args, task),
+                          epochs=args.epochs, batch_size=args.batch_size,
+                          validation_split=args.validation_split, schedule=args.schedule,
+                          rng=args.seed, callbacks=stop, verbose=0, clip_norm=args.clip_norm)
+        best[f"{wd:g}"] = min(history["val_loss"])
+    chosen = min(candidates, key=lambda wd: best[f"{wd:g}"])   # ties: the smaller decay
+    return chosen, best
+
+
+def apply_train_defaults(args: argparse.Namespace, n: int) -> dict[str, Any]:
+    """Fill every training option left unset (None) from :func:`train_defaults`; return the
+    options so chosen. Options given on the command line are kept as they are. Early stopping
+    needs validation rows: with --validation-split 0 it stays off."""
+    auto = {}
+    for key, value in train_defaults(n).items():
+        if getattr(args, key, None) is None:
+            if key == "early_stopping" and not args.validation_split:
+                continue
+            setattr(args, key, value)
+            auto[key] = value
+    return {k: v for k, v in auto.items() if v is not None}
 
 
 def _check_rows(n_train: int, n_test: int, validation_split: float) -> int:
@@ -609,7 +728,8 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     require_finite(data.y_train, f"{what}: y", first_line=data.first_line)   # regression
     if data.X_test is not None:
         require_finite(data.X_test, f"{args.data}: X_test")
-    Xtr, ytr, Xte, yte = _test_set(data, None, args.test_split, args.seed)
+    Xtr, ytr, Xte, yte = _test_set(data, None, args.test_split, args.split_seed)
+    auto = apply_train_defaults(args, len(Xtr))
     n_val = _check_rows(len(Xtr), len(Xte), args.validation_split)
     perm = np.random.default_rng(args.seed).permutation(len(Xtr))
     Xtr, ytr = Xtr[perm], ytr[perm]        # validation rows: a random sample, not the last ones
@@ -646,24 +766,43 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     if args.early_stopping:
         if not n_val:
             raise CLIError("--early-stopping needs validation data; set --validation-split.")
-        callbacks.append(lw.EarlyStopping(patience=args.early_stopping))
-    opt = _optimizer(args, data.task)
-    opt_settings = repr(opt)                         # before the schedule changes opt.lr
+        callbacks.append(stopper := lw.EarlyStopping(patience=args.early_stopping))
     if not args.quiet:
         print(f"{data!r}\n{len(Xtr) - n_val} training, {n_val} validation, {len(Xte)} test "
               f"samples; writing to {out}/")
+        if auto:
+            print(f"defaults for {_size_rule(len(Xtr))}: " + ", ".join(
+                f"--{k.replace('_', '-')} {_auto_text(v)}" for k, v in auto.items()))
         net.summary()
+    choose_decay = isinstance(args.weight_decay, tuple)
+    # an unknown optimizer is refused before the run directory exists
+    _optimizer(argparse.Namespace(**{**vars(args), "weight_decay": 0.0}) if choose_decay
+               else args, data.task)
     _open_run_dir(out, bool(args.resume), cleanup)
+    decay_losses = None
+    if choose_decay:                                 # small data: chosen on validation loss
+        X_fit = x_scaler.transform(Xtr)
+        args.weight_decay, decay_losses = _select_weight_decay(
+            args, X_fit, Ytr, n_out, loss, data.task, dtype, args.weight_decay)
+        if not args.quiet:
+            print("weight decay by best validation loss: " + ", ".join(
+                f"{k} → {v:.4g}" for k, v in decay_losses.items())
+                + f"; training with {args.weight_decay:g}")
+    opt = _optimizer(args, data.task)
+    opt_settings = repr(opt)                         # before the schedule changes opt.lr
     settings = {k: getattr(args, k) for k in RESUMABLE}
     _write_file(out / "config.json", json.dumps({"args": settings}, indent=2) + "\n")
     # Ctrl-C always writes a checkpoint of the last completed step; --checkpoint-every adds
     # periodic ones (against crashes). It is removed once the final model is saved.
     checkpoint = out / "checkpoint.lw"
+    # Up to 500 epochs of a few milliseconds each (small data, automatic --epochs): one bar per
+    # epoch would be hundreds of lines, so the run reports when it stopped instead.
+    verbose = 0 if args.quiet or ("epochs" in auto and len(Xtr) < SMALL_DATA) else 1
     try:
         history = net.fit(Xs, Ytr, loss=loss, optimizer=opt,
                           epochs=args.epochs, batch_size=args.batch_size,
                           validation_split=args.validation_split, schedule=args.schedule,
-                          rng=args.seed, callbacks=callbacks, verbose=0 if args.quiet else 1,
+                          rng=args.seed, callbacks=callbacks, verbose=verbose,
                           clip_norm=args.clip_norm, checkpoint=checkpoint,
                           checkpoint_every=args.checkpoint_every or "interrupt",
                           resume=args.resume)
@@ -687,15 +826,19 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         "optimizer": opt_settings, "schedule": args.schedule, "epochs": args.epochs,
         "epochs_run": len(history), "batch_size": args.batch_size, "dropout": args.dropout,
         "validation_split": args.validation_split, "test_split": args.test_split,
-        "early_stopping": args.early_stopping, "seed": args.seed, "dtype": args.dtype,
+        "early_stopping": args.early_stopping, "seed": args.seed,
+        "split_seed": args.split_seed, "defaults": {
+            "rule": _size_rule(len(Xtr)), **{k: _auto_text(v) for k, v in auto.items()}},
+        "weight_decay_val_loss": decay_losses,
+        "dtype": args.dtype,
         "target": args.target, "no_header": args.no_header, "data_dir": args.data_dir,
         "clip_norm": args.clip_norm,
         "layerwise": lw.__version__, "args": settings,
     }
     model.metadata = {"task": data.task, "classes": data.classes, "seed": args.seed,
-                      "test_split": args.test_split, "feature_names": data.feature_names,
-                      "target_name": data.target_name, "n_classes": n_classes if classify
-                      else None, "config": config}
+                      "split_seed": args.split_seed, "test_split": args.test_split,
+                      "feature_names": data.feature_names, "target_name": data.target_name,
+                      "n_classes": n_classes if classify else None, "config": config}
     model.save(out / "model.lw")
     checkpoint.unlink(missing_ok=True)               # the run is complete: nothing to resume
 
@@ -714,6 +857,9 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     # the epochs' training time, as history.csv records it (also across a resumed run)
     seconds = max(sum(history["seconds"]), 1e-9)
     samples = len(history) * n_fit
+    if args.early_stopping and stopper.best_epoch >= 0:
+        print(f"early stopping: the best validation loss was at epoch {stopper.best_epoch + 1}, "
+              "whose weights are kept")
     print(f"{len(history)} epochs in {format_seconds(seconds)} ({samples / seconds:,.0f} "
           f"samples/s); run directory {out}/")
     return 0

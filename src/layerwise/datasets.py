@@ -3,7 +3,8 @@
 :func:`load` turns one string (what ``layerwise train DATA`` receives) into a :class:`Dataset`:
 
 - ``"digits"``: the UCI optical digits bundled with the package (no network needed).
-- ``"iris"``, ``"wine"``, ``"breast-cancer"``: scikit-learn's bundled copies (no test split).
+- ``"iris"``, ``"wine"``, ``"breast-cancer"`` (classification) and ``"diabetes"`` (regression,
+  raw unscaled features): scikit-learn's bundled copies (no test split).
 - ``"mnist"``, ``"fashion-mnist"``: the four IDX files, looked up locally and downloaded (MD5
   checked) into the user cache when missing; see :func:`load` for the search order.
 - a path: ``data.csv``; ``data.npz`` (keys ``X``, ``y``, optionally ``X_test``, ``y_test``);
@@ -49,7 +50,8 @@ __all__ = ["CHECKSUMS", "MIRRORS", "Dataset", "load", "load_digits", "read_csv",
 
 PathLike = str | os.PathLike[str]
 
-SKLEARN_SETS = {"iris": "load_iris", "wine": "load_wine", "breast-cancer": "load_breast_cancer"}
+SKLEARN_SETS = {"iris": "load_iris", "wine": "load_wine", "breast-cancer": "load_breast_cancer",
+                "diabetes": "load_diabetes"}
 IDX_SETS = ("mnist", "fashion-mnist")
 NAMES = ("digits", *SKLEARN_SETS, *IDX_SETS)
 TASKS = ("classification", "regression")
@@ -157,8 +159,8 @@ def load(source: PathLike, *, data_dir: PathLike | None = None, target: str | No
 
     Parameters
     ----------
-    source : one of ``"digits"``, ``"iris"``, ``"wine"``, ``"breast-cancer"``, ``"mnist"``,
-        ``"fashion-mnist"``, or a path to a ``.csv`` file, a ``.npz`` file, a pair
+    source : one of ``"digits"``, ``"iris"``, ``"wine"``, ``"breast-cancer"``, ``"diabetes"``,
+        ``"mnist"``, ``"fashion-mnist"``, or a path to a ``.csv`` file, a ``.npz`` file, a pair
         ``"features.npy,labels.npy"``, a folder with ``X.npy``/``y.npy`` or a folder of IDX files.
     data_dir : where to look first for the MNIST / Fashion-MNIST files.
     target : the CSV column to predict (default: the last column). CSV files only.
@@ -371,6 +373,11 @@ def _load_sklearn(key: str, task: str | None) -> Dataset:
         raise DataError(f"the {key!r} dataset comes with scikit-learn, which is not installed; "
                         f"run {install_hint('scikit-learn', 'sklearn')}, or use 'digits'."
                         ) from exc
+    if key == "diabetes":      # raw features (age in years, …), as a user's own table has them
+        bunch = sklearn.datasets.load_diabetes(scaled=False)
+        return _finish(key, bunch.data, bunch.target.astype(np.float64), None, None, task,
+                       "standard", feature_names=[str(f) for f in bunch.feature_names],
+                       target_name="progression")
     bunch = getattr(sklearn.datasets, SKLEARN_SETS[key])()
     return _finish(key, bunch.data, bunch.target, None, None, task, "standard",
                    classes=[str(c) for c in bunch.target_names],
