@@ -436,7 +436,7 @@ def _check_train_args(args: argparse.Namespace) -> None:
         positive_int("--checkpoint-every", args.checkpoint_every)
     if args.early_stopping is not None:
         positive_int("--early-stopping", args.early_stopping)
-    check_threads(args.threads, "--threads")
+    args.threads = check_threads(args.threads, "--threads")     # None: auto
     _check_seed(args.seed)
 
 
@@ -618,7 +618,8 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         "target": args.target, "no_header": args.no_header, "data_dir": args.data_dir,
         "clip_norm": args.clip_norm,
         # BLAS threads: the setting, the count per epoch, and every measurement behind it
-        "threads": {"setting": args.threads, "per_epoch": [int(n) for n in history["threads"]],
+        "threads": {"setting": args.threads or "auto",
+                    "per_epoch": [int(n) for n in history["threads"]],
                     "choices": history.thread_choices},
         "layerwise": lw.__version__, "args": settings,
     }
