@@ -17,13 +17,12 @@ NumPy calls. The two paths agree up to rounding: BLAS may fuse a·x + y into one
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -150,39 +149,6 @@ _controller: Any = None
 _limit_held = threading.Lock()
 
 
-def threads_for(model: Sequential, batch: int) -> contextlib.AbstractContextManager[Any]:
-    """A context with one BLAS thread when ``model`` is small for batches of ``batch`` rows,
-    else the library's default. Needs threadpoolctl (a dependency of layerwise and of
-    scikit-learn); without it, nothing is changed. Safe to enter from several threads at once:
-    the first applies the limit (to the whole process) and restores the count it found when it
-    leaves; the others run under that limit while it lasts.
-    """
-    global _controller
-    macs = batch * sum(layer.n_in * layer.n_out for layer in model.layers
-                       if isinstance(layer, Dense))
-    if macs > SMALL_MACS:
-        return contextlib.nullcontext()
-    if _controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
-        except ImportError:
-            return contextlib.nullcontext()
-        _controller = ThreadpoolController()
-    return _one_blas_thread()
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    if not _limit_held.acquire(blocking=False):     # another thread holds it: already in force
-        yield
-        return
-    try:
-        with _controller.limit(limits=1, user_api="blas"):   # set and restored in this thread
-            yield
-    finally:
-        _limit_held.release()
-
-
 # -- the thread count chosen by timing real steps -----------------------------------------------
 #: the largest thread count ``threads=`` accepts (a typo guard; OpenBLAS caps it at its own
 #: build limit anyway)
@@ -238,7 +204,7 @@ def _libraries() -> list[Any]:
     if _libs is None or len(sys.modules) != _libs_seen:
         _libs_seen = len(sys.modules)
         try:
-            from threadpoolctl import ThreadpoolController
+            from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
         except ImportError:
             _libs = []
             return _libs
@@ -482,3 +448,10 @@ class Threads:
         self.plan, self.warm, self.samples = s["plan"], s["warm"], s["samples"]
         self.window, self.windows, self.settled = s["window"], s["windows"], s["settled"]
         self._set(s["current"])
+
+
+def threads_for(model: Sequential, batch: int) -> Threads:
+    """A context with one BLAS thread when ``model`` is small for batches of ``batch`` rows,
+    else the library's count: ``Threads`` without measuring, holding the count as a predict
+    does (safe to enter from several threads at once)."""
+    return Threads(None, is_small(model, batch), 1, fit=False)
