@@ -126,7 +126,7 @@ def test_steady_step_times_are_measured_again_only_periodically(fake):
     (3, False, 10_000, 4, 3, "forced"),
     (1, True, 10_000, 4, 1, "forced"),
     (None, True, 10_000, 4, 1, "small model"),
-    (None, False, 10, 4, 4, "too few steps to measure"),
+    (None, False, _blas.MIN_STEPS - 1, 4, 4, "too few steps to measure"),
     (None, False, 10_000, 1, 1, "one thread available"),
 ])
 def test_when_nothing_is_measured(monkeypatch, setting, small, steps, all_, expected, reason):
@@ -177,6 +177,23 @@ def test_state_round_trip_continues_a_measurement(fake):
         run_steps(resumed, clock, {1: 1e-3, 4: 3e-4}, 3)
         assert resumed.choices == [{"step": 8, "reason": "start", "threads": 4,
                                     "us_per_step": {"1": 1000.0, "4": 300.0}}]
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, 3), (2, 2)])
+def test_resuming_a_forced_run(fake, given, expected):
+    """threads="auto" on resume continues the checkpoint's forced count (no measuring); a
+    count given to the resumed fit wins."""
+    clock = Clock()
+    cost = {1: 1e-3, 2: 1e-3, 3: 1e-3, 4: 1e-4}
+    with _blas.Threads(3, small=False, steps=10_000, clock=clock) as th:
+        run_steps(th, clock, cost, 5)
+        state = json.loads(json.dumps(th.state_dict()))
+    resumed = _blas.Threads(given, small=False, steps=10_000, clock=clock)
+    resumed.load_state_dict(state)
+    with resumed:
+        assert run_steps(resumed, clock, cost, 20) == [expected] * 20
+        assert resumed.choices == [] and resumed.step == 25
+    assert fake.num_threads == 4
 
 
 @pytest.mark.parametrize("bad", [{"current": 0, "all": 4}, {"current": 2, "all": True},

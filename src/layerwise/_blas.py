@@ -162,8 +162,10 @@ DRIFT = 0.3
 #: several threads are kept only when at least this much faster than one (fewer threads is
 #: kinder to a shared machine, and the two are then within 1.05x anyway)
 MARGIN = 0.95
-#: runs with fewer steps than this keep the rule (measuring would cost more than it can save)
-MIN_STEPS = 8 * (2 + 2 * PROBE_STEPS)
+#: runs too short to complete one measurement keep the rule. Any longer run measures: at worst
+#: the measurement runs half its steps with the slower count, where a blind guess could run
+#: them all so (two threads on a busy 2-core machine: 10x slower per step)
+MIN_STEPS = 2 * (1 + PROBE_STEPS)
 
 
 def check_threads(threads: Any, name: str = "threads") -> int | None:
@@ -237,10 +239,9 @@ class Threads:
     """
 
     def __init__(self, setting: int | None, small: bool, steps: int,
-                 clock: Callable[[], float] = time.perf_counter, min_steps: int = MIN_STEPS,
-                 fit: bool = True) -> None:
+                 clock: Callable[[], float] = time.perf_counter, fit: bool = True) -> None:
         self.setting, self.small, self.steps_planned, self.clock = setting, small, steps, clock
-        self.min_steps, self.fit = min_steps, fit
+        self.fit = fit
         self.current = 0            # the count in force (0 before entering)
         self.all = 0                # the library's count on entry: "all threads"
         self.auto = False           # measuring and re-measuring
@@ -302,7 +303,7 @@ class Threads:
         elif self.all == 1:
             self.reason = "one thread available"
             self._set(1)
-        elif self.steps_planned < self.min_steps:
+        elif self.steps_planned < MIN_STEPS:
             self.reason = "too few steps to measure"
             self._set(self.all)
         else:
@@ -436,7 +437,7 @@ class Threads:
         if self.setting is not None:        # a count given to this fit wins
             return
         if s["setting"] is not None or not s["auto"]:
-            self.setting = s["setting"]
+            self.setting, self.plan, self.warm = s["setting"], [], []
             self.auto, self.reason = False, "resumed" if s["setting"] is None else "forced"
             self._set(s["current"])
             return

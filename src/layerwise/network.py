@@ -244,7 +244,7 @@ class Sequential:
         ``infer``, which shares no buffer (see there).
 
         ``threads`` ("auto" or an int) sets the BLAS thread count as in ``fit``: "auto" uses
-        one thread for small networks, and for calls of at least 16 chunks times the first
+        one thread for small networks, and for calls of at least 8 chunks times the first
         ones with one thread and with all and keeps the faster. Results of large networks can
         differ in the last bits between thread counts: force a count to reproduce them exactly.
         """
@@ -253,7 +253,7 @@ class Sequential:
         setting = check_threads(threads)
         out: np.ndarray | None = None
         with Threads(setting, is_small(self, min(bs, len(X))), -(-len(X) // bs),
-                     min_steps=16, fit=False) as th:
+                     fit=False) as th:
             for s in range(0, X.shape[0], bs):
                 t0 = th.start_step()
                 A = self.infer(X[s:s + bs])
