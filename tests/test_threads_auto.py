@@ -282,10 +282,11 @@ def test_fit_auto_records_its_measurements():
     assert set(first["us_per_step"]) == {"1", str(before)}
     assert all(v > 0 for v in first["us_per_step"].values())
     assert first["threads"] in (1, before)
-    # the probe steps alternate; after them the chosen count holds (no drift check fires
-    # before a window of steps has passed)
-    assert probe.seen[:8] == [before, 1] * 4
-    assert set(probe.seen[8:8 + _blas.WINDOW - 1]) == {first["threads"]}
+    # the probe steps alternate (the probe reads the count after each step: after the 8th
+    # the decision is in force); then the chosen count holds (no drift check fires before a
+    # window of steps has passed)
+    assert probe.seen[:7] == ([before, 1] * 4)[:7]
+    assert set(probe.seen[7:8 + _blas.WINDOW - 1]) == {first["threads"]}
     assert all(n in (1, before) for n in h["threads"])
     assert _numpy_blas_threads() == before
 
