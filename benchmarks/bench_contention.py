@@ -9,15 +9,17 @@ killed when its situation ends, so the benchmark can never leave load behind.
 Recipe (the README's MNIST command, on ``--rows`` training rows): 784-800-10 MLP, ReLU, softmax
 cross-entropy, SGD with momentum 0.9, lr 0.05, batch 64, float32 inputs in [0, 1].
 
-Every trial is one ``fit(epochs=1)`` call (layerwise) or one epoch (PyTorch) on a fresh model,
-timed alone (model construction excluded). The implementations take turns, trial by trial, in
-a rotating order, ``--rounds`` times per situation, so a drift of the machine's speed hits them
-alike; the table gives each one's median seconds per epoch. layerwise "auto" measures its
-thread count inside every fit (its first 8 steps run alternately with 1 and all threads), so
-that cost is in its time.
+Every trial is one ``fit(epochs=--epochs)`` call (layerwise) or as many epochs (PyTorch) on a
+fresh model, timed alone (model construction excluded), and reported per epoch. The
+implementations take turns, trial by trial, in a rotating order, ``--rounds`` times per
+situation, so a drift of the machine's speed hits them alike; the table gives each one's
+median seconds per epoch. layerwise "auto" measures its thread count inside every fit (its
+first steps run alternately with 1 and all threads, 4 to 8 of them, then again every 1000
+steps), so that cost is in its time: with one fit of 2 short epochs per trial it weighs more
+than in a real run (the README's: one fit of 18,760 steps).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_contention.py
-    python benchmarks/bench_contention.py --rows 6400 --rounds 3 --competitors 2
+    python benchmarks/bench_contention.py --rows 6400 --epochs 1 --rounds 3 --competitors 2
 
 Goal (issue 11): "auto" within 1.2x of the better of 1 and all threads in both situations.
 """
@@ -49,21 +51,22 @@ def load(rows: int) -> tuple[np.ndarray, np.ndarray]:
         d.y_train[:rows].astype(np.int64)
 
 
-def layerwise_epoch(X: np.ndarray, y: np.ndarray, threads: int | str) -> Callable[[], float]:
+def layerwise_epoch(X: np.ndarray, y: np.ndarray, threads: int | str, epochs: int
+                    ) -> Callable[[], float]:
     def run() -> float:
         model = lw.mlp([784, HIDDEN, 10], rng=0)
         opt = lw.SGD(LR, momentum=MOMENTUM)
         t0 = time.perf_counter()
-        h = model.fit(X, y, optimizer=opt, epochs=1, batch_size=BATCH, rng=0, verbose=0,
+        h = model.fit(X, y, optimizer=opt, epochs=epochs, batch_size=BATCH, rng=0, verbose=0,
                       threads=threads)
         seconds = time.perf_counter() - t0
-        run.chosen.append(int(h["threads"][-1]))  # type: ignore[attr-defined]
-        return seconds
+        run.chosen.append([int(n) for n in h["threads"]])  # type: ignore[attr-defined]
+        return seconds / epochs
     run.chosen = []  # type: ignore[attr-defined]
     return run
 
 
-def torch_epoch(X: np.ndarray, y: np.ndarray) -> Callable[[], float] | None:
+def torch_epoch(X: np.ndarray, y: np.ndarray, epochs: int) -> Callable[[], float] | None:
     try:
         import torch
     except ImportError:
@@ -77,13 +80,14 @@ def torch_epoch(X: np.ndarray, y: np.ndarray) -> Callable[[], float] | None:
         opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
         loss_fn = torch.nn.CrossEntropyLoss()
         t0 = time.perf_counter()
-        perm = torch.randperm(len(Xt))
-        for s in range(0, len(Xt), BATCH):
-            idx = perm[s:s + BATCH]
-            opt.zero_grad()
-            loss_fn(net(Xt[idx]), yt[idx]).backward()
-            opt.step()
-        return time.perf_counter() - t0
+        for _ in range(epochs):
+            perm = torch.randperm(len(Xt))
+            for s in range(0, len(Xt), BATCH):
+                idx = perm[s:s + BATCH]
+                opt.zero_grad()
+                loss_fn(net(Xt[idx]), yt[idx]).backward()
+                opt.step()
+        return (time.perf_counter() - t0) / epochs
     return run
 
 
@@ -110,7 +114,8 @@ def situation(name: str, runs: dict[str, Callable[[], float]], rounds: int, comp
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rows", type=int, default=12_800, help="MNIST training rows per epoch")
+    ap.add_argument("--rows", type=int, default=9_600, help="MNIST training rows per epoch")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per trial (one fit)")
     ap.add_argument("--rounds", type=int, default=3, help="trials of each, per situation")
     ap.add_argument("--competitors", type=int, default=os.cpu_count() or 1,
                     help="busy-loop processes in the busy situation (default: one per core)")
@@ -122,16 +127,17 @@ def main() -> None:
     X, y = load(args.rows)
     n_all = max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
     runs: dict[str, Callable[[], float]] = {
-        "layerwise auto": layerwise_epoch(X, y, "auto"),
-        "layerwise 1 thread": layerwise_epoch(X, y, 1),
-        f"layerwise {n_all} threads": layerwise_epoch(X, y, n_all),
+        "layerwise auto": layerwise_epoch(X, y, "auto", args.epochs),
+        "layerwise 1 thread": layerwise_epoch(X, y, 1, args.epochs),
+        f"layerwise {n_all} threads": layerwise_epoch(X, y, n_all, args.epochs),
     }
-    torch_run = None if args.skip_torch else torch_epoch(X, y)
+    torch_run = None if args.skip_torch else torch_epoch(X, y, args.epochs)
     if torch_run is not None:
         import torch
         runs[f"PyTorch ({torch.get_num_threads()} threads)"] = torch_run
     print(f"MNIST 784-{HIDDEN}-10, batch {BATCH}, {args.rows} rows per epoch; {os.cpu_count()} "
-          f"cores; OpenBLAS default {n_all} threads; median of {args.rounds} epochs", flush=True)
+          f"cores; OpenBLAS default {n_all} threads; median of {args.rounds} trials of "
+          f"{args.epochs} epochs", flush=True)
     results = {}
     for name, competitors in (("quiet", 0), ("busy", args.competitors)):
         for run in runs.values():

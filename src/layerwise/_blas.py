@@ -159,6 +159,9 @@ PROBE_STEPS = 3
 WINDOW, RECHECK = 100, 10
 #: a window's median step time this far (relative) from the measured one triggers a re-measure
 DRIFT = 0.3
+#: after each pair of timed steps, a count this many times slower than the other ends the
+#: measurement at once (on a busy machine every probe step with the wrong count is expensive)
+EARLY = 2.0
 #: several threads are kept only when at least this much faster than one (fewer threads is
 #: kinder to a shared machine, and the two are then within 1.05x anyway)
 MARGIN = 0.95
@@ -226,7 +229,8 @@ class Threads:
     ``setting`` None ("auto"): a small model (``is_small``) and a short run keep the rule (one
     thread when small, else the library's count); otherwise the first steps alternate between
     one thread and all of them (one untimed warm-up step each, then PROBE_STEPS timed ones,
-    interleaved so a change of load hits both alike), and the faster, by median, is kept. Every
+    interleaved so a change of load hits both alike), and the faster, by median, is kept (as
+    soon as one is more than EARLY times slower than the other after a pair of steps). Every
     WINDOW steps the median step time is compared with the measured one: a drift beyond DRIFT,
     or RECHECK windows without one, measures again. The measured steps are real steps of the
     run. ``clock`` is injectable so the decisions can be tested without timing anything.
@@ -351,6 +355,12 @@ class Threads:
             n, warm = self.plan.pop(0), self.warm.pop(0)
             if not warm:
                 self.samples[n].append(dt)
+                one, many = self.samples[1], self.samples[self.all]
+                if len(one) == len(many):
+                    a, b = _median(one), _median(many)
+                    if max(a, b) > EARLY * min(a, b):      # clear already: stop measuring
+                        self.plan.clear()
+                        self.warm.clear()
             if not self.plan:
                 self._decide()
             return
