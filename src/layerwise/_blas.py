@@ -154,13 +154,16 @@ _limit_held = threading.Lock()
 #: build limit anyway)
 MAX_THREADS = 1024
 #: steps timed per candidate when measuring, after one untimed warm-up step each
-PROBE_STEPS = 3
+PROBE_STEPS = 5
 #: steps between drift checks of the chosen setting, and drift checks between re-measurements
 WINDOW, RECHECK = 100, 10
-#: a window's median step time this far (relative) from the measured one triggers a re-measure
+#: a window's mean step time this far (relative) from the first window's after the decision
+#: triggers a re-measure
 DRIFT = 0.3
-#: after each pair of timed steps, a count this many times slower than the other ends the
-#: measurement at once (on a busy machine every probe step with the wrong count is expensive)
+#: from the second pair of timed steps on, all threads this many times slower than one (by
+#: mean) ends the measurement at once: on a busy machine each such step can cost ten one-thread
+#: steps. (Not the other way round: a one-thread step costs at most a few several-thread ones,
+#: and a mostly fast several-thread count needs all its samples to show its slow steps.)
 EARLY = 2.0
 #: several threads are kept only when at least this much faster than one (fewer threads is
 #: kinder to a shared machine, and the two are then within 1.05x anyway)
@@ -218,9 +221,8 @@ def _libraries() -> list[Any]:
     return _libs
 
 
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    return (s[(len(s) - 1) // 2] + s[len(s) // 2]) / 2
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
 
 
 class Threads:
@@ -229,10 +231,13 @@ class Threads:
     ``setting`` None ("auto"): a small model (``is_small``) and a short run keep the rule (one
     thread when small, else the library's count); otherwise the first steps alternate between
     one thread and all of them (one untimed warm-up step each, then PROBE_STEPS timed ones,
-    interleaved so a change of load hits both alike), and the faster, by median, is kept (as
-    soon as one is more than EARLY times slower than the other after a pair of steps). Every
-    WINDOW steps the median step time is compared with the measured one: a drift beyond DRIFT,
-    or RECHECK windows without one, measures again. The measured steps are real steps of the
+    interleaved so a change of load hits both alike), and the faster by mean step time is kept
+    (one thread at once when all are more than EARLY times slower, after two pairs). Means,
+    not medians: on a busy machine the several-thread steps are mostly fast and now and then
+    ten times slower, when a thread waits for a core, and the mean is what an epoch costs.
+    The first WINDOW steps after the decision give the chosen count's baseline; every later
+    window's mean is compared with it: a drift beyond DRIFT, or RECHECK windows without one,
+    measures again. The measured steps are real steps of the
     run. ``clock`` is injectable so the decisions can be tested without timing anything.
 
     The count is process-wide (it is the BLAS library's), so one Threads at a time holds it:
@@ -257,7 +262,7 @@ class Threads:
         self.samples: dict[int, list[float]] = {}
         self.window: list[float] = []
         self.windows = 0
-        self.settled = 0.0          # measured seconds per step of the chosen count
+        self.settled = 0.0          # baseline seconds per step of the chosen count (0: not yet)
         self.why = "start"
         self._libs: list[Any] = []
         self._held = self._waiting = False
@@ -356,9 +361,9 @@ class Threads:
             if not warm:
                 self.samples[n].append(dt)
                 one, many = self.samples[1], self.samples[self.all]
-                if len(one) == len(many):
-                    a, b = _median(one), _median(many)
-                    if max(a, b) > EARLY * min(a, b):      # clear already: stop measuring
+                if len(one) == len(many) >= 2:
+                    a, b = _mean(one), _mean(many)
+                    if b > EARLY * a:           # all threads are clearly slower: stop now
                         self.plan.clear()
                         self.warm.clear()
             if not self.plan:
@@ -366,10 +371,12 @@ class Threads:
             return
         self.window.append(dt)
         if len(self.window) >= WINDOW:
-            median = _median(self.window)
+            mean = _mean(self.window)
             self.window.clear()
             self.windows += 1
-            if abs(median / self.settled - 1) > DRIFT:
+            if not self.settled:                # the first window: the baseline
+                self.settled = mean
+            elif abs(mean / self.settled - 1) > DRIFT:
                 self._measure("drift")
             elif self.windows >= RECHECK:
                 self._measure("periodic")
@@ -383,10 +390,10 @@ class Threads:
         self.why = why
 
     def _decide(self) -> None:
-        one, many = _median(self.samples[1]), _median(self.samples[self.all])
+        one, many = _mean(self.samples[1]), _mean(self.samples[self.all])
         n = self.all if many < MARGIN * one else 1
         self._set(n)
-        self.settled = one if n == 1 else many
+        self.settled = 0.0                      # set by the first window from here
         self.window.clear()
         self.windows = 0
         self.choices.append({"step": self.step, "reason": self.why, "threads": n,
@@ -436,8 +443,7 @@ class Threads:
             "settled": seconds([state.get("settled", 0.0)])[0],
             "why": str(state.get("why", "start")), "choices": list(state.get("choices", [])),
         }
-        if len(checked["plan"]) != len(checked["warm"]) or (
-                checked["auto"] and not checked["plan"] and not checked["settled"] > 0):
+        if len(checked["plan"]) != len(checked["warm"]):
             raise ValueError("the thread measurement state is inconsistent")
         self._loaded = checked
 
