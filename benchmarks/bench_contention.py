@@ -119,8 +119,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="trials of each, per situation")
     ap.add_argument("--competitors", type=int, default=os.cpu_count() or 1,
                     help="busy-loop processes in the busy situation (default: one per core)")
-    ap.add_argument("--budget", type=float, default=300.0,
-                    help="seconds after which a competitor stops itself (default 300)")
+    ap.add_argument("--budget", type=float, default=900.0,
+                    help="seconds after which a competitor stops itself (default 900)")
     ap.add_argument("--skip-torch", action="store_true")
     args = ap.parse_args()
 
