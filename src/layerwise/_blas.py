@@ -237,14 +237,15 @@ class Threads:
     ten times slower, when a thread waits for a core, and the mean is what an epoch costs.
     The first WINDOW steps after the decision give the chosen count's baseline; every later
     window's mean is compared with it: a drift beyond DRIFT, or RECHECK windows without one,
-    measures again. The measured steps are real steps of the
-    run. ``clock`` is injectable so the decisions can be tested without timing anything.
+    measures again. The measured steps are real steps of the run. ``clock`` is injectable so
+    the decisions can be tested without timing anything.
 
     The count is process-wide (it is the BLAS library's), so one Threads at a time holds it:
     the first to enter sets it and restores the count it found when it leaves; one entered
-    meanwhile changes nothing and runs under it. Fits come first: while any fit runs, a
-    predict never takes the count, and a fit that started under a predict's count takes it
-    over at its first step after that predict ends (``fit=True``).
+    meanwhile changes nothing and runs under it. Fits (``fit=True``) come first: while any fit
+    runs, a predict takes no hold; a fit entering while a predict holds the count waits for
+    that one call to end; a fit entering under another fit's count runs under it and takes
+    the count over at its first step after that fit ends.
     """
 
     def __init__(self, setting: int | None, small: bool, steps: int,
@@ -278,16 +279,15 @@ class Threads:
                 _fits += 1
         self._waiting = bool(libs) and self.fit
         if not libs:
-            self.current, self.reason = 1, "no threadpoolctl"
+            self.current, self.reason = 0, "no threadpoolctl"      # 0: not controlled
         elif not self._take():              # another call holds the process-wide count
             self.current = max(lib.num_threads for lib in libs)
             self.reason = "held elsewhere"
         return self
 
     def _take(self) -> bool:
-        """Hold the process-wide count if no other call does, and apply the setting. Tried
-        again before every step until it succeeds: a fit that started while a predict in
-        another thread held the count takes it over when that predict ends."""
+        """Hold the process-wide count if no other call does, and apply the setting. A fit
+        tries again before every step until it succeeds."""
         global _holder_fit
         if not self.fit and _fits:
             return False

@@ -55,9 +55,10 @@ class History:
 
     Keys: ``loss`` and the metrics on the training batches (accuracy for classification),
     ``val_``-prefixed ones when there is validation data, ``lr``, ``seconds`` and ``threads``
-    (the BLAS thread count in force at the end of the epoch). ``thread_choices`` lists every
-    measurement of ``fit(threads="auto")``: the step it ended at, why it ran ("start",
-    "drift", "periodic", "resumed"), the median µs per step with each count, and the count kept.
+    (the BLAS thread count in force at the end of the epoch; 0 without threadpoolctl).
+    ``thread_choices`` lists every measurement of ``fit(threads="auto")``: the step it ended
+    at, why it ran ("start", "drift", "periodic", "resumed"), the mean µs per step with each
+    count, and the count kept.
     """
 
     def __init__(self) -> None:
