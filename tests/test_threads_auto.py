@@ -253,6 +253,8 @@ def test_invalid_thread_settings_are_refused_everywhere(bad):
         model.fit(X, y, epochs=1, verbose=0, threads=bad)
     with pytest.raises(lw.ValidationError, match=r"threads must be 'auto'"):
         model.predict(X, threads=bad)
+    with pytest.raises(lw.ValidationError, match=r"threads must be 'auto'"):
+        model.evaluate(X, y, loss="ce", threads=bad)
     from layerwise.sklearn import LayerwiseClassifier
     with pytest.raises(lw.ValidationError, match=r"n_threads must be 'auto'"):
         LayerwiseClassifier((4,), n_threads=bad, max_epochs=1).fit(X, y)
@@ -402,6 +404,25 @@ def test_predict_applies_a_forced_count(forced):
     assert set(seen) == {forced} and len(seen) == 20
     assert _numpy_blas_threads() == before
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("forced", [1, 2])
+def test_evaluate_applies_a_forced_count(forced):
+    before = _all_threads()
+    model, seen = big(), []
+    _probe_infer(model, seen)
+    model.evaluate(X_BIG, Y_BIG, loss="ce", batch_size=32, threads=forced)
+    assert set(seen) == {forced} and len(seen) == 20 and _numpy_blas_threads() == before
+
+
+def test_validation_during_fit_runs_under_fits_count():
+    _all_threads()
+    model, seen = big(), []
+    model.fit(X_BIG, Y_BIG, epochs=1, batch_size=64, verbose=0, threads=1)   # builds buffers
+    _probe_infer(model, seen)
+    model.fit(X_BIG, Y_BIG, epochs=2, batch_size=64, verbose=0, threads=1,
+              validation_data=(X_BIG[:64], Y_BIG[:64]))
+    assert seen and set(seen) == {1}
 
 
 def test_predict_auto_times_the_first_chunks_of_a_large_call():

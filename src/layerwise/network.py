@@ -274,9 +274,10 @@ class Sequential:
         from .metrics import labels_from_outputs
         return labels_from_outputs(self.predict(X, batch_size), self._require_loss(None))
 
-    def evaluate(self, X: Any, y: Any, loss: Any = None, batch_size: int = 1024
-                 ) -> dict[str, float]:
-        """Loss and metrics on (X, y): accuracy for classification; MSE, MAE, R² otherwise."""
+    def evaluate(self, X: Any, y: Any, loss: Any = None, batch_size: int = 1024,
+                 threads: int | str | None = "auto") -> dict[str, float]:
+        """Loss and metrics on (X, y): accuracy for classification; MSE, MAE, R² otherwise.
+        ``threads``: BLAS threads, as for ``predict``."""
         from .training import _evaluate_prepared
         if self.n_out is None:
             raise ConfigError("this model has no Dense layer, so it has no outputs to evaluate; "
@@ -288,7 +289,8 @@ class Sequential:
             raise ValidationError(
                 f"X and y must have the same number of samples; received {len(X)} and {len(Y)}."
             )
-        return _evaluate_prepared(self, L, X, Y, positive_int("batch_size", batch_size))
+        return _evaluate_prepared(self, L, X, Y, positive_int("batch_size", batch_size),
+                                  check_threads(threads))
 
     def _require_loss(self, loss: Any) -> losses_mod.Loss:
         if loss is not None:

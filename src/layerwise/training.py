@@ -907,7 +907,7 @@ def _n_correct(A: np.ndarray, Yb: np.ndarray, L: losses_mod.Loss) -> float:
 
 
 def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: np.ndarray,
-                       batch_size: int = 1024) -> dict[str, float]:
+                       batch_size: int = 1024, threads: int | None = None) -> dict[str, float]:
     """Loss and metrics on already validated arrays (used for validation data each epoch).
 
     Thread-safe: ``model.infer`` shares no buffer, and the loss is a fresh instance, since a
@@ -916,10 +916,15 @@ def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: 
     out = np.empty((len(X), model.n_out or 0), dtype=model.dtype)
     L = L.fresh()
     total = 0.0
-    for s in range(0, len(X), batch_size):
-        A = model.infer(X[s:s + batch_size])
-        total += L.forward(A, Y[s:s + batch_size]) * len(A)
-        out[s:s + batch_size] = A
+    # BLAS threads as predict chooses them; inside fit, under fit's count
+    with Threads(threads, is_small(model, min(batch_size, len(X))), -(-len(X) // batch_size),
+                 fit=False) as th:
+        for s in range(0, len(X), batch_size):
+            t0 = th.start_step()
+            A = model.infer(X[s:s + batch_size])
+            th.end_step(t0)
+            total += L.forward(A, Y[s:s + batch_size]) * len(A)
+            out[s:s + batch_size] = A
     return {"loss": total / len(X), **for_loss(L, out, Y)}
 
 
