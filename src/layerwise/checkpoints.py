@@ -3,12 +3,13 @@
 A checkpoint is a model file (``lw.load`` reads it as the model at that moment) with extra
 members: ``checkpoint.json`` (epoch, position in the epoch, running sums, learning-rate factor,
 optimizer kind, settings and step count, every random generator's state, the history, each
-callback's ``state_dict``, whether a callback stopped training, and the fit settings it must be
-resumed with) and ``checkpoint/*.npy`` (the optimizer's state arrays, the callbacks' arrays and
-the epoch's shuffled order). It is only ever written at a step boundary, and never with a NaN
-or infinite parameter or optimizer state. It is written like a model file: to a temporary file
-in the same folder, flushed and synced, then renamed over the previous checkpoint, so a crash at
-any moment leaves the previous checkpoint intact.
+callback's ``state_dict``, whether a callback stopped training, the BLAS thread count and its
+measurements, and the fit settings it must be resumed with) and ``checkpoint/*.npy`` (the
+optimizer's state arrays, the callbacks' arrays and the epoch's shuffled order). It is only
+ever written at a step boundary, and never with a NaN or infinite parameter or optimizer state.
+It is written like a model file: to a temporary file in the same folder, flushed and synced,
+then renamed over the previous checkpoint, so a crash at any moment leaves the previous
+checkpoint intact.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def save(path: str | os.PathLike[str], run: _Run) -> None:
                       "lr": run.opt.lr},
         "rngs": _rng_states(run), "history": run.history.to_dict(), "fit": _fit_settings(run),
         "callbacks": callbacks, "stop_training": bool(run.model.stop_training),
+        "threads": run.threads.state_dict(),
     }
     arrays = {"order": run.order, **{f"opt.{k}": v for k, v in opt_arrays.items()}, **cb_arrays}
     try:
@@ -195,6 +197,8 @@ def restore(path: str | os.PathLike[str], run: _Run) -> None:
             raise ValueError("stop_training must be true or false")
         if "callbacks" in meta:                       # format 1 had none: they start afresh
             _restore_callbacks(path, run, meta["callbacks"], arrays)
+        if "threads" in meta:                         # applied when the run starts
+            run.threads.load_state_dict(meta["threads"])
         # all valid: now change the run
         run.opt.load_state(run.params, opt_arrays, t)
         for p, a in zip(own, model_arrays):

@@ -225,6 +225,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from RUN_DIR/checkpoint.lw with the "
                         "settings in RUN_DIR/config.json (other options are ignored)")
+    g.add_argument("--threads", default="auto", metavar="N|auto",
+                   help="BLAS threads for training: auto (default) times one and all threads "
+                        "on the first steps and keeps the faster, again when step times "
+                        "drift; N forces N threads (exactly reproducible on any load)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
 
@@ -489,7 +493,7 @@ RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "loss"
              "data_dir", "target", "task", "optimizer", "lr", "momentum", "weight_decay",
              "schedule", "epochs", "batch_size", "dropout", "label_smoothing",
              "validation_split", "test_split", "early_stopping", "scaling", "dtype", "clip_norm",
-             "checkpoint_every", "quiet", "no_plots", "no_header")
+             "checkpoint_every", "quiet", "no_plots", "no_header", "threads")
 
 
 def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -513,6 +517,7 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
 
 def _check_train_args(args: argparse.Namespace) -> None:
     """Refuse bad numbers before anything is loaded or written."""
+    from ._blas import check_threads
     from ._utils import fraction, positive_float, positive_int
     # None: not given, chosen later by train_defaults from the data's size
     if args.epochs is not None:
@@ -534,6 +539,7 @@ def _check_train_args(args: argparse.Namespace) -> None:
         positive_int("--checkpoint-every", args.checkpoint_every)
     if args.early_stopping is not None:
         positive_int("--early-stopping", args.early_stopping)
+    args.threads = check_threads(args.threads, "--threads")     # None: auto
     _check_seed(args.seed)
     if args.split_seed < 0:
         raise CLIError(f"--split-seed must be a non-negative integer; received "
@@ -805,7 +811,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
                           rng=args.seed, callbacks=callbacks, verbose=verbose,
                           clip_norm=args.clip_norm, checkpoint=checkpoint,
                           checkpoint_every=args.checkpoint_every or "interrupt",
-                          resume=args.resume)
+                          resume=args.resume, threads=args.threads)
     except lw.TrainingInterrupted:
         raise Interrupted(f"interrupted; {checkpoint} holds the run up to the last completed "
                           f"step. Continue it with: layerwise train --resume "
@@ -833,6 +839,10 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         "dtype": args.dtype,
         "target": args.target, "no_header": args.no_header, "data_dir": args.data_dir,
         "clip_norm": args.clip_norm,
+        # BLAS threads: the setting, the count per epoch, and every measurement behind it
+        "threads": {"setting": args.threads or "auto",
+                    "per_epoch": [int(n) for n in history["threads"]],
+                    "choices": history.thread_choices},
         "layerwise": lw.__version__, "args": settings,
     }
     model.metadata = {"task": data.task, "classes": data.classes, "seed": args.seed,

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import activations, initializers
 from . import losses as losses_mod
+from ._blas import Threads, check_threads, is_small
 from ._utils import RngLike, as_float_dtype, as_generator, as_input, fraction, positive_int
 from .errors import ConfigError, ValidationError
 from .layers import Dense, Dropout, Layer, Param
@@ -233,22 +234,33 @@ class Sequential:
         return fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
                    batch_size=batch_size, **kwargs)
 
-    def predict(self, X: Any, batch_size: int = 1024) -> np.ndarray:
+    def predict(self, X: Any, batch_size: int = 1024, threads: int | str | None = "auto"
+                ) -> np.ndarray:
         """Network outputs for X (N, n_in) in inference mode, computed in chunks; (N, n_out).
 
         Outputs are what the last layer gives: logits when trained with a loss on logits.
         Use ``predict_proba`` for probabilities and ``predict_classes`` for labels.
         Thread-safe, like ``predict_proba``, ``predict_classes`` and ``evaluate``: they run
         ``infer``, which shares no buffer (see there).
+
+        ``threads`` ("auto" or an int) sets the BLAS thread count as in ``fit``: "auto" uses
+        one thread for small networks, and for calls of at least 8 chunks times the first
+        ones with one thread and with all and keeps the faster. Results of large networks can
+        differ in the last bits between thread counts: force a count to reproduce them exactly.
         """
         X = as_input(X, self.n_in, self.dtype)
         bs = positive_int("batch_size", batch_size)
+        setting = check_threads(threads)
         out: np.ndarray | None = None
-        for s in range(0, X.shape[0], bs):
-            A = self.infer(X[s:s + bs])
-            if out is None:
-                out = np.empty((X.shape[0], *A.shape[1:]), dtype=A.dtype)
-            out[s:s + bs] = A
+        with Threads(setting, is_small(self, min(bs, len(X))), -(-len(X) // bs),
+                     fit=False) as th:
+            for s in range(0, X.shape[0], bs):
+                t0 = th.start_step()
+                A = self.infer(X[s:s + bs])
+                th.end_step(t0)
+                if out is None:
+                    out = np.empty((X.shape[0], *A.shape[1:]), dtype=A.dtype)
+                out[s:s + bs] = A
         assert out is not None
         return out
 
@@ -262,9 +274,10 @@ class Sequential:
         from .metrics import labels_from_outputs
         return labels_from_outputs(self.predict(X, batch_size), self._require_loss(None))
 
-    def evaluate(self, X: Any, y: Any, loss: Any = None, batch_size: int = 1024
-                 ) -> dict[str, float]:
-        """Loss and metrics on (X, y): accuracy for classification; MSE, MAE, R² otherwise."""
+    def evaluate(self, X: Any, y: Any, loss: Any = None, batch_size: int = 1024,
+                 threads: int | str | None = "auto") -> dict[str, float]:
+        """Loss and metrics on (X, y): accuracy for classification; MSE, MAE, R² otherwise.
+        ``threads``: BLAS threads, as for ``predict``."""
         from .training import _evaluate_prepared
         if self.n_out is None:
             raise ConfigError("this model has no Dense layer, so it has no outputs to evaluate; "
@@ -276,7 +289,8 @@ class Sequential:
             raise ValidationError(
                 f"X and y must have the same number of samples; received {len(X)} and {len(Y)}."
             )
-        return _evaluate_prepared(self, L, X, Y, positive_int("batch_size", batch_size))
+        return _evaluate_prepared(self, L, X, Y, positive_int("batch_size", batch_size),
+                                  check_threads(threads))
 
     def _require_loss(self, loss: Any) -> losses_mod.Loss:
         if loss is not None:

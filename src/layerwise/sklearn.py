@@ -49,7 +49,7 @@ from . import initializers
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
-from ._blas import threads_for
+from ._blas import check_threads
 from ._utils import as_float_dtype, exclusive, fraction
 from .errors import BusyError, ConfigError, LayerwiseError, ValidationError
 from .layers import Dense, Dropout, Layer
@@ -248,6 +248,7 @@ class _LayerwiseBase(BaseEstimator):
     dtype: Any
     random_state: Any
     verbose: int
+    n_threads: Any
 
     # -- settings -------------------------------------------------------------------------------
     def _model_dtype(self) -> np.dtype[Any]:
@@ -360,6 +361,7 @@ class _LayerwiseBase(BaseEstimator):
             )
         if not isinstance(self.verbose, (int, np.integer)):
             raise ValidationError(f"verbose must be an integer; received {self.verbose!r}.")
+        check_threads(self.n_threads, "n_threads")
 
     # -- targets (the subclasses say how y becomes network targets) ----------------------------
     def _loss_and_outputs(self, y: np.ndarray) -> tuple[losses_mod.Loss, int]:
@@ -442,12 +444,12 @@ class _LayerwiseBase(BaseEstimator):
             schedule = _Offset(schedule, len(self.loss_curve_))
         self.optimizer_.lr = self._base_lr()       # fit's schedules start from this rate
         batch_size = self._batch_size(len(X))
-        history = _train(                          # fit limits BLAS threads for small nets
+        history = _train(                          # n_threads: see fit's threads
             self.model_, X, Y, loss=loss, optimizer=self.optimizer_,
             epochs=1 if partial else int(self.max_epochs), batch_size=batch_size,
             validation_data=None if Xv is None else (Xv, Yv), rng=self.rng_,
             callbacks=[progress], verbose=2 if self.verbose else 0, schedule=schedule,
-            sample_weight=sw, train_metrics=False)
+            sample_weight=sw, train_metrics=False, threads=self.n_threads)
         self.n_iter_ = len(history)
         self.t_ += len(X) * self.n_iter_
         self.loss_curve_.extend(progress.losses)
@@ -526,8 +528,8 @@ class _LayerwiseBase(BaseEstimator):
         other = np.float64 if dtype == np.float32 else np.float32
         X = validate_data(self, X, reset=False, dtype=[dtype, other])
         out_dtype = np.promote_types(dtype, X.dtype)
-        with threads_for(model, min(len(X), 1024)):
-            out = model.predict(np.ascontiguousarray(X, dtype=dtype))
+        out = model.predict(np.ascontiguousarray(X, dtype=dtype),
+                            threads=check_threads(self.n_threads, "n_threads"))
         return out.astype(out_dtype, copy=False)
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -624,6 +626,11 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
         Seeds the initial weights, dropout masks, shuffling and the validation split.
     verbose : int, default=0
         Print one line per epoch when > 0.
+    n_threads : int, "auto" or None, default=None
+        BLAS threads for training and prediction. None or "auto": one thread for small
+        networks; for larger ones the first steps are timed with one thread and with all, and
+        the faster is kept (see ``layerwise.training.fit``'s ``threads``). An int forces that
+        count, which large networks need for bit-identical results between runs.
 
     Attributes
     ----------
@@ -681,7 +688,7 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  n_iter_no_change: int = 10, tol: float | None = 1e-4, warm_start: bool = False,
                  dtype: Any = np.float32, class_weight: Any = None, random_state: Any = None,
-                 verbose: int = 0) -> None:
+                 verbose: int = 0, n_threads: int | str | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.output_activation = output_activation
@@ -705,6 +712,7 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
         self.class_weight = class_weight
         self.random_state = random_state
         self.verbose = verbose
+        self.n_threads = n_threads
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -956,7 +964,7 @@ class LayerwiseRegressor(RegressorMixin, _LayerwiseBase):
     ----------
     hidden_layer_sizes, activation, optimizer, learning_rate, momentum, nesterov, weight_decay, \
 dropout, init, batch_size, max_epochs, schedule, n_iter_no_change, tol, warm_start, dtype, \
-random_state, verbose
+random_state, verbose, n_threads
         As for :class:`LayerwiseClassifier`.
     output_activation : str or None, default=None
         Activation after the output layer: None (identity), or e.g. "sigmoid" for targets in
@@ -990,7 +998,8 @@ t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts
                  batch_size: int | str = "auto", max_epochs: int = 200, schedule: Any = None,
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  n_iter_no_change: int = 10, tol: float | None = 1e-4, warm_start: bool = False,
-                 dtype: Any = np.float32, random_state: Any = None, verbose: int = 0) -> None:
+                 dtype: Any = np.float32, random_state: Any = None, verbose: int = 0,
+                 n_threads: int | str | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.output_activation = output_activation
@@ -1013,6 +1022,7 @@ t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+        self.n_threads = n_threads
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -32,7 +32,7 @@ import numpy as np
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
-from ._blas import threads_for
+from ._blas import Threads, check_threads, is_small
 from ._utils import (
     RngLike,
     as_array,
@@ -56,12 +56,17 @@ class History:
     """Per-epoch records of a ``fit``: ``history["loss"]``, ``history["val_loss"]``, …
 
     Keys: ``loss`` and the metrics on the training batches (accuracy for classification),
-    ``val_``-prefixed ones when there is validation data, ``lr`` and ``seconds``.
+    ``val_``-prefixed ones when there is validation data, ``lr``, ``seconds`` and ``threads``
+    (the BLAS thread count in force at the end of the epoch; 0 without threadpoolctl).
+    ``thread_choices`` lists every measurement of ``fit(threads="auto")``: the step it ended
+    at, why it ran ("start", "drift", "periodic", "resumed"), the mean µs per step with each
+    count, and the count kept.
     """
 
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
+        self.thread_choices: list[dict[str, Any]] = []
 
     def append(self, epoch: int, logs: dict[str, float]) -> None:
         self.epoch.append(epoch)
@@ -457,7 +462,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         callbacks: Sequence[Callback] = (), verbose: int = 1, schedule: Any = None,
         sample_weight: Any = None, clip_norm: float | None = None, checkpoint: Any = None,
         checkpoint_every: int | str | None = "epoch", resume: Any = None,
-        train_metrics: bool = True) -> History:
+        train_metrics: bool = True, threads: int | str | None = "auto") -> History:
     """Train ``model`` on (X, y) with mini-batch gradient descent.
 
     Parameters
@@ -502,7 +507,17 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         Continue from this checkpoint: the model's parameters, the optimizer's state, the
         schedule's position, every random generator, the epoch and step, and the history are
         restored, and so is every callback's ``state_dict``: with the same data, arguments and
-        callbacks the run ends bit-identical to one that was never interrupted.
+        callbacks the run ends bit-identical to one that was never interrupted (given the same
+        BLAS thread counts: see ``threads``).
+    threads : "auto", None or int
+        BLAS threads for the training steps. "auto" (or None): one thread for small networks
+        (fewer than 2**22 multiply-adds per batch); for larger ones the first steps are timed
+        with one thread and with all of them and the faster is kept, measured again every
+        1000 steps or when the step time drifts by more than 30%. An int forces that count.
+        OpenBLAS's results for some matrix shapes differ in the last bits between thread
+        counts, so bit-for-bit reproducibility of large networks needs a forced count; a
+        resumed fit continues the checkpoint's count. The counts are in ``history["threads"]``
+        and the measurements in ``history.thread_choices``.
 
     Raises
     ------
@@ -569,10 +584,12 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         weights = weights.astype(X.dtype)
     if verbose not in (0, 1, 2):
         raise ValidationError(f"verbose must be 0, 1 or 2; received {verbose!r}.")
+    n_threads = check_threads(threads)
 
     run = _Run(model, L, opt, sched, X, Y, weights, Xv, Yv, epochs=epochs,
                batch_size=batch_size, shuffle=shuffle, gen=as_generator(rng),
-               clip_norm=clip_norm, callbacks=_callback_list(callbacks), verbose=verbose)
+               clip_norm=clip_norm, callbacks=_callback_list(callbacks), verbose=verbose,
+               threads=n_threads)
     run.classify = run.classify and bool(train_metrics)
     every = _checkpoint_every(checkpoint, checkpoint_every)
     # on_train_begin first: it checks the settings and starts each callback afresh; resume
@@ -584,10 +601,10 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         restore(resume, run)
     # Overflow shows up as a non-finite loss or gradient, or is caught by the optimizer's
     # guarded step, which all raise DivergenceError; NumPy's own floating-point warnings would
-    # only be noise before it. Small networks train with one BLAS thread: a second one costs
-    # more than it saves.
+    # only be noise before it. run.threads sets the BLAS thread count for the run and
+    # restores the previous one at the end.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), \
-            _deferred_interrupt(run), threads_for(model, min(run.batch_size, run.N)):
+            _deferred_interrupt(run), run.threads:
         try:
             run.loop(checkpoint, every)
             run.check_outputs()
@@ -671,7 +688,7 @@ class _Run:
                  Y: np.ndarray, weights: np.ndarray | None, Xv: np.ndarray | None,
                  Yv: np.ndarray | None, *, epochs: int, batch_size: int, shuffle: bool,
                  gen: np.random.Generator, clip_norm: float | None, callbacks: list[Callback],
-                 verbose: int) -> None:
+                 verbose: int, threads: int | None = None) -> None:
         self.model, self.loss, self.opt, self.sched = model, loss, opt, sched
         self.X, self.Y, self.weights, self.Xv, self.Yv = X, Y, weights, Xv, Yv
         self.epochs, self.batch_size, self.shuffle, self.gen = epochs, batch_size, shuffle, gen
@@ -684,6 +701,10 @@ class _Run:
         self.Wb = np.empty(B_max, dtype=X.dtype)
         self.params = model.flat_parameters()      # one contiguous buffer: cheap optimizer steps
         self.history = History()
+        # the BLAS thread count: forced, or timed on the run's own first steps (see Threads)
+        self.threads = Threads(threads, is_small(model, B_max),
+                               epochs * math.ceil(self.N / batch_size))
+        self.history.thread_choices = self.threads.choices
         self.state = TrainState(model, opt, loss, self.history, base_lr=opt.lr, epochs=epochs,
                                 has_validation=Xv is not None)
         self.batch_callbacks = [cb for cb in callbacks
@@ -773,6 +794,7 @@ class _Run:
         if self.weights is not None:
             Wb = self.Wb[:B]
             np.take(self.weights, idx, out=Wb, mode="clip")
+        t0 = self.threads.start_step()
         try:
             Lb = train_step(self.model, self.loss, self.opt, Xb, Yb, self.params, Wb,
                             self.clip_norm)
@@ -784,6 +806,7 @@ class _Run:
             ) from None
         if self.classify:
             self.correct += _n_correct(self.model.output, Yb, self.loss)  # type: ignore[arg-type]
+        self.threads.end_step(t0)
         self.loss_sum += Lb * B
         self.seen += B
         self.position = s + B
@@ -812,12 +835,14 @@ class _Run:
                 )
         logs["lr"] = self.opt.lr
         logs["seconds"] = self.seconds
+        logs["threads"] = self.threads.current
         # Callbacks may add or replace entries (the CLI's regression metrics in the targets'
         # units): the history and the epoch's line record logs as the callbacks leave them.
         for cb in self.callbacks:
             cb.on_epoch_end(self.state, logs)
         self.history.append(self.epoch + 1, logs)
-        summary = "  ".join(f"{k}={v:.4g}" for k, v in logs.items() if k not in ("lr", "seconds"))
+        summary = "  ".join(f"{k}={v:.4g}" for k, v in logs.items()
+                            if k not in ("lr", "seconds", "threads"))
         line = f"epoch {self.epoch + 1}/{self.epochs}  {summary}  ({format_seconds(self.seconds)})"
         if bar is not None:
             bar.set_postfix_str(summary)
@@ -896,7 +921,7 @@ def _n_correct(A: np.ndarray, Yb: np.ndarray, L: losses_mod.Loss) -> float:
 
 
 def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: np.ndarray,
-                       batch_size: int = 1024) -> dict[str, float]:
+                       batch_size: int = 1024, threads: int | None = None) -> dict[str, float]:
     """Loss and metrics on already validated arrays (used for validation data each epoch).
 
     Thread-safe: ``model.infer`` shares no buffer, and the loss is a fresh instance, since a
@@ -905,10 +930,15 @@ def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: 
     out = np.empty((len(X), model.n_out or 0), dtype=model.dtype)
     L = L.fresh()
     total = 0.0
-    for s in range(0, len(X), batch_size):
-        A = model.infer(X[s:s + batch_size])
-        total += L.forward(A, Y[s:s + batch_size]) * len(A)
-        out[s:s + batch_size] = A
+    # BLAS threads as predict chooses them; inside fit, under fit's count
+    with Threads(threads, is_small(model, min(batch_size, len(X))), -(-len(X) // batch_size),
+                 fit=False) as th:
+        for s in range(0, len(X), batch_size):
+            t0 = th.start_step()
+            A = model.infer(X[s:s + batch_size])
+            th.end_step(t0)
+            total += L.forward(A, Y[s:s + batch_size]) * len(A)
+            out[s:s + batch_size] = A
     return {"loss": total / len(X), **for_loss(L, out, Y)}
 
 
