@@ -519,26 +519,17 @@ def _check_train_args(args: argparse.Namespace) -> None:
     """Refuse bad numbers before anything is loaded or written."""
     from ._blas import check_threads
     from ._utils import fraction, positive_float, positive_int
-    # None: not given, chosen later by train_defaults from the data's size
-    if args.epochs is not None:
-        positive_int("--epochs", args.epochs)
-    if args.batch_size is not None:
-        positive_int("--batch-size", args.batch_size)
-    if args.validation_split is not None:
-        fraction("--validation-split", args.validation_split)
-    fraction("--dropout", args.dropout)
-    if args.label_smoothing is not None:
-        fraction("--label-smoothing", args.label_smoothing, upper_open=False)
-    if args.weight_decay is not None:
-        positive_float("--weight-decay", args.weight_decay, allow_zero=True)
-    if args.lr is not None:
-        positive_float("--lr", args.lr)
-    if args.clip_norm is not None:
-        positive_float("--clip-norm", args.clip_norm)
-    if args.checkpoint_every is not None:
-        positive_int("--checkpoint-every", args.checkpoint_every)
-    if args.early_stopping is not None:
-        positive_int("--early-stopping", args.early_stopping)
+    # None: not given (chosen later by train_defaults from the data's size, or unused)
+    checks: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
+        ("epochs", positive_int, {}), ("batch_size", positive_int, {}),
+        ("validation_split", fraction, {}), ("dropout", fraction, {}),
+        ("label_smoothing", fraction, {"upper_open": False}),
+        ("weight_decay", positive_float, {"allow_zero": True}), ("lr", positive_float, {}),
+        ("clip_norm", positive_float, {}), ("checkpoint_every", positive_int, {}),
+        ("early_stopping", positive_int, {})]
+    for name, check, options in checks:
+        if getattr(args, name) is not None:
+            check("--" + name.replace("_", "-"), getattr(args, name), **options)
     args.threads = check_threads(args.threads, "--threads")     # None: auto
     _check_seed(args.seed)
     if args.split_seed < 0:
