@@ -197,3 +197,15 @@ def test_diabetes_with_the_defaults_explains_the_variance_a_linear_model_does(tm
     assert r2 > 0.45
     assert json.loads((run / "config.json").read_text())["defaults"]["rule"] == \
         "N = 354 training rows < 2,000"
+
+
+def test_the_early_stopping_line_says_whether_training_stopped(tmp_path, capsys):
+    """A run that reaches --epochs did not stop early; the line must not say it did."""
+    from layerwise.cli import main
+    for epochs, expected in (("3", "no early stop: the validation loss was still lowest at"),
+                             ("500", "early stopping: the best validation loss was at epoch")):
+        out = tmp_path / f"run{epochs}"
+        assert main(["train", "wine", "--epochs", epochs, "--early-stopping", "2", "--lr",
+                     "0.3", "--optimizer", "sgd", "--quiet", "--no-plots", "--out",
+                     str(out)]) == 0
+        assert expected in capsys.readouterr().out

@@ -859,8 +859,12 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     seconds = max(sum(history["seconds"]), 1e-9)
     samples = len(history) * n_fit
     if args.early_stopping and stopper.best_epoch >= 0:
-        print(f"early stopping: the best validation loss was at epoch {stopper.best_epoch + 1}, "
-              "whose weights are kept")
+        if stopper.stopped_epoch is None:       # ran to --epochs without a stop
+            print(f"no early stop: the validation loss was still lowest at epoch "
+                  f"{stopper.best_epoch + 1} of {args.epochs}, whose weights are kept")
+        else:
+            print(f"early stopping: the best validation loss was at epoch "
+                  f"{stopper.best_epoch + 1}, whose weights are kept")
     print(f"{len(history)} epochs in {format_seconds(seconds)} ({samples / seconds:,.0f} "
           f"samples/s); run directory {out}/")
     return 0
