@@ -544,8 +544,7 @@ def _build_layer(z: zipfile.ZipFile, i: int, plan: Plan, dtype: str, path: Any) 
         if a.shape != shapes[name] or a.dtype != np.dtype(dtype):
             raise _fail(path, f"{what} has shape {a.shape} and dtype {a.dtype}; layer {i} needs "
                               f"{shapes[name]} {dtype}.")
-        # min and max propagate NaN and ±inf without allocating a mask
-        if not (math.isfinite(a.min()) and math.isfinite(a.max())):
+        if not is_finite(a):
             raise _fail(path, f"{what} holds NaN or infinite values, so the model's outputs "
                               "would be meaningless; use a model saved before training "
                               "diverged.")

@@ -41,6 +41,7 @@ from ._utils import (
     exclusive,
     format_seconds,
     fraction,
+    is_finite,
     positive_float,
     positive_int,
 )
@@ -758,7 +759,7 @@ class _Run:
         a batch of training rows are finite (one forward pass, once per fit): finite
         parameters can still be so large that every output overflows."""
         A = self.model.infer(self.X[:len(self.Xb)])
-        if not (math.isfinite(A.min()) and math.isfinite(A.max())):   # min/max propagate NaN
+        if not is_finite(A):
             raise DivergenceError(
                 f"after the last update the model's outputs on training rows are NaN or "
                 f"infinite: the parameters are finite but so large that the outputs overflow, "
