@@ -428,14 +428,6 @@ def _resolve_loss(args: argparse.Namespace, task: str) -> Any:
     return loss
 
 
-def _memory_bytes() -> int:
-    """Physical memory of this machine (64 GiB when the platform does not say)."""
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, OSError, ValueError):
-        return 64 * 1024**3
-
-
 def _check_size(sizes: list[int], dtype: Any) -> None:
     """Refuse, before allocating anything, a network whose training state cannot fit in memory.
 
@@ -445,7 +437,8 @@ def _check_size(sizes: list[int], dtype: Any) -> None:
     """
     n_params = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))    # Python ints: exact
     need = 4 * n_params * np.dtype(dtype).itemsize
-    have = _memory_bytes()
+    from ._utils import physical_memory
+    have = physical_memory() or 64 * 1024**3        # 64 GiB when the platform does not say
     if need > have:
         raise CLIError(f"--layers {','.join(map(str, sizes[1:-1]))} makes a network of "
                        f"{n_params:,} parameters, which needs about {need / 1024**3:,.1f} GiB to "
