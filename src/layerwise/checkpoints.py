@@ -79,6 +79,7 @@ def save(path: str | os.PathLike[str], run: _Run) -> None:
         "format": "layerwise-checkpoint", "format_version": FORMAT_VERSION,
         "epoch": run.epoch, "position": run.position, "steps": run.steps,
         "loss_sum": run.loss_sum, "correct": run.correct, "seen": run.seen,
+        "label_correct": run.label_correct,
         "seconds": run.seconds, "base_lr": run.state.base_lr, "lr_factor": run.state.lr_factor,
         "optimizer": {"kind": run.opt.kind, "config": run.opt.config(), "t": run.opt.t,
                       "lr": run.opt.lr},
@@ -166,6 +167,8 @@ def restore(path: str | os.PathLike[str], run: _Run) -> None:
         steps = _int(meta, "steps", 0, 1 << 53)
         seen = _int(meta, "seen", 0, run.N)
         loss_sum, correct, seconds = (_num(meta, k) for k in ("loss_sum", "correct", "seconds"))
+        # checkpoints from before multi-label metrics have no label count (it was unused)
+        label_correct = _num(meta, "label_correct") if "label_correct" in meta else 0.0
         base_lr, lr_factor = _num(meta, "base_lr", True), _num(meta, "lr_factor", True)
         opt_meta = meta.get("optimizer")
         if not isinstance(opt_meta, dict):
@@ -210,6 +213,7 @@ def restore(path: str | os.PathLike[str], run: _Run) -> None:
         run.order = order.astype(np.int64)
         run.epoch, run.position, run.steps, run.seen = epoch, position, steps, seen
         run.loss_sum, run.correct, run.seconds = loss_sum, correct, seconds
+        run.label_correct = label_correct
         run.state.base_lr, run.state.lr_factor = base_lr, lr_factor
         run.model.stop_training = stop
         columns = {k: v for k, v in hist.items() if k != "epoch"}

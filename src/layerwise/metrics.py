@@ -60,15 +60,63 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int | No
     return C
 
 
-def for_loss(loss: Any, out: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """The metrics reported for ``loss``: accuracy for classification; MSE, MAE, R² otherwise.
+def is_one_hot(T: np.ndarray) -> bool:
+    """Whether every row of T (N, K), K >= 2, is a one-hot vector: exactly one 1, the rest 0."""
+    T = np.asarray(T)
+    return bool(T.ndim == 2 and T.shape[1] >= 2 and np.all((T == 0) | (T == 1))
+                and np.all(T.sum(axis=1) == 1))
 
-    ``target`` is as prepared by ``loss.prepare_target`` (labels or one-hot for CrossEntropy).
+
+def classification_kind(loss: Any, target: np.ndarray) -> str | None:
+    """How outputs are scored against prepared targets, decided by the targets themselves:
+
+    - ``"argmax"``: one class per sample (integer labels or one-hot rows), whatever the loss
+      (CrossEntropy, BCE with one output per class, MSE on one-hot targets): "accuracy" =
+      mean(argmax a == label). CrossEntropy is always scored so (soft targets: their argmax).
+    - ``"threshold"``: BCE with one output: "accuracy" = mean((σ(z) > ½) == (y > ½)).
+    - ``"multilabel"``: BCE on rows with any number of ones (or probabilities, taken as
+      y > ½): "subset_accuracy" (every label of the row right) and "label_accuracy" (the
+      fraction of single labels right), never a bare "accuracy".
+    - None: regression targets, no accuracy.
     """
-    if loss.task == "classification":
-        pred = labels_from_outputs(out, loss)
-        t = target
-        if loss.kind == "bce":
-            t = (target > 0.5).astype(np.int64)
-        return {"accuracy": accuracy(t, pred)}
-    return {"mse": mse(target, out), "mae": mae(target, out), "r2": r2(target, out)}
+    target = np.asarray(target)
+    if loss.kind == "ce":
+        return "argmax"
+    if loss.kind == "bce":
+        if target.ndim == 2 and target.shape[1] == 1:
+            return "threshold"
+        return "argmax" if is_one_hot(target) else "multilabel"
+    return "argmax" if is_one_hot(target) else None
+
+
+def _threshold(loss: Any) -> float:
+    return 0.0 if getattr(loss, "from_logits", False) else 0.5      # σ(z) > ½  ⇔  z > 0
+
+
+def for_loss(loss: Any, out: np.ndarray, target: np.ndarray, kind: str | None = "auto"
+             ) -> dict[str, float]:
+    """The metrics reported for ``loss`` on outputs ``out`` (N, n_out) and prepared targets.
+
+    Classification metrics follow :func:`classification_kind` (``kind="auto"`` decides it
+    from ``target``; ``fit`` passes the kind of its training targets so that every epoch
+    reports the same names): "accuracy", or "subset_accuracy" and "label_accuracy" for
+    multi-label targets. Regression losses also report MSE, MAE and R² (over all elements).
+    ``target`` is as prepared by ``loss.prepare_target`` (labels or one-hot).
+    """
+    if kind == "auto":
+        kind = classification_kind(loss, target)
+    out = np.asarray(out)
+    metrics: dict[str, float] = {}
+    if kind == "argmax":
+        labels = target if target.ndim == 1 else np.asarray(target).argmax(axis=1)
+        metrics["accuracy"] = accuracy(labels, out.argmax(axis=1))
+    elif kind in ("threshold", "multilabel"):
+        right = (out > _threshold(loss)) == (target > 0.5)       # (N, K): each label right
+        if kind == "threshold":
+            metrics["accuracy"] = float(np.mean(right))
+        else:
+            metrics["subset_accuracy"] = float(np.mean(right.all(axis=1)))   # whole row right
+            metrics["label_accuracy"] = float(np.mean(right))                # per label
+    if loss.task != "classification":
+        metrics.update(mse=mse(target, out), mae=mae(target, out), r2=r2(target, out))
+    return metrics

@@ -276,7 +276,9 @@ class Sequential:
 
     def evaluate(self, X: Any, y: Any, loss: Any = None, batch_size: int = 1024,
                  threads: int | str | None = "auto") -> dict[str, float]:
-        """Loss and metrics on (X, y): accuracy for classification; MSE, MAE, R² otherwise.
+        """Loss and metrics on (X, y): "accuracy" (argmax) for labels or one-hot targets,
+        whatever the loss; "subset_accuracy" and "label_accuracy" for multi-label targets
+        (BCE); MSE, MAE and R² for regression losses (see ``metrics.for_loss``).
         ``threads``: BLAS threads, as for ``predict``."""
         from .training import _evaluate_prepared
         if self.n_out is None:

@@ -560,6 +560,10 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
     Binary targets train one logistic output (binary cross-entropy), multiclass targets a
     softmax over one output per class (cross-entropy), and a 0/1 indicator matrix y of shape
     (n_samples, n_labels) trains one independent logistic output per label (multi-label).
+    ``score(X, y)`` is scikit-learn's ``accuracy_score`` of ``predict``: the fraction of
+    samples whose class is right, and for multi-label targets the subset accuracy (every label
+    of a row right; the network's history calls it ``subset_accuracy`` and the fraction of
+    single labels right ``label_accuracy``).
 
     Parameters
     ----------

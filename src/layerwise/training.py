@@ -47,7 +47,7 @@ from ._utils import (
 )
 from .errors import BusyError, DivergenceError, TrainingInterrupted, ValidationError
 from .layers import Param
-from .metrics import for_loss, labels_from_outputs
+from .metrics import classification_kind, for_loss
 
 if TYPE_CHECKING:
     from .network import Sequential
@@ -56,7 +56,11 @@ if TYPE_CHECKING:
 class History:
     """Per-epoch records of a ``fit``: ``history["loss"]``, ``history["val_loss"]``, …
 
-    Keys: ``loss`` and the metrics on the training batches (accuracy for classification),
+    Keys: ``loss`` and the metrics on the training batches: ``accuracy`` (argmax accuracy)
+    when the targets are labels or one-hot rows, whatever the loss (CE, BCE, MSE); for BCE
+    with one output, σ > ½ against y > ½; for multi-label 0/1 targets ``subset_accuracy``
+    (whole row right) and ``label_accuracy`` (each label) instead. Validation adds the loss
+    and ``evaluate``'s metrics (MSE, MAE, R² too for regression losses),
     ``val_``-prefixed ones when there is validation data, ``lr``, ``seconds`` and ``threads``
     (the BLAS thread count in force at the end of the epoch; 0 without threadpoolctl).
     ``thread_choices`` lists every measurement of ``fit(threads="auto")``: the step it ended
@@ -471,6 +475,8 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     X : array (N, n_in)
     y : array
         Integer labels (N,) or one-hot (N, K) for CrossEntropy; (N, n_out) or (N,) otherwise.
+        MSE and BCE also take integer labels (N,) for a network of K >= 2 outputs, as one-hot
+        rows (a 1-D y for one output stays a regression or binary target).
     loss : str or Loss
         "ce", "bce", "mse", "mae", "huber" or an instance.
     optimizer : str or Optimizer
@@ -502,7 +508,8 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         Steps (batches) between checkpoints; "epoch" (default) writes one per epoch;
         "interrupt" writes one only on Ctrl-C.
     train_metrics : bool
-        Count the training batches' accuracy (classification) for the history; False skips
+        Count the training batches' accuracy (labels, one-hot or multi-label targets) for
+        the history; False skips
         that small per-step cost.
     resume : path, optional
         Continue from this checkpoint: the model's parameters, the optimizer's state, the
@@ -714,11 +721,19 @@ class _Run:
         self.editing_callbacks = any(not isinstance(cb, GradientNorms)
                                      for cb in self.batch_callbacks)
         self.saved_at: tuple[int, int, int] | None = None   # (epoch, position, steps) on disk
-        self.classify = loss.task == "classification"
+        # how outputs are scored (metrics.classification_kind), from the targets: labels or
+        # one-hot rows give "accuracy" whatever the loss; multi-label rows (in the training or
+        # the validation targets) give "subset_accuracy" and "label_accuracy"
+        kinds = {classification_kind(loss, Y), None if Yv is None else
+                 classification_kind(loss, Yv)}
+        self.kind = "multilabel" if "multilabel" in kinds else classification_kind(loss, Y)
+        self.classify = self.kind is not None
+        self.threshold = 0.0 if getattr(loss, "from_logits", False) else 0.5
         self.epoch, self.position, self.steps = 0, 0, 0
         self.interrupted = False
         self.order = np.arange(self.N)
         self.loss_sum, self.correct, self.seen, self.seconds = 0.0, 0.0, 0, 0.0
+        self.label_correct = 0.0        # multi-label: labels right, in rows (sum of fractions)
         model.loss = loss
         model.stop_training = False
 
@@ -734,6 +749,7 @@ class _Run:
                 self.opt.lr = self.sched(self.epoch, self.state.base_lr) * self.state.lr_factor
                 self.order = self.gen.permutation(self.N) if self.shuffle else np.arange(self.N)
                 self.loss_sum, self.correct, self.seen, self.seconds = 0.0, 0.0, 0, 0.0
+                self.label_correct = 0.0
             bar = _progress(n_batches, self.epoch, self.epochs, self.position // self.batch_size
                             ) if self.verbose == 1 and _terminal() else None
             t0 = time.perf_counter()
@@ -806,7 +822,7 @@ class _Run:
                 f"step before. {self._remedies()}"
             ) from None
         if self.classify:
-            self.correct += _n_correct(self.model.output, Yb, self.loss)  # type: ignore[arg-type]
+            self._count_correct(self.model.output, Yb)  # type: ignore[arg-type]
         self.threads.end_step(t0)
         self.loss_sum += Lb * B
         self.seen += B
@@ -821,12 +837,29 @@ class _Run:
             if bar.n % max(1, bar.total // 20) == 0:
                 bar.set_postfix_str(f"loss={self.loss_sum / self.seen:.4f}", refresh=False)
 
+    def _count_correct(self, A: np.ndarray, Yb: np.ndarray) -> None:
+        """Add a training batch's right answers to the epoch's counts (metrics.for_loss's
+        rules): rows whose argmax is the label, or whose every thresholded output is right
+        (``correct``); for multi-label also the fraction of labels right (``label_correct``)."""
+        if self.kind == "argmax":
+            true = Yb if Yb.ndim == 1 else Yb.argmax(axis=1)
+            self.correct += np.count_nonzero(A.argmax(axis=1) == true)
+            return
+        right = (A > self.threshold) == (Yb > 0.5)          # (B, K): each label right
+        self.correct += np.count_nonzero(right.all(axis=1))
+        self.label_correct += np.count_nonzero(right) / right.shape[1]
+
     def _end_epoch(self, bar: Any) -> None:
         logs: dict[str, float] = {"loss": self.loss_sum / max(self.seen, 1)}
-        if self.classify:
-            logs["accuracy"] = self.correct / max(self.seen, 1)
+        n = max(self.seen, 1)
+        if self.kind == "multilabel" and self.classify:
+            logs["subset_accuracy"] = self.correct / n
+            logs["label_accuracy"] = self.label_correct / n
+        elif self.classify:
+            logs["accuracy"] = self.correct / n
         if self.Xv is not None and self.Yv is not None:
-            for k, v in _evaluate_prepared(self.model, self.loss, self.Xv, self.Yv).items():
+            for k, v in _evaluate_prepared(self.model, self.loss, self.Xv, self.Yv,
+                                           kind=self.kind).items():
                 logs[f"val_{k}"] = v
             if not math.isfinite(logs["val_loss"]):
                 raise DivergenceError(
@@ -912,18 +945,11 @@ def global_norm(params: Sequence[Param]) -> float:
     return math.sqrt(total)
 
 
-def _n_correct(A: np.ndarray, Yb: np.ndarray, L: losses_mod.Loss) -> float:
-    """Correct predictions in a training batch (elements for multi-output BCE, rows otherwise)."""
-    pred = labels_from_outputs(A, L)
-    if L.kind == "bce":
-        return float(np.mean(pred == (Yb > 0.5), axis=1).sum())
-    true = Yb if Yb.ndim == 1 else Yb.argmax(axis=1)
-    return float(np.count_nonzero(pred == true))
-
-
 def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: np.ndarray,
-                       batch_size: int = 1024, threads: int | None = None) -> dict[str, float]:
+                       batch_size: int = 1024, threads: int | None = None,
+                       kind: str | None = "auto") -> dict[str, float]:
     """Loss and metrics on already validated arrays (used for validation data each epoch).
+    ``kind``: how to score classification (``metrics.classification_kind``; "auto": from Y).
 
     Thread-safe: ``model.infer`` shares no buffer, and the loss is a fresh instance, since a
     loss's ``forward`` writes into buffers of its own (the model's loss is fit's training loss).
@@ -940,7 +966,7 @@ def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: 
             th.end_step(t0)
             total += L.forward(A, Y[s:s + batch_size]) * len(A)
             out[s:s + batch_size] = A
-    return {"loss": total / len(X), **for_loss(L, out, Y)}
+    return {"loss": total / len(X), **for_loss(L, out, Y, kind)}
 
 
 def _terminal() -> bool:
