@@ -34,6 +34,9 @@ class Loss:
     kind: ClassVar[str] = "loss"
     #: "classification" or "regression": decides metrics and target preparation.
     task: ClassVar[str] = "regression"
+    #: whether 1-D integer labels are turned into one-hot rows for a network with >= 2
+    #: outputs (MSE and BCE: the textbook's quadratic cost on one-hot targets)
+    takes_labels: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._buf: dict[str, np.ndarray] = {}
@@ -71,7 +74,9 @@ class Loss:
         """Validate targets for a network with ``n_out`` outputs and convert them once, up front.
 
         Regression losses take float targets of shape (N, n_out); a 1-D y is accepted when
-        n_out == 1.
+        n_out == 1. Losses with ``takes_labels`` (MSE, BCE) also take integer class labels
+        (N,) for a network with n_out >= 2 outputs, as one-hot rows: only then, since a 1-D
+        target for one output is a regression (or binary) target as it stands.
         """
         y = as_array(y, "y")
         if y.dtype.kind not in "biuf":
@@ -79,6 +84,15 @@ class Loss:
                 f"{type(self).__name__} needs numeric targets; received dtype {y.dtype}. "
                 "Convert labels to numbers first."
             )
+        if self.takes_labels and y.ndim == 1 and n_out >= 2 and y.dtype.kind in "iu":
+            if y.size and (y.min() < 0 or y.max() >= n_out):
+                raise ValidationError(
+                    f"{type(self).__name__} takes integer labels 0..{n_out - 1} as one-hot "
+                    f"targets for a network with {n_out} outputs; received labels from "
+                    f"{y.min()} to {y.max()}. Give the last layer as many outputs as there are "
+                    "classes."
+                )
+            return np.eye(n_out, dtype=dtype)[y]             # row b: e_{y_b}
         if y.ndim == 1 and n_out == 1:
             y = y[:, None]
         if y.ndim != 2 or y.shape[1] != n_out:
@@ -111,6 +125,7 @@ class MSE(Loss):
     """
 
     kind = "mse"
+    takes_labels = True
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
         D = buffer(self._buf, "D", pred.shape[0], pred.shape[1:], pred.dtype)
@@ -199,6 +214,7 @@ class BinaryCrossEntropy(Loss):
 
     kind = "bce"
     task = "classification"
+    takes_labels = True
     eps = 1e-7
 
     def __init__(self, from_logits: bool = True) -> None:
