@@ -171,7 +171,8 @@ API = {
                                        ["non-integer", "loss='mse'"]),
     "real targets, bce": (lw.ValidationError, lambda m: fit(net(1), y=X[:, 0], loss="bce"),
                           ["[0, 1]", "loss='ce'"]),
-    "class labels, mse": (lw.ValidationError, lambda m: fit(y=Y, loss="mse"),
+    # (integer labels 0..2 for 3 outputs are one-hot targets for mse; float ones are not)
+    "class labels, mse": (lw.ValidationError, lambda m: fit(y=Y.astype(float), loss="mse"),
                           ["(N, 3)", "(30,)", "loss='ce'"]),
     "class labels, evaluate with mae": (lw.ValidationError,
                                         lambda m: m.evaluate(X, Y, loss="mae"),
@@ -510,8 +511,9 @@ CLI = {
                                 ["'ce' is for classification", "regression", "--loss mse"]),
     "real targets, --loss bce": (["train", "D/reg.csv", "--loss", "bce"],
                                  ["classification", "regression"]),
-    "class labels, --loss mse": (["train", "D/labels.csv", "--loss", "mse"],
-                                 ["'mse' is for regression", "classification", "--loss ce"]),
+    # (--loss mse and bce train classifiers on one-hot targets: test_classification_losses)
+    "class labels, --loss mae": (["train", "D/labels.csv", "--loss", "mae"],
+                                 ["'mae' is for regression", "classification", "--loss ce"]),
     "class labels, --loss huber": (["train", "D/cls.npz", "--loss", "huber"],
                                    ["regression", "classification"]),
     "classifier evaluated on real targets": (["evaluate", "D/cls-run/model.lw", "D/reg.csv"],
@@ -545,8 +547,10 @@ CLI = {
     # unknown activation, loss, optimizer: the valid ones listed
     "--activation swish": (["train", "D/cls.npz", "--activation", "swish"],
                            ["unknown activation 'swish'", "relu", "tanh"]),
-    "--output-activation": (["train", "D/cls.npz", "--output-activation", "softmaxx"],
+    "--output-activation": (["train", "D/reg.csv", "--output-activation", "softmaxx"],
                             ["unknown activation 'softmaxx'", "softmax"]),
+    "--output on classes": (["train", "D/cls.npz", "--output", "softmaxx"],
+                            ["--output softmaxx does not go with --loss ce", "softmax"]),
     "--activation, gradcheck": (["gradcheck", "D/cls.npz", "--layers", "4",
                                  "--activation", "swish"], ["unknown activation", "relu"]),
     "--loss hinge": (["train", "D/cls.npz", "--loss", "hinge"],

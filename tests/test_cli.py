@@ -513,7 +513,7 @@ ERRORS = {
     "wrong target": (["train", "CLS", "--target", "price"], "price"),
     "digits model on iris": (["evaluate", "MODEL", "iris"], "4 features but the model expects 64"),
     "predict wrong width": (["predict", "MODEL", "TMP/narrow.csv"], "2 features"),
-    "mse on classes": (["train", "iris", "--loss", "mse"], "--loss ce"),
+    "huber on classes": (["train", "iris", "--loss", "huber"], "--loss ce"),
     "early stopping without validation": (
         ["train", "iris", "--early-stopping", "2", "--validation-split", "0"], "validation"),
     "unknown optimizer": (["train", "iris", "--optimizer", "nadam"], "unknown optimizer 'nadam'"),

@@ -123,12 +123,20 @@ def _network_options(p: argparse.ArgumentParser) -> None:
                    help="hidden layer sizes (default 128)")
     g.add_argument("--activation", default="relu",
                    help="hidden activation: relu, leaky_relu, tanh, sigmoid, gelu, elu, softplus")
-    g.add_argument("--output-activation", default=None,
-                   help="output activation (default none: logits for ce/bce, linear for mse)")
+    g.add_argument("--output", "--output-activation", dest="output_activation", default=None,
+                   metavar="ACTIVATION",
+                   help="output activation. Classification: softmax (the only one for ce, "
+                        "fused with the loss: the default), sigmoid (bce's, fused with the "
+                        "loss: the default), and for --loss mse sigmoid (the default: the "
+                        "textbook's sigmoid network with the quadratic cost on one-hot "
+                        "targets), softmax or identity. Regression: any activation (default "
+                        "identity: linear outputs)")
     g.add_argument("--init", default=None,
                    help="weight initialiser (default: he_normal for ReLU-like, xavier otherwise)")
     g.add_argument("--loss", default="auto",
-                   help="ce, bce, mse, mae, huber (default: ce for classes, mse for regression)")
+                   help="ce, bce, mse, mae, huber (default: ce for classes, mse for "
+                        "regression). On classes, bce and mse train one output per class on "
+                        "one-hot targets and report argmax accuracy")
     g.add_argument("--seed", type=int, default=0,
                    help="random seed of the weights, validation rows and shuffling, >= 0 "
                         "(default 0)")
@@ -184,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="sgd, adam, adamw, rmsprop (auto: adam for small data, else sgd)")
     g.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 0.1 for sgd, 1e-3 otherwise; 0.01 for sgd "
-                        "on regression)")
+                        "on regression and on mse classification with --output identity)")
     g.add_argument("--momentum", type=float, default=0.9, help="SGD/RMSprop momentum (0.9)")
     g.add_argument("--weight-decay", type=float, default=None,
                    help="L2 weight decay (auto: for small data the one of 1e-4, 1e-2, 1e-1 "
@@ -393,12 +401,18 @@ def _load_model(path: str) -> Sequential:
     return load(path)
 
 
+ACCURACIES = ("accuracy", "subset_accuracy", "label_accuracy")
+
+
 def _metrics_row(result: dict[str, float]) -> dict[str, str]:
+    """A table row: the loss, then the accuracies (classification, whatever the loss: an MSE
+    classifier's MSE, MAE and R² on one-hot rows are left out) or MSE, MAE and R²."""
     loss = result["loss"]
     out = {"loss": f"{loss:.4f}" if abs(loss) < 1e6 else f"{loss:.4g}"}
-    for key in ("accuracy", "mse", "mae", "r2"):
+    shown = [k for k in ACCURACIES if k in result] or ["mse", "mae", "r2"]
+    for key in shown:
         if key in result:
-            out[key] = f"{result[key]:.2%}" if key == "accuracy" else f"{result[key]:.4g}"
+            out[key] = f"{result[key]:.2%}" if key in ACCURACIES else f"{result[key]:.4g}"
     return out
 
 
@@ -413,7 +427,16 @@ def _table(rows: dict[str, dict[str, str]]) -> str:
 
 
 # -- train --------------------------------------------------------------------------------------
+# Classification: the output activations each loss can train, the first being the default.
+# ce and bce fuse their softmax or sigmoid into the loss (stable on logits), so the network
+# itself ends with the Dense layer; mse trains the activation's outputs on one-hot targets.
+CLASS_OUTPUTS = {"ce": ("softmax",), "bce": ("sigmoid",),
+                 "mse": ("sigmoid", "softmax", "identity")}
+
+
 def _resolve_loss(args: argparse.Namespace, task: str) -> Any:
+    """The loss for --loss on a ``task``, checking --output against it: on classification
+    data --output is set to the activation used (CLASS_OUTPUTS' default when not given)."""
     import layerwise as lw
     name = args.loss
     if name == "auto":
@@ -421,11 +444,38 @@ def _resolve_loss(args: argparse.Namespace, task: str) -> Any:
     loss = lw.losses.get(name)
     if isinstance(loss, lw.CrossEntropy):
         loss = lw.CrossEntropy(label_smoothing=getattr(args, "label_smoothing", 0.0))
-    if (loss.task == "classification") != (task == "classification"):
-        fix = "ce" if task == "classification" else "mse"
-        raise CLIError(f"loss {name!r} is for {loss.task} but the data is a {task} task; use "
-                       f"--loss {fix} or --task {loss.task}.")
+    if task == "classification" and loss.kind not in CLASS_OUTPUTS:
+        raise CLIError(f"loss {name!r} is for regression but the data is a classification "
+                       f"task; use --loss ce, bce or mse, or --task regression.")
+    if task != "classification" and loss.task == "classification":
+        raise CLIError(f"loss {name!r} is for classification but the data is a {task} task; "
+                       f"use --loss mse or --task classification.")
+    if task == "classification":
+        allowed = CLASS_OUTPUTS[loss.kind]
+        given = args.output_activation
+        if given is None:
+            args.output_activation = allowed[0]
+        elif str(given).lower() not in allowed:
+            why = {"ce": "cross-entropy applies the softmax itself, fused with the loss",
+                   "bce": "binary cross-entropy applies the sigmoid itself, fused with the loss",
+                   "mse": "the quadratic cost trains on the output activation's values"}
+            fix = (f"drop --output (or give --output {allowed[0]})" if len(allowed) == 1
+                   else f"use --output {', '.join(allowed[:-1])} or {allowed[-1]}")
+            other = " or --loss mse for a sigmoid or linear output" if loss.kind != "mse" else ""
+            raise CLIError(f"--output {given} does not go with --loss {name} on classes: "
+                           f"{why[loss.kind]}; {fix}{other}.")
+        else:
+            args.output_activation = str(given).lower()
     return loss
+
+
+def _output_layer(args: argparse.Namespace, loss: Any) -> str | None:
+    """The activation layer the network ends with: none where the loss fuses it (softmax for
+    ce, sigmoid for bce on logits) or for identity outputs."""
+    act = args.output_activation
+    if loss.kind in ("ce", "bce") or act is None or str(act).lower() == "identity":
+        return None
+    return str(act)
 
 
 def _check_size(sizes: list[int], dtype: Any) -> None:
@@ -452,19 +502,24 @@ def _check_seed(seed: int) -> None:
                        "--seed 0.")
 
 
-def _build(args: argparse.Namespace, n_in: int, n_out: int, dtype: Any) -> Sequential:
+def _build(args: argparse.Namespace, n_in: int, n_out: int, dtype: Any, loss: Any = None
+           ) -> Sequential:
     import layerwise as lw
     _check_size([n_in, *args.layers, n_out], dtype)
+    output = args.output_activation if loss is None else _output_layer(args, loss)
     return lw.mlp([n_in, *args.layers, n_out], activation=args.activation,
-                  output=args.output_activation, init=args.init,
+                  output=output, init=args.init,
                   dropout=getattr(args, "dropout", 0.0), dtype=dtype, rng=args.seed)
 
 
 def _optimizer(args: argparse.Namespace, task: str = "classification") -> Any:
     import layerwise as lw
     name = args.optimizer.lower()
-    # SGD's 0.1 suits cross-entropy; squared errors on standardised targets need smaller steps.
-    default_lr = (0.1 if task == "classification" else 0.01) if name == "sgd" else 1e-3
+    # SGD's 0.1 suits cross-entropy and bounded (sigmoid, softmax) outputs; squared errors of
+    # unbounded outputs (regression, or mse on classes with --output identity) need smaller steps.
+    bounded = task == "classification" and \
+        str(getattr(args, "output_activation", None)).lower() != "identity"
+    default_lr = (0.1 if bounded else 0.01) if name == "sgd" else 1e-3
     lr = args.lr if args.lr is not None else default_lr
     kwargs: dict[str, Any] = {"lr": lr, "weight_decay": args.weight_decay}
     if name in ("sgd", "rmsprop"):
@@ -475,7 +530,9 @@ def _optimizer(args: argparse.Namespace, task: str = "classification") -> Any:
 
 
 def _targets_for(loss: Any, y: np.ndarray, n_classes: int) -> np.ndarray:
-    """BCE trains on one output per class (multi-label style); others take labels as is."""
+    """Class labels as the loss trains on them: one-hot rows for BCE with more than two
+    classes (one output per class; two classes: one output, y as 0/1), labels otherwise
+    (CrossEntropy, and MSE, whose ``prepare_target`` makes integer labels one-hot)."""
     if loss.kind == "bce" and y.ndim == 1:
         return np.eye(n_classes, dtype=np.float32)[y] if n_classes > 2 else y.astype(np.float32)
     return y
@@ -587,7 +644,7 @@ def _select_weight_decay(args: argparse.Namespace, X: np.ndarray, Y: np.ndarray,
     best: dict[str, float] = {}
     for wd in candidates:
         args.weight_decay = wd
-        net = _build(args, X.shape[1], n_out, dtype)
+        net = _build(args, X.shape[1], n_out, dtype, loss)
         stop = [lw.EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
         history = net.fit(X, Y, loss=loss, optimizer=_optimizer(args, task),
                           epochs=args.epochs, batch_size=args.batch_size,
@@ -741,7 +798,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         y_scaler = Standardize.fit(Ytr.reshape(len(Ytr), -1)[fit_rows], "standard", dtype)
         Ytr = y_scaler.transform(Ytr.reshape(len(Ytr), -1))
 
-    net = _build(args, Xtr.shape[1], n_out, dtype)
+    net = _build(args, Xtr.shape[1], n_out, dtype, loss)
     out = Path(args.out) if args.out else _fresh_run_dir(args.data)
     callbacks: list[Any] = [grads := lw.GradientNorms()]
     Xs = x_scaler.transform(Xtr)
@@ -942,10 +999,10 @@ def _plots(out: Path, history: Any, norms: dict[str, list[float]], model: Sequen
         return
     plots.plot_history(history.history, out / "curves.png")
     plots.plot_gradient_flow(norms, out / "gradient_flow.png")
-    if classify and loss.kind == "ce":
+    K = model.n_out or 0
+    if classify and K >= 2:                          # one class per sample: the argmax
         from .metrics import confusion_matrix
-        K = model.n_out or 0
-        C = confusion_matrix(y, model.predict_classes(X), K)
+        C = confusion_matrix(y, model.predict(X).argmax(axis=1), K)
         plots.plot_confusion_matrix(C, out / "confusion_matrix.png", classes,
                                     title="test confusion matrix")
 
@@ -1061,6 +1118,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     X = _read_inputs(args.input, model, args)
     _check_features(model, X, args.input)
     classes = model.metadata.get("classes")
+    if model.loss is not None and model.loss.task != "classification" and \
+            model.metadata.get("task") == "classification" and (model.n_out or 0) >= 2:
+        # trained with a regression loss (mse) on one-hot targets: the class is the argmax
+        if args.proba:
+            raise CLIError(f"--proba needs a model trained with ce or bce; this one was "
+                           f"trained with {model.loss.kind} on one-hot targets, so its outputs "
+                           "are scores, not probabilities. Drop --proba for the labels.")
+        best = model.predict(X).argmax(axis=1)
+        _write_predictions((np.array(classes, dtype=object)[best] if classes else best)[:, None],
+                           ["prediction"], args.output)
+        return 0
     if model.loss is not None and model.loss.task == "classification":
         P = model.predict_proba(X)
         multilabel = model.metadata.get("multilabel") is True      # (scikit-learn's models)
@@ -1174,7 +1242,7 @@ def _model_and_batch(args: argparse.Namespace) -> tuple[Sequential, Any, np.ndar
         if loss.kind == "bce" and n_classes == 2:
             n_out = 1
         scaler = Standardize.fit(data.X_train, data.scaling)
-        net = _build(args, X.shape[1], n_out, np.float32)
+        net = _build(args, X.shape[1], n_out, np.float32, loss)
         model = _sequential([scaler, *net.layers])
     return model, loss, X, _targets_for(loss, y, n_classes)
 
