@@ -367,3 +367,21 @@ def test_cli_help_names_the_quadratic_cost_default(capsys):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--output ACTIVATION" in text and "quadratic cost" in text
+
+
+def test_curves_show_subset_and_label_accuracy(tmp_path):
+    """plot_history draws a panel for each multi-label accuracy (the figure grows by one
+    panel's width per curve: 3.5 inches)."""
+    import struct
+
+    from layerwise import plots
+    if not plots.available():
+        pytest.skip("matplotlib not installed")
+
+    def width(history, name):
+        plots.plot_history(history, tmp_path / name)
+        return struct.unpack(">I", (tmp_path / name).read_bytes()[16:20])[0]  # PNG IHDR
+    one = width({"loss": [1.0, 0.5], "accuracy": [0.5, 0.6]}, "a.png")
+    multi = width({"loss": [1.0, 0.5], "subset_accuracy": [0.5, 0.6],
+                   "label_accuracy": [0.8, 0.9]}, "b.png")
+    assert multi > one

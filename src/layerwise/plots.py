@@ -56,11 +56,12 @@ def _integer_epochs(ax: Any) -> None:
 
 
 def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike[str]) -> None:
-    """Loss, and accuracy or MAE and R², per epoch: training against validation (each curve
-    drawn when the history records it)."""
-    keys = ["loss", *(m for m in ("accuracy", "mae", "r2")
+    """Loss, and accuracy (or multi-label subset and label accuracy) or MAE and R², per epoch:
+    training against validation (each curve drawn when the history records it)."""
+    keys = ["loss", *(m for m in ("accuracy", "subset_accuracy", "label_accuracy", "mae", "r2")
                       if m in history or f"val_{m}" in history)]
-    labels = {"loss": "loss", "accuracy": "accuracy", "mae": "MAE", "r2": "R²"}
+    labels = {"loss": "loss", "accuracy": "accuracy", "subset_accuracy": "subset accuracy",
+              "label_accuracy": "label accuracy", "mae": "MAE", "r2": "R²"}
     fig = _figure(4 + 3.5 * len(keys) if len(keys) > 1 else 7, 4.5)
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     for ax, key in zip(axes, keys):
