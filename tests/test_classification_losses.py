@@ -290,12 +290,24 @@ def test_cli_mse_on_classes_trains_a_sigmoid_classifier(mse_run):
     _, _, Xte, yte = lw.datasets.load_digits()
     table = final_table(text)
     assert set(table["test"]) == {"loss", "accuracy"}
-    acc = accuracy_score(yte, model.predict(Xte).argmax(axis=1))
+    out_te = model.predict(Xte).astype(np.float64)
+    acc = accuracy_score(yte, out_te.argmax(axis=1))
     assert percent(table["test"]["accuracy"]) == pytest.approx(acc, abs=5e-5)
     assert acc > 0.5
+    half_sse = 0.5 * np.mean(((out_te - np.eye(K)[yte]) ** 2).sum(axis=1))   # ½‖a − y‖²
+    assert float(table["test"]["loss"]) == pytest.approx(half_sse, abs=5e-5)
+    # the training and validation rows: train's seeded permutation, the last 10% held out
+    Xtr, ytr, _, _ = lw.datasets.load_digits()
+    perm = np.random.default_rng(0).permutation(len(Xtr))
+    Xtr, ytr = Xtr[perm], ytr[perm]
+    n_fit = len(Xtr) - round(0.1 * len(Xtr))
+    for row, rows in (("train", slice(0, n_fit)), ("validation", slice(n_fit, None))):
+        acc = accuracy_score(ytr[rows], model.predict(Xtr[rows]).argmax(axis=1))
+        assert percent(table[row]["accuracy"]) == pytest.approx(acc, abs=5e-5), row
     with open(out / "history.csv") as f:
         rows = list(csv.DictReader(f))
-    assert "accuracy" in rows[0] and "val_accuracy" in rows[0]
+    assert len(rows) == 4
+    assert float(rows[-1]["val_accuracy"]) == pytest.approx(acc, abs=1e-6)  # the last epoch
 
 
 def test_cli_evaluate_and_predict_give_labels_for_an_mse_classifier(capsys, mse_run,
