@@ -466,16 +466,17 @@ def _resolve_loss(args: argparse.Namespace, task: str) -> Any:
                            f"{why[loss.kind]}; {fix}{other}.")
         else:
             args.output_activation = str(given).lower()
+    args.output_layer = _output_layer(args.output_activation, loss)
     return loss
 
 
-def _output_layer(args: argparse.Namespace, loss: Any) -> str | None:
-    """The activation layer the network ends with: none where the loss fuses it (softmax for
-    ce, sigmoid for bce on logits) or for identity outputs."""
-    act = args.output_activation
-    if loss.kind in ("ce", "bce") or act is None or str(act).lower() == "identity":
+def _output_layer(activation: Any, loss: Any) -> str | None:
+    """The activation layer the network ends with (``_build`` reads it from
+    ``args.output_layer``): none where the loss fuses it (softmax for ce, sigmoid for bce on
+    logits) or for identity outputs."""
+    if loss.kind in ("ce", "bce") or activation is None or str(activation).lower() == "identity":
         return None
-    return str(act)
+    return str(activation)
 
 
 def _check_size(sizes: list[int], dtype: Any) -> None:
@@ -502,11 +503,11 @@ def _check_seed(seed: int) -> None:
                        "--seed 0.")
 
 
-def _build(args: argparse.Namespace, n_in: int, n_out: int, dtype: Any, loss: Any = None
-           ) -> Sequential:
+def _build(args: argparse.Namespace, n_in: int, n_out: int, dtype: Any) -> Sequential:
     import layerwise as lw
     _check_size([n_in, *args.layers, n_out], dtype)
-    output = args.output_activation if loss is None else _output_layer(args, loss)
+    # the output layer _resolve_loss chose for --loss and --output
+    output = getattr(args, "output_layer", args.output_activation)
     return lw.mlp([n_in, *args.layers, n_out], activation=args.activation,
                   output=output, init=args.init,
                   dropout=getattr(args, "dropout", 0.0), dtype=dtype, rng=args.seed)
@@ -644,7 +645,7 @@ def _select_weight_decay(args: argparse.Namespace, X: np.ndarray, Y: np.ndarray,
     best: dict[str, float] = {}
     for wd in candidates:
         args.weight_decay = wd
-        net = _build(args, X.shape[1], n_out, dtype, loss)
+        net = _build(args, X.shape[1], n_out, dtype)
         stop = [lw.EarlyStopping(patience=args.early_stopping)] if args.early_stopping else []
         history = net.fit(X, Y, loss=loss, optimizer=_optimizer(args, task),
                           epochs=args.epochs, batch_size=args.batch_size,
@@ -798,7 +799,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         y_scaler = Standardize.fit(Ytr.reshape(len(Ytr), -1)[fit_rows], "standard", dtype)
         Ytr = y_scaler.transform(Ytr.reshape(len(Ytr), -1))
 
-    net = _build(args, Xtr.shape[1], n_out, dtype, loss)
+    net = _build(args, Xtr.shape[1], n_out, dtype)
     out = Path(args.out) if args.out else _fresh_run_dir(args.data)
     callbacks: list[Any] = [grads := lw.GradientNorms()]
     Xs = x_scaler.transform(Xtr)
@@ -1242,7 +1243,7 @@ def _model_and_batch(args: argparse.Namespace) -> tuple[Sequential, Any, np.ndar
         if loss.kind == "bce" and n_classes == 2:
             n_out = 1
         scaler = Standardize.fit(data.X_train, data.scaling)
-        net = _build(args, X.shape[1], n_out, np.float32, loss)
+        net = _build(args, X.shape[1], n_out, np.float32)
         model = _sequential([scaler, *net.layers])
     return model, loss, X, _targets_for(loss, y, n_classes)
 
