@@ -76,7 +76,8 @@ def reg_run(diabetes_csv, tmp_path_factory):
     try:
         stdout, stderr = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(["train", str(diabetes_csv), *QUICK, "--out", str(out)])
+            # --no-refit: the final run keeps its validation rows, whose figures are checked
+            code = main(["train", str(diabetes_csv), *QUICK, "--no-refit", "--out", str(out)])
     finally:
         plots._save = original
     assert code == 0, stderr.getvalue()
@@ -293,7 +294,8 @@ def test_piped_progress_is_one_line_per_epoch(tmp_path):
     def train(*extra):
         return subprocess.run(
             [sys.executable, "-m", "layerwise", "train", "iris", "--epochs", "3", "--layers",
-             "8", "--no-plots", "--out", str(tmp_path / f"r{len(extra)}"), *extra],
+             "8", "--no-refit", "--no-plots", "--out", str(tmp_path / f"r{len(extra)}"),
+             *extra],
             capture_output=True, text=True, timeout=120, cwd=tmp_path,
             env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"})
     result = train()

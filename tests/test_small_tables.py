@@ -113,10 +113,10 @@ def test_a_negative_split_seed_is_refused_in_one_line(tmp_path, capsys):
 # -- the rule --------------------------------------------------------------------------------------
 SMALL = {"optimizer": "adam", "weight_decay": (1e-4, 1e-2, 1e-1), "schedule": "constant",
          "epochs": 500, "batch_size": 32, "label_smoothing": 0.0, "validation_split": 0.2,
-         "early_stopping": 20}
+         "early_stopping": 20, "refit": True}
 LARGE = {"optimizer": "sgd", "weight_decay": 0.0, "schedule": "cosine", "epochs": 20,
          "batch_size": 64, "label_smoothing": 0.1, "validation_split": 0.1,
-         "early_stopping": None}
+         "early_stopping": None, "refit": False}
 
 
 @pytest.mark.parametrize("n, expected", [(1, SMALL), (142, SMALL), (1_999, SMALL),
@@ -135,7 +135,8 @@ def test_options_given_on_the_command_line_are_kept():
                                      "--weight-decay", "0", "--batch-size", "8"])
     auto = cli.apply_train_defaults(args, 100)
     assert (args.optimizer, args.epochs, args.weight_decay, args.batch_size) == ("sgd", 7, 0, 8)
-    assert set(auto) == {"schedule", "label_smoothing", "validation_split", "early_stopping"}
+    assert set(auto) == {"schedule", "label_smoothing", "validation_split", "early_stopping",
+                         "refit"}
     assert args.early_stopping == 20 and args.validation_split == 0.2
 
     args = unset()                                     # nothing given: all from the rule
@@ -157,10 +158,15 @@ def test_explicit_options_win_end_to_end(tmp_path):
     assert config["epochs"] == 3 and config["epochs_run"] == 3 and config["batch_size"] == 16
     assert config["optimizer"].startswith("SGD(") and "lr=0.05" in config["optimizer"]
     assert "weight_decay=0.001" in config["optimizer"]
-    assert config["weight_decay_val_loss"] is None
     assert not {"optimizer", "epochs", "batch_size", "weight_decay"} & set(config["defaults"])
-    # wine has 142 training rows: the other settings follow the small-data rule
-    assert config["validation_split"] == 0.2 and config["early_stopping"] == 20
+    # wine has 142 training rows: the other settings follow the small-data rule, the refit
+    # included: early stopping on 20% validation rows chose the epochs (of at most 3), and the
+    # final run trained on every training row for that many
+    selection = config["selection"]
+    assert selection["validation_split"] == 0.2 and selection["early_stopping"] == 20
+    assert selection["max_epochs"] == 3 and list(selection["val_loss"]) == ["0.001"]
+    assert config["epochs_run"] == config["epochs"] == selection["best_epoch"] <= 3
+    assert config["validation_split"] == 0.0 and config["early_stopping"] is None
 
 
 # -- end to end with the defaults --------------------------------------------------------------
@@ -178,16 +184,18 @@ def test_wine_with_the_defaults_beats_the_old_recipe(tmp_path):
 
     config = json.loads((run / "config.json").read_text())
     assert config["defaults"]["rule"] == "N = 142 training rows < 2,000"
-    assert config["batch_size"] == 32 and config["early_stopping"] == 20
-    # the weight decay chosen is the one with the lowest validation loss, and the final run
-    # (same seed, same rows) reproduces that candidate's validation losses exactly
-    losses = config["weight_decay_val_loss"]
+    assert config["batch_size"] == 32 and config["selection"]["early_stopping"] == 20
+    # the weight decay chosen is the one with the lowest validation loss; the final run is the
+    # refit on all 142 training rows for the chosen run's best epoch count
+    selection = config["selection"]
+    losses = selection["val_loss"]
     assert set(losses) == {"0.0001", "0.01", "0.1"}
     chosen = min(losses, key=losses.get)
     assert f"weight_decay={float(chosen)}" in config["optimizer"]
+    assert selection["refit"] and selection["validation_rows"] == 28
     history = json.loads((run / "history.json").read_text())
-    assert min(history["val_loss"]) == pytest.approx(losses[chosen], rel=1e-6)
-    assert config["epochs_run"] < 500 or len(history["epoch"]) == 500
+    assert "val_loss" not in history
+    assert len(history["epoch"]) == config["epochs_run"] == selection["best_epoch"]
 
 
 def test_diabetes_with_the_defaults_explains_the_variance_a_linear_model_does(tmp_path):
@@ -206,6 +214,87 @@ def test_the_early_stopping_line_says_whether_training_stopped(tmp_path, capsys)
                              ("500", "early stopping: the best validation loss was at epoch")):
         out = tmp_path / f"run{epochs}"
         assert main(["train", "wine", "--epochs", epochs, "--early-stopping", "2", "--lr",
-                     "0.3", "--optimizer", "sgd", "--quiet", "--no-plots", "--out",
+                     "0.3", "--optimizer", "sgd", "--no-refit", "--quiet", "--no-plots", "--out",
                      str(out)]) == 0
         assert expected in capsys.readouterr().out
+
+
+# -- the refit -----------------------------------------------------------------------------------
+def test_the_refit_is_the_validation_runs_epochs_on_every_training_row(tmp_path):
+    """Recomputed through the API alone: early stopping on the last 20% of the seeded
+    permutation of wine's training rows picks the epoch count, then a fresh network of the same
+    seed trains on all 142 rows for that many epochs; the CLI's saved model is that network."""
+    run, stdout = train(tmp_path, "run", "wine", "--layers", 16, "--weight-decay", "0.01",
+                        "--threads", 1)
+    config = json.loads((run / "config.json").read_text())
+    data = lw.datasets.load("wine")
+    test = np.random.default_rng(0).permutation(178)[:36]                  # --split-seed 0
+    rows = np.setdiff1d(np.arange(178), test)
+    rows = rows[np.random.default_rng(0).permutation(len(rows))]          # --seed 0
+    X, y = data.X_train[rows], data.y_train[rows]
+
+    def scaled(fit_rows):
+        mean, std = X[fit_rows].mean(0), X[fit_rows].std(0)
+        return ((X - mean) / std).astype(np.float32)
+
+    def fresh(epochs, Xs, validation_split, callbacks=()):
+        net = lw.mlp([13, 16, 3], rng=0)
+        history = net.fit(Xs, y, loss="ce", optimizer=lw.Adam(lr=1e-3, weight_decay=0.01),
+                          epochs=epochs, batch_size=32, validation_split=validation_split,
+                          schedule="constant", rng=0, callbacks=callbacks, verbose=0,
+                          threads=1)
+        return net, history
+    _, history = fresh(500, scaled(slice(0, 114)), 0.2, [lw.EarlyStopping(patience=20)])
+    best = int(np.argmin(history["val_loss"])) + 1
+    assert config["selection"]["best_epoch"] == config["epochs_run"] == best
+    assert config["selection"]["val_loss"] == {"0.01": pytest.approx(min(history["val_loss"]))}
+    net, _ = fresh(best, scaled(slice(None)), 0.0)
+    model = lw.load(run / "model.lw")
+    X_test = ((data.X_train[test] - X.mean(0)) / X.std(0)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(data.X_train[test]), net.predict(X_test),
+                               rtol=1e-4, atol=1e-4)
+    assert "validation" not in table(stdout)          # every training row was trained on
+    assert f"refit on all 142 training rows for {best} epochs" in stdout
+
+
+def test_no_refit_keeps_the_early_stopped_run_and_its_validation_rows(tmp_path):
+    run, stdout = train(tmp_path, "run", "wine", "--layers", 16, "--no-refit")
+    config = json.loads((run / "config.json").read_text())
+    assert config["validation_split"] == 0.2 and config["early_stopping"] == 20
+    assert not config["selection"]["refit"] and "validation" in table(stdout)
+    assert "val_loss" in json.loads((run / "history.json").read_text())
+
+
+def test_refit_without_validation_rows_is_refused_in_one_line(tmp_path, capsys):
+    assert cli.main(["train", "wine", "--refit", "--validation-split", "0",
+                     "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--refit" in err and "--no-refit" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_interrupted_refit_resumes_to_the_same_model(tmp_path, monkeypatch):
+    """Ctrl-C during the final (refit) run; --resume continues that run, not the choice."""
+    import os
+    import signal
+    first = ["wine", "--layers", 16, "--weight-decay", "0.01", "--threads", 1]
+    full, _ = train(tmp_path, "full", *first)
+
+    end = lw.GradientNorms.on_epoch_end           # only the final run has this callback
+
+    def ctrl_c(self, state, logs):
+        end(self, state, logs)
+        if state.epoch == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(lw.GradientNorms, "on_epoch_end", ctrl_c)
+    cut = tmp_path / "cut"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["train", *map(str, first), "--out", str(cut), "--quiet",
+                         "--no-plots"]) == 130
+    assert (cut / "checkpoint.lw").exists()
+    monkeypatch.undo()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["train", "--resume", str(cut)]) == 0
+    for p, q in zip(lw.load(full / "model.lw").parameters(),
+                    lw.load(cut / "model.lw").parameters()):
+        np.testing.assert_array_equal(p.value, q.value)
