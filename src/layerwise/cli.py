@@ -210,8 +210,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without a better validation loss and "
                         "restore the best epoch's weights (auto: 20 for small data, else off)")
-    g.add_argument("--scaling", choices=["auto", "standard", "minmax", "none"], default="auto",
-                   help="input preprocessing fitted on training data (default: per dataset)")
+    g.add_argument("--scaling", choices=["auto", "standard", "minmax", "image", "none"],
+                   default="auto",
+                   help="input preprocessing fitted on the training rows: standard or minmax "
+                        "per feature, image (every pixel divided by one factor: 255 for uint8 "
+                        "images, else the training rows' largest |x|), none (default: image "
+                        "for IDX files and image arrays, standard for tables and digits)")
     g.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                    help="float32 (default, fast) or float64: for values beyond float32's "
                         "range (about 3.4e38) or a more precise gradient check")
@@ -734,7 +738,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         1 if ytr.ndim == 1 else ytr.shape[1])
     scaling = data.scaling if args.scaling == "auto" else args.scaling
     fit_rows = slice(0, len(Xtr) - n_val)          # fit preprocessing on training rows only
-    x_scaler = Standardize.fit(Xtr[fit_rows], scaling, dtype)
+    x_scaler = Standardize.fit(Xtr[fit_rows], scaling, dtype, full_scale=data.full_scale)
     Ytr = _targets_for(loss, ytr, n_classes)
     y_scaler = None
     if not classify:                                 # regression: standardise targets too
@@ -1173,7 +1177,7 @@ def _model_and_batch(args: argparse.Namespace) -> tuple[Sequential, Any, np.ndar
             1 if y.ndim == 1 else y.shape[1])
         if loss.kind == "bce" and n_classes == 2:
             n_out = 1
-        scaler = Standardize.fit(data.X_train, data.scaling)
+        scaler = Standardize.fit(data.X_train, data.scaling, full_scale=data.full_scale)
         net = _build(args, X.shape[1], n_out, np.float32)
         model = _sequential([scaler, *net.layers])
     return model, loss, X, _targets_for(loss, y, n_classes)
