@@ -1,4 +1,5 @@
-"""Issue 12, item 5: images scaled by one factor."""
+"""Issue 12, items 5 and 6: images scaled by one factor, one validation-split rule for the API
+and the command line (a seeded random sample, or the last N rows)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 
 import layerwise as lw
+from layerwise import cli, training
 from layerwise.cli import main
 from layerwise.preprocessing import Standardize
+from layerwise.training import validation_rows
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -157,3 +160,122 @@ def test_model_files_with_per_feature_scaling_still_load_and_predict_the_same(ca
     shown = np.array([[float(v) for v in line.split(",")] for line in out.splitlines()[1:]])
     P = loaded.predict_proba(X)
     np.testing.assert_allclose(shown, P, rtol=1e-5, atol=1e-6)
+
+
+# -- item 6: one validation rule ----------------------------------------------------------------
+def test_validation_rows_fraction_is_a_seeded_random_sample_and_an_int_the_tail():
+    rows, val = validation_rows(100, 0.25, 3)
+    assert len(val) == 25 and np.array_equal(np.sort(np.r_[rows, val]), np.arange(100))
+    again = validation_rows(100, 0.25, 3)
+    assert np.array_equal(val, again[1]) and np.array_equal(rows, again[0])
+    assert not np.array_equal(val, np.arange(75, 100))              # not the last rows
+    rows, val = validation_rows(100, 30, 3)
+    np.testing.assert_array_equal(rows, np.arange(70))              # exactly [0, n − N)
+    np.testing.assert_array_equal(val, np.arange(70, 100))          # and [n − N, n)
+    rows, val = validation_rows(100, 0.0, 3)
+    assert len(rows) == 100 and len(val) == 0
+
+
+def test_fit_holds_out_the_rows_validation_rows_names():
+    X = np.random.default_rng(0).standard_normal((80, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    model = lw.mlp([3, 4, 2], rng=0)
+    h = model.fit(X, y, epochs=1, batch_size=8, validation_split=0.25, rng=5, verbose=0)
+    _, val = validation_rows(80, 0.25, 5)
+    # the first epoch's validation loss is that of the held-out rows (weights after epoch 1)
+    assert h["val_loss"][0] == pytest.approx(model.evaluate(X[val], y[val])["loss"], rel=1e-6)
+
+
+def test_an_int_split_is_the_last_rows_bit_for_bit():
+    """fit(validation_split=N) is fit on the first rows with the last N as validation_data,
+    bit for bit (nothing is drawn from rng for it): Nielsen's 50,000/10,000."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((90, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 90)
+    a, b = lw.mlp([4, 6, 3], rng=1), lw.mlp([4, 6, 3], rng=1)
+    kw = {"epochs": 3, "batch_size": 8, "rng": 2, "verbose": 0, "optimizer": "sgd"}
+    ha = a.fit(X, y, validation_split=30, **kw)
+    hb = b.fit(X[:60], y[:60], validation_data=(X[60:], y[60:]), **kw)
+    assert ha["val_loss"] == hb["val_loss"] and ha["loss"] == hb["loss"]
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+
+
+@pytest.mark.parametrize(("split", "match"), [
+    (1.0, r"must be in \[0, 1\) as a fraction"),
+    (10000.0, "validation_split=10000 for the last 10000 rows"),
+    (1.5, r"must be in \[0, 1\)"),
+    (-1, "number of rows >= 0"),
+    (True, "a float fraction in \\[0, 1\\) or an int"),
+    ("0.1", "a float fraction in \\[0, 1\\) or an int"),
+    (40, "leaves 40 for validation and 0 for training"),
+    (0.001, "leaves 0 for validation"),
+])
+def test_fit_refuses_ambiguous_or_impossible_splits(split, match):
+    X = np.zeros((40, 2), np.float32)
+    with pytest.raises(lw.ValidationError, match=match):
+        lw.mlp([2, 3, 2], rng=0).fit(X, np.zeros(40, np.int64), validation_split=split,
+                                     epochs=1, verbose=0)
+
+
+def test_the_cli_holds_out_the_same_rows_as_the_api(capsys, tmp_path, monkeypatch):
+    """Same setting, same rows: the command line's --validation-split F --seed S holds out
+    validation_rows(n, F, S), the rows fit(validation_split=F, rng=S) holds out, on a file
+    sorted by class (so the last rows would all be one class)."""
+    data = table_csv(tmp_path / "t.csv")
+    real_fit, calls = training.fit, []
+
+    def spy(model, X, y, **kwargs):
+        calls.append((np.array(X), kwargs["validation_split"], kwargs["rng"]))
+        return real_fit(model, X, y, **kwargs)
+
+    monkeypatch.setattr(training, "fit", spy)
+    code, out, err = run(capsys, "train", data, "--validation-split", "0.25", "--seed", "3",
+                         "--test-split", "0.2", "--epochs", "2", "--layers", "4", "--quiet",
+                         "--no-plots", "--weight-decay", "0", "--out", tmp_path / "run")
+    assert code == 0, err
+    (Xs, split, seed), = calls               # fit is given every training row, in file order
+    assert (split, seed) == (0.25, 3)
+    d = lw.datasets.load(str(data))
+    Xtr, ytr, _, _ = cli._test_set(d, None, 0.2, 0)
+    rows, val = validation_rows(len(Xtr), 0.25, 3)
+    assert len(np.unique(ytr[val])) == 3
+    model = lw.load(tmp_path / "run" / "model.lw")
+    first = model.layers[0]                  # standardised on the training rows alone
+    np.testing.assert_allclose(first.offset, Xtr[rows].astype(np.float64).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(first.transform(Xtr), Xs, rtol=1e-6)
+    shown = out.splitlines()[-4:]
+    val_loss = model.evaluate(Xtr[val], ytr[val])["loss"]
+    assert any(line.startswith("validation") and f"{val_loss:.4f}" in line for line in shown)
+
+
+def test_validation_rows_flag_takes_the_last_rows_of_the_file(capsys, tmp_path):
+    """--validation-rows N on data with its own test set: training rows [0, n − N), the last
+    N rows of the file for validation, as in Nielsen's MNIST split."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 3)).astype(np.float32) + np.arange(100)[:, None] / 10
+    y = (X[:, 0] > 5).astype(np.int64)
+    np.savez(tmp_path / "d.npz", X=X, y=y, X_test=X[:10], y_test=y[:10])
+    code, out, err = run(capsys, "train", tmp_path / "d.npz", "--validation-rows", "30",
+                         "--epochs", "2", "--layers", "4", "--no-plots",
+                         "--out", tmp_path / "run")
+    assert code == 0, err
+    assert "70 training, 30 validation, 10 test samples" in out
+    first = lw.load(tmp_path / "run" / "model.lw").layers[0]
+    np.testing.assert_allclose(first.offset, X[:70].astype(np.float64).mean(0), rtol=1e-5)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["validation_split"] == 30 and config["args"]["validation_rows"] == 30
+
+
+@pytest.mark.parametrize(("flags", "match"), [
+    (["--validation-split", "1.0"], "pass --validation-rows N instead"),
+    (["--validation-split", "10000"], "received 10000. For the last N rows"),
+    (["--validation-rows", "0"], "--validation-rows must be a positive integer"),
+    (["--validation-rows", "500"], "--validation-rows 500 leaves"),
+    (["--validation-rows", "10", "--validation-split", "0.1"], "give one"),
+])
+def test_the_cli_refuses_bad_validation_settings(capsys, tmp_path, flags, match):
+    data = table_csv(tmp_path / "t.csv")
+    line = one_line_error(capsys, "train", data, *flags, "--epochs", "1", "--quiet",
+                          "--no-plots", "--out", tmp_path / "run")
+    assert match in line
+    assert not (tmp_path / "run" / "model.lw").exists()

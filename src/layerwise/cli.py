@@ -200,8 +200,13 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--label-smoothing", type=float, default=None,
                    help="cross-entropy label smoothing (auto: 0 for small data, else 0.1)")
     g.add_argument("--validation-split", type=float, default=None,
-                   help="fraction of training data held out for validation (auto: 0.2 for "
-                        "small data, else 0.1)")
+                   help="fraction of the training rows held out for validation, a random "
+                        "sample drawn with --seed, the same rows as the API's "
+                        "fit(validation_split=F, rng=SEED) (auto: 0.2 for small data, else 0.1)")
+    g.add_argument("--validation-rows", type=int, default=None, metavar="N",
+                   help="hold out the LAST N training rows in file order instead (the rest "
+                        "trains), e.g. 10000 for Nielsen's MNIST 50,000/10,000 split; the API's "
+                        "fit(validation_split=N) with an int")
     g.add_argument("--test-split", type=float, default=0.2,
                    help="test fraction for data without a test set (default 0.2)")
     g.add_argument("--split-seed", type=int, default=0,
@@ -489,8 +494,9 @@ RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "loss"
              "split_seed",
              "data_dir", "target", "task", "optimizer", "lr", "momentum", "weight_decay",
              "schedule", "epochs", "batch_size", "dropout", "label_smoothing",
-             "validation_split", "test_split", "early_stopping", "scaling", "dtype", "clip_norm",
-             "checkpoint_every", "quiet", "no_plots", "no_header", "threads")
+             "validation_split", "validation_rows", "test_split", "early_stopping", "scaling",
+             "dtype", "clip_norm", "checkpoint_every", "quiet", "no_plots", "no_header",
+             "threads")
 
 
 def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -517,6 +523,18 @@ def _check_train_args(args: argparse.Namespace) -> None:
     from ._blas import check_threads
     from ._utils import fraction, positive_float, positive_int
     # None: not given (chosen later by train_defaults from the data's size, or unused)
+    if args.validation_rows is not None:             # the last N rows: an int split
+        n = positive_int("--validation-rows", args.validation_rows)
+        if args.validation_split not in (None, n):   # (a resumed run saved both)
+            raise CLIError(f"--validation-split {args.validation_split} and --validation-rows "
+                           f"{n} both choose the validation rows; give one: a fraction (a "
+                           "random sample) or a number of rows (the last ones).")
+        args.validation_split = n
+    elif args.validation_split is not None and args.validation_split >= 1:
+        raise CLIError(f"--validation-split is a fraction in [0, 1) of the training rows, "
+                       f"held out at random; received {args.validation_split:g}. For the last "
+                       "N rows in file order (e.g. 50,000 training and 10,000 validation), "
+                       f"pass --validation-rows N instead.")
     checks: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
         ("epochs", positive_int, {}), ("batch_size", positive_int, {}),
         ("validation_split", fraction, {}), ("dropout", fraction, {}),
@@ -525,6 +543,8 @@ def _check_train_args(args: argparse.Namespace) -> None:
         ("clip_norm", positive_float, {}), ("checkpoint_every", positive_int, {}),
         ("early_stopping", positive_int, {})]
     for name, check, options in checks:
+        if name == "validation_split" and args.validation_rows is not None:
+            continue                                 # an int: checked above
         if getattr(args, name) is not None:
             check("--" + name.replace("_", "-"), getattr(args, name), **options)
     args.threads = check_threads(args.threads, "--threads")     # None: auto
@@ -616,12 +636,19 @@ def apply_train_defaults(args: argparse.Namespace, n: int) -> dict[str, Any]:
     return {k: v for k, v in auto.items() if v is not None}
 
 
-def _check_rows(n_train: int, n_test: int, validation_split: float) -> int:
-    """Rows held out for validation; refuses splits that leave a set empty, before any
-    statistics are fitted on it."""
+def _check_rows(n_train: int, n_test: int, validation_split: float | int) -> int:
+    """Rows held out for validation (a fraction, or an int: --validation-rows); refuses splits
+    that leave a set empty, before any statistics are fitted on it."""
     if n_train < 1:
         raise CLIError(f"--test-split leaves {n_train} of the {n_train + n_test} samples for "
                        "training; use a smaller --test-split.")
+    if isinstance(validation_split, int) and validation_split and not 1 <= validation_split \
+            < n_train:
+        raise CLIError(f"--validation-rows {validation_split} leaves "
+                       f"{n_train - validation_split} of the {n_train} training rows for "
+                       f"training; choose at most {n_train - 1}.")
+    if isinstance(validation_split, int):
+        return validation_split
     n_val = round(n_train * validation_split) if validation_split else 0
     if validation_split and not 1 <= n_val < n_train:
         raise CLIError(f"--validation-split {validation_split} of the {n_train} training samples "
@@ -709,6 +736,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     import layerwise as lw
 
     from .preprocessing import Standardize
+    from .training import validation_rows
 
     if args.resume:
         args = _resume_args(args)
@@ -725,8 +753,9 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     Xtr, ytr, Xte, yte = _test_set(data, None, args.test_split, args.split_seed)
     auto = apply_train_defaults(args, len(Xtr))
     n_val = _check_rows(len(Xtr), len(Xte), args.validation_split)
-    perm = np.random.default_rng(args.seed).permutation(len(Xtr))
-    Xtr, ytr = Xtr[perm], ytr[perm]        # validation rows: a random sample, not the last ones
+    # The rows fit(validation_split=, rng=--seed) will hold out: the same function draws them
+    # (a random sample for a fraction, the last N rows for --validation-rows N).
+    fit_rows, val_rows = validation_rows(len(Xtr), args.validation_split or 0.0, args.seed)
     classify = data.task == "classification"
     _warn_forced_classes(args, data, what)
     loss = _resolve_loss(args, data.task)
@@ -737,7 +766,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     n_out = (1 if loss.kind == "bce" and n_classes == 2 else n_classes) if classify else (
         1 if ytr.ndim == 1 else ytr.shape[1])
     scaling = data.scaling if args.scaling == "auto" else args.scaling
-    fit_rows = slice(0, len(Xtr) - n_val)          # fit preprocessing on training rows only
+    # fit preprocessing on the training rows only, not the validation rows
     x_scaler = Standardize.fit(Xtr[fit_rows], scaling, dtype, full_scale=data.full_scale)
     Ytr = _targets_for(loss, ytr, n_classes)
     y_scaler = None
@@ -750,13 +779,14 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     callbacks: list[Any] = [grads := lw.GradientNorms()]
     Xs = x_scaler.transform(Xtr)
     n_fit = len(Xtr) - n_val
+    rows = np.concatenate([fit_rows, val_rows])     # training rows first, then validation
     inverse = None
     if y_scaler is not None:        # the saved model's last layer: y = ŷ·s + offset
         inverse = Standardize(-y_scaler.offset / y_scaler.scale, 1 / y_scaler.scale,
                               method="inverse", dtype=dtype)
         # first, so that early stopping watches the validation loss in the targets' units
-        callbacks.insert(0, _target_units(inverse, loss, Xs, loss.prepare_target(
-            ytr, n_out, dtype), n_fit))
+        callbacks.insert(0, _target_units(inverse, loss, Xs[rows], loss.prepare_target(
+            ytr[rows], n_out, dtype), n_fit))
     if args.early_stopping:
         if not n_val:
             raise CLIError("--early-stopping needs validation data; set --validation-split.")
@@ -840,18 +870,19 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     model.save(out / "model.lw")
     checkpoint.unlink(missing_ok=True)               # the run is complete: nothing to resume
 
-    rows = {}
-    rows["train"] = _metrics_row(_evaluate(model, Xtr[:n_fit], ytr[:n_fit], loss, n_classes))
+    table = {}
+    table["train"] = _metrics_row(_evaluate(model, Xtr[fit_rows], ytr[fit_rows], loss,
+                                            n_classes))
     if n_val:
-        rows["validation"] = _metrics_row(_evaluate(model, Xtr[n_fit:], ytr[n_fit:], loss,
-                                                    n_classes))
+        table["validation"] = _metrics_row(_evaluate(model, Xtr[val_rows], ytr[val_rows], loss,
+                                                     n_classes))
     test = _evaluate(model, Xte, yte, loss, n_classes)
-    rows["test"] = _metrics_row(test)
+    table["test"] = _metrics_row(test)
     _write_history(out, history)
     _write_file(out / "config.json", json.dumps(config, indent=2) + "\n")
     if not args.no_plots:
         _plots(out, history, grads.norms, model, Xte, yte, data.classes, loss, classify)
-    print(_table(rows))
+    print(_table(table))
     # the epochs' training time, as history.csv records it (also across a resumed run)
     seconds = max(sum(history["seconds"]), 1e-9)
     samples = len(history) * n_fit
