@@ -1,5 +1,5 @@
-"""Issue 12, items 5 and 6: images scaled by one factor, one validation-split rule for the API
-and the command line (a seeded random sample, or the last N rows)."""
+"""Issue 12, items 5–7: images scaled by one factor, one validation-split rule for the API and
+the command line (a seeded random sample, or the last N rows), and ``--plain`` for plain SGD."""
 
 from __future__ import annotations
 
@@ -279,3 +279,75 @@ def test_the_cli_refuses_bad_validation_settings(capsys, tmp_path, flags, match)
                           "--no-plots", "--out", tmp_path / "run")
     assert match in line
     assert not (tmp_path / "run" / "model.lw").exists()
+
+
+# -- item 7: --plain ----------------------------------------------------------------------------
+LONG_FORM = ["--optimizer", "sgd", "--momentum", "0", "--schedule", "constant",
+             "--label-smoothing", "0", "--weight-decay", "0", "--validation-split", "0",
+             "--early-stopping", "0", "--epochs", "20", "--batch-size", "64", "--lr", "0.1"]
+
+
+def _history(run_dir: Path) -> dict:
+    h = json.loads((run_dir / "history.json").read_text())
+    return {k: v for k, v in h.items() if k not in ("seconds", "threads")}
+
+
+def test_plain_equals_the_long_form_bit_for_bit(capsys, tmp_path):
+    data = table_csv(tmp_path / "t.csv")          # 240 training rows: small-data defaults
+    common = ["train", data, "--layers", "8", "--threads", "1", "--no-plots", "--seed", "4"]
+    code, out, err = run(capsys, *common, "--plain", "--out", tmp_path / "plain")
+    assert code == 0, err
+    assert "plain SGD (--plain): --optimizer sgd, --momentum 0, --schedule constant" in out
+    assert "defaults for" not in out              # nothing chosen by the data's size
+    code, _, err = run(capsys, *common, *LONG_FORM, "--out", tmp_path / "long")
+    assert code == 0, err
+    assert _history(tmp_path / "plain") == _history(tmp_path / "long")
+    a = lw.load(tmp_path / "plain" / "model.lw")
+    b = lw.load(tmp_path / "long" / "model.lw")
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p.value, q.value)
+    config = json.loads((tmp_path / "plain" / "config.json").read_text())
+    assert config["plain"] == {**cli.PLAIN, "lr": 0.1}
+    assert config["optimizer"] == json.loads(
+        (tmp_path / "long" / "config.json").read_text())["optimizer"]
+    assert config["epochs_run"] == 20 and config["validation_split"] == 0.0
+
+
+def test_explicit_flags_win_over_plain(capsys, tmp_path):
+    data = table_csv(tmp_path / "t.csv")
+    code, _out, err = run(capsys, "train", data, "--plain", "--momentum", "0.5",
+                         "--validation-split", "0.2", "--epochs", "3", "--lr", "0.05",
+                         "--layers", "4", "--no-plots", "--quiet", "--out", tmp_path / "run")
+    assert code == 0, err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert "momentum" not in config["plain"] and "lr" not in config["plain"]
+    assert config["optimizer"].startswith("SGD(") and "momentum=0.5" in config["optimizer"]
+    assert "lr=0.05" in config["optimizer"] and config["epochs_run"] == 3
+    assert config["validation_split"] == 0.2
+    assert config["early_stopping"] == 0          # still off: --plain has no early stopping
+    assert config["weight_decay_val_loss"] is None              # no automatic weight decay
+
+
+def test_plain_sets_every_size_default_and_regression_gets_sgds_regression_rate(capsys,
+                                                                                 tmp_path):
+    for n in (10, 10**6):                         # small and large data alike
+        assert set(cli.train_defaults(n)) <= set(cli.PLAIN)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 2))
+    lines = ["a,b,y"] + [f"{a!r},{b!r},{2 * a - b + 0.01 * i!r}"
+                         for i, (a, b) in enumerate(X.tolist())]
+    (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
+    code, _out, err = run(capsys, "train", tmp_path / "r.csv", "--plain", "--epochs", "2",
+                         "--layers", "4", "--no-plots", "--quiet", "--out", tmp_path / "run")
+    assert code == 0, err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["plain"]["lr"] == 0.01 and "momentum=0" in config["optimizer"]
+
+
+def test_without_plain_the_good_defaults_stay(capsys, tmp_path):
+    data = table_csv(tmp_path / "t.csv")
+    code, _out, err = run(capsys, "train", data, "--optimizer", "sgd", "--epochs", "2",
+                         "--layers", "4", "--no-plots", "--quiet", "--out", tmp_path / "run")
+    assert code == 0, err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert "momentum=0.9" in config["optimizer"] and config["plain"] is None

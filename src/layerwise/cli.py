@@ -185,7 +185,15 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 0.1 for sgd, 1e-3 otherwise; 0.01 for sgd "
                         "on regression)")
-    g.add_argument("--momentum", type=float, default=0.9, help="SGD/RMSprop momentum (0.9)")
+    g.add_argument("--plain", action="store_true",
+                   help="plain mini-batch SGD exactly as written, W ← W − lr·dW: sgd, momentum "
+                        "0, constant rate, no label smoothing, weight decay, early stopping, "
+                        "validation rows or clipping, and no choice by the data's size "
+                        f"({_flags_text(PLAIN)}; lr 0.1, or 0.01 for regression); options "
+                        "given on the command line still win; the settings it implies are "
+                        "printed and saved in config.json")
+    g.add_argument("--momentum", type=float, default=None,
+                   help="SGD/RMSprop momentum (0.9; 0 with --plain)")
     g.add_argument("--weight-decay", type=float, default=None,
                    help="L2 weight decay (auto: for small data the one of 1e-4, 1e-2, 1e-1 "
                         "with the lowest validation loss, else 0)")
@@ -214,7 +222,8 @@ def _parser() -> argparse.ArgumentParser:
                         "runs with different --seed are tested on the same rows")
     g.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without a better validation loss and "
-                        "restore the best epoch's weights (auto: 20 for small data, else off)")
+                        "restore the best epoch's weights (auto: 20 for small data, else off; "
+                        "0: off)")
     g.add_argument("--scaling", choices=["auto", "standard", "minmax", "image", "none"],
                    default="auto",
                    help="input preprocessing fitted on the training rows: standard or minmax "
@@ -496,7 +505,7 @@ RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "loss"
              "schedule", "epochs", "batch_size", "dropout", "label_smoothing",
              "validation_split", "validation_rows", "test_split", "early_stopping", "scaling",
              "dtype", "clip_norm", "checkpoint_every", "quiet", "no_plots", "no_header",
-             "threads")
+             "threads", "plain", "plain_implied")
 
 
 def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -541,7 +550,7 @@ def _check_train_args(args: argparse.Namespace) -> None:
         ("label_smoothing", fraction, {"upper_open": False}),
         ("weight_decay", positive_float, {"allow_zero": True}), ("lr", positive_float, {}),
         ("clip_norm", positive_float, {}), ("checkpoint_every", positive_int, {}),
-        ("early_stopping", positive_int, {})]
+        ("early_stopping", lambda name, v: v if v == 0 else positive_int(name, v), {})]
     for name, check, options in checks:
         if name == "validation_split" and args.validation_rows is not None:
             continue                                 # an int: checked above
@@ -589,6 +598,41 @@ def train_defaults(n: int) -> dict[str, Any]:
             "epochs": 500,
             "batch_size": 32, "label_smoothing": 0.0, "validation_split": 0.2,
             "early_stopping": 20}
+
+
+#: --plain: plain SGD exactly as written, for every option the command line leaves unset. It
+#: sets every key of train_defaults, so nothing is chosen by the data's size; early stopping 0
+#: is off (None would let the small-data default turn it on with --validation-split).
+PLAIN = {"optimizer": "sgd", "momentum": 0.0, "schedule": "constant", "label_smoothing": 0.0,
+         "weight_decay": 0.0, "validation_split": 0.0, "early_stopping": 0, "epochs": 20,
+         "batch_size": 64}
+
+
+def apply_plain(args: argparse.Namespace, task: str) -> dict[str, Any]:
+    """With --plain, set every option in ``PLAIN`` that the command line left unset (None),
+    and the learning rate to the optimizer's default, before the size-based defaults run;
+    return the settings so implied (a resumed run's are in its config). Without --plain,
+    only the momentum's default, 0.9."""
+    if not args.plain:
+        if args.momentum is None:
+            args.momentum = 0.9
+        return {}
+    if getattr(args, "plain_implied", None) is not None:     # resumed: set when it began
+        return dict(args.plain_implied)
+    implied = {}
+    for key, value in PLAIN.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+            implied[key] = value
+    if args.lr is None:
+        args.lr = implied["lr"] = _optimizer(args, task).lr    # SGD: 0.1, regression 0.01
+    args.plain_implied = implied
+    return implied
+
+
+def _flags_text(settings: dict[str, Any]) -> str:
+    """``{"batch_size": 64}`` as the flags that say it: ``--batch-size 64``."""
+    return ", ".join(f"--{k.replace('_', '-')} {_auto_text(v)}" for k, v in settings.items())
 
 
 def _auto_text(value: Any) -> str:
@@ -751,6 +795,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     if data.X_test is not None:
         require_finite(data.X_test, f"{args.data}: X_test")
     Xtr, ytr, Xte, yte = _test_set(data, None, args.test_split, args.split_seed)
+    plain = apply_plain(args, data.task)             # first: what it sets is not "auto"
     auto = apply_train_defaults(args, len(Xtr))
     n_val = _check_rows(len(Xtr), len(Xte), args.validation_split)
     # The rows fit(validation_split=, rng=--seed) will hold out: the same function draws them
@@ -794,9 +839,11 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     if not args.quiet:
         print(f"{data!r}\n{len(Xtr) - n_val} training, {n_val} validation, {len(Xte)} test "
               f"samples; writing to {out}/")
+        if args.plain:
+            print("plain SGD (--plain): "
+                  + (_flags_text(plain) or "every setting given on the command line"))
         if auto:
-            print(f"defaults for {_size_rule(len(Xtr))}: " + ", ".join(
-                f"--{k.replace('_', '-')} {_auto_text(v)}" for k, v in auto.items()))
+            print(f"defaults for {_size_rule(len(Xtr))}: {_flags_text(auto)}")
         net.summary()
     choose_decay = isinstance(args.weight_decay, tuple)
     # an unknown optimizer is refused before the run directory exists
@@ -814,7 +861,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
                 + f"; training with {args.weight_decay:g}")
     opt = _optimizer(args, data.task)
     opt_settings = repr(opt)                         # before the schedule changes opt.lr
-    settings = {k: getattr(args, k) for k in RESUMABLE}
+    settings = {k: getattr(args, k, None) for k in RESUMABLE}
     _write_file(out / "config.json", json.dumps({"args": settings}, indent=2) + "\n")
     # Ctrl-C always writes a checkpoint of the last completed step; --checkpoint-every adds
     # periodic ones (against crashes). It is removed once the final model is saved.
@@ -854,6 +901,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         "split_seed": args.split_seed, "defaults": {
             "rule": _size_rule(len(Xtr)), **{k: _auto_text(v) for k, v in auto.items()}},
         "weight_decay_val_loss": decay_losses,
+        "plain": plain if args.plain else None,      # what --plain set (the rest was given)
         "dtype": args.dtype,
         "target": args.target, "no_header": args.no_header, "data_dir": args.data_dir,
         "clip_norm": args.clip_norm,
