@@ -351,3 +351,21 @@ def test_without_plain_the_good_defaults_stay(capsys, tmp_path):
     assert code == 0, err
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert "momentum=0.9" in config["optimizer"] and config["plain"] is None
+
+
+def test_a_resumed_plain_run_keeps_its_settings(capsys, tmp_path):
+    """--resume reads the settings from config.json: --plain's implied settings and an int
+    --validation-rows split come back as they were (both the split and the flag are saved)."""
+    data = table_csv(tmp_path / "t.csv")
+    code, _, err = run(capsys, "train", data, "--plain", "--validation-rows", "40", "--epochs",
+                       "2", "--layers", "4", "--no-plots", "--quiet", "--out", tmp_path / "run")
+    assert code == 0, err
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "run" / "checkpoint.lw").write_bytes(b"")        # only its presence counts
+    args = cli._resume_args(cli._parser().parse_args(["train", "--resume",
+                                                      str(tmp_path / "run")]))
+    cli._check_train_args(args)
+    assert args.validation_split == 40 and isinstance(args.validation_split, int)
+    assert cli.apply_plain(args, "classification") == saved["plain"]
+    assert "validation_split" not in saved["plain"]              # given: --validation-rows
+    assert args.momentum == 0.0 and args.early_stopping == 0 and args.epochs == 2
