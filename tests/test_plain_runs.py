@@ -366,6 +366,6 @@ def test_a_resumed_plain_run_keeps_its_settings(capsys, tmp_path):
                                                       str(tmp_path / "run")]))
     cli._check_train_args(args)
     assert args.validation_split == 40 and isinstance(args.validation_split, int)
-    assert cli.apply_plain(args, "classification") == saved["plain"]
+    assert cli.apply_plain(args) == saved["plain"] and saved["plain"]["lr"] == 0.1
     assert "validation_split" not in saved["plain"]              # given: --validation-rows
     assert args.momentum == 0.0 and args.early_stopping == 0 and args.epochs == 2

@@ -608,11 +608,10 @@ PLAIN = {"optimizer": "sgd", "momentum": 0.0, "schedule": "constant", "label_smo
          "batch_size": 64}
 
 
-def apply_plain(args: argparse.Namespace, task: str) -> dict[str, Any]:
+def apply_plain(args: argparse.Namespace) -> dict[str, Any]:
     """With --plain, set every option in ``PLAIN`` that the command line left unset (None),
-    and the learning rate to the optimizer's default, before the size-based defaults run;
-    return the settings so implied (a resumed run's are in its config). Without --plain,
-    only the momentum's default, 0.9."""
+    before the size-based defaults run; return the settings so implied (a resumed run's are
+    in its config). Without --plain, only the momentum's default, 0.9."""
     if not args.plain:
         if args.momentum is None:
             args.momentum = 0.9
@@ -624,10 +623,17 @@ def apply_plain(args: argparse.Namespace, task: str) -> dict[str, Any]:
         if getattr(args, key) is None:
             setattr(args, key, value)
             implied[key] = value
-    if args.lr is None:
-        args.lr = implied["lr"] = _optimizer(args, task).lr    # SGD: 0.1, regression 0.01
     args.plain_implied = implied
     return implied
+
+
+def plain_lr(args: argparse.Namespace, task: str, implied: dict[str, Any]) -> None:
+    """With --plain and no --lr, fix the optimizer's default rate (SGD: 0.1, 0.01 for
+    regression) as a setting --plain implies, so it is printed and saved like the others.
+    After the loss is resolved: the default can depend on the output layer."""
+    if args.plain and args.lr is None:
+        args.lr = implied["lr"] = _optimizer(args, task).lr
+        args.plain_implied = implied
 
 
 def _flags_text(settings: dict[str, Any]) -> str:
@@ -795,7 +801,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     if data.X_test is not None:
         require_finite(data.X_test, f"{args.data}: X_test")
     Xtr, ytr, Xte, yte = _test_set(data, None, args.test_split, args.split_seed)
-    plain = apply_plain(args, data.task)             # first: what it sets is not "auto"
+    plain = apply_plain(args)                        # first: what it sets is not "auto"
     auto = apply_train_defaults(args, len(Xtr))
     n_val = _check_rows(len(Xtr), len(Xte), args.validation_split)
     # The rows fit(validation_split=, rng=--seed) will hold out: the same function draws them
@@ -804,6 +810,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     classify = data.task == "classification"
     _warn_forced_classes(args, data, what)
     loss = _resolve_loss(args, data.task)
+    plain_lr(args, data.task, plain)
     _check_target_range(data.y_train, loss, dtype, args.data)
     if data.y_test is not None:
         _check_target_range(data.y_test, loss, dtype, f"{args.data} (test)")
