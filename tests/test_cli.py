@@ -404,10 +404,12 @@ def test_regression_with_the_default_options_does_not_diverge(capsys, csv_files,
     gradients are unbounded, so this must still train."""
     _, reg = csv_files
     code, out, err = run(capsys, "train", reg, "--optimizer", "sgd", "--epochs", "5", "--quiet",
-                         "--no-plots", "--out", tmp_path / "run")
+                         "--no-plots", "--no-refit", "--out", tmp_path / "run")
     assert code == 0, err
     assert err == ""                                          # no RuntimeWarnings either
-    assert float(final_table(out)["test"]["r2"]) > 0.9
+    # 30 steps: R² spreads over 0.897–0.991 with seeds 0–5 (which rows train in which order
+    # moved when fit began drawing its own validation sample, issue 12); a divergence is far off
+    assert float(final_table(out)["test"]["r2"]) > 0.85
 
 
 def test_validation_rows_are_a_random_sample(capsys, monkeypatch, tmp_path):
@@ -419,8 +421,9 @@ def test_validation_rows_are_a_random_sample(capsys, monkeypatch, tmp_path):
         if kwargs.get("validation_data") is not None:
             seen["y_val"] = np.asarray(kwargs["validation_data"][1])
         else:
-            n_val = round(len(X) * kwargs["validation_split"])
-            seen["y_val"] = np.asarray(y)[len(y) - n_val:]
+            # fit holds out its own random sample (issue 12): the rows validation_rows draws
+            _, val = training.validation_rows(len(X), kwargs["validation_split"], kwargs["rng"])
+            seen["y_val"] = np.asarray(y)[val]
         return real_fit(model, X, y, **kwargs)
 
     monkeypatch.setattr(training, "fit", spy)

