@@ -207,25 +207,13 @@ class Optimizer:
 
 
 def _undecay(gd: np.ndarray, g: np.ndarray, skip: tuple[tuple[int, int], ...]) -> None:
-    """gd = ∇W + λW everywhere; put back gd = ∇b on the ``skip`` ranges (the biases): a few
-    short copies, so the decay itself stays one pass over the whole buffer."""
+    """gd = ∇W + λW everywhere; put back gd = ∇b on the ``skip`` ranges (the biases): one short
+    copy per layer, so the decay itself stays one pass over the whole buffer."""
     if skip:
-        flat_gd, flat_g = gd.reshape(-1), g.reshape(-1)   # views (parameters are contiguous)
+        if gd.ndim != 1:                                   # views: parameters are contiguous
+            gd, g = gd.reshape(-1), g.reshape(-1)
         for a, b in skip:
-            flat_gd[a:b] = flat_g[a:b]
-
-
-def _segments(n: int, skip: tuple[tuple[int, int], ...]) -> list[tuple[int, int, bool]]:
-    """[0, n) cut at the ``skip`` ranges: (start, stop, decayed) in order."""
-    out, pos = [], 0
-    for a, b in skip:
-        if a > pos:
-            out.append((pos, a, True))
-        out.append((a, b, False))
-        pos = b
-    if pos < n:
-        out.append((pos, n, True))
-    return out
+            gd[a:b] = g[a:b]
 
 
 def _norm(arrays: Sequence[np.ndarray]) -> float:
@@ -351,6 +339,8 @@ class Adam(Optimizer):
         s["v"] = np.zeros_like(p.value)
         if self.weight_decay and not self.decoupled:
             s["tmp_g"] = np.zeros_like(p.value)
+        if self.weight_decay and self.decoupled and p.no_decay:   # the biases' new values
+            s["tmp_b"] = np.zeros(sum(b - a for a, b in p.no_decay), p.value.dtype)
         return s
 
     def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray],
@@ -379,10 +369,23 @@ class Adam(Optimizer):
         tmp += c * self.eps                                # √v + c ε
         np.divide(m, tmp, out=tmp)
         a = -self.lr * c / (1 - b1**self.t)
-        if keep != 1 and skip:                             # AdamW, biases not decayed: the
-            wf, tf = w.reshape(-1), tmp.reshape(-1)        # same update slice by slice, with
-            for lo, hi, decayed in _segments(wf.size, skip):   # W's factor 1 on the biases
-                axpby(a, tf[lo:hi], keep if decayed else 1.0, wf[lo:hi], tf[lo:hi])
+        if keep != 1 and skip:
+            # AdamW, biases not decayed: the one fused pass gives them (1 − ηλ)b + a·u; adding
+            # back ηλ·b, kept from before it, makes that b + a·u. Two short ops per layer.
+            sb = s.get("tmp_b")
+            nb = sum(hi - lo for lo, hi in skip)
+            if sb is None or sb.size != nb:                # decay_biases changed after step 1
+                sb = s["tmp_b"] = np.zeros(nb, w.dtype)
+            wf = w.reshape(-1)
+            k = 0
+            for lo, hi in skip:
+                np.multiply(wf[lo:hi], 1 - keep, out=sb[k:k + hi - lo])     # ηλ·b
+                k += hi - lo
+            axpby(a, tmp, keep, w, tmp)                    # W ← (1 − ηλ)W + a·u
+            k = 0
+            for lo, hi in skip:
+                wf[lo:hi] += sb[k:k + hi - lo]             # b ← b + a·u: no decay
+                k += hi - lo
         else:
             axpby(a, tmp, keep, w, tmp)
 
