@@ -372,14 +372,14 @@ class Adam(Optimizer):
         if keep != 1 and skip:
             # AdamW, biases not decayed: the one fused pass gives them (1 − ηλ)b + a·u; adding
             # back ηλ·b, kept from before it, makes that b + a·u. Two short ops per layer.
-            sb = s.get("tmp_b")
-            nb = sum(hi - lo for lo, hi in skip)
-            if sb is None or sb.size != nb:                # decay_biases changed after step 1
-                sb = s["tmp_b"] = np.zeros(nb, w.dtype)
-            wf = w.reshape(-1)
+            sb = s.get("tmp_b")                            # sized by _init_state, or here
+            if sb is None:                                 # if decay_biases changed since
+                sb = s["tmp_b"] = np.zeros(sum(hi - lo for lo, hi in skip), w.dtype)
+            wf = w if w.ndim == 1 else w.reshape(-1)
+            lam = 1 - keep
             k = 0
             for lo, hi in skip:
-                np.multiply(wf[lo:hi], 1 - keep, out=sb[k:k + hi - lo])     # ηλ·b
+                np.multiply(wf[lo:hi], lam, out=sb[k:k + hi - lo])          # ηλ·b
                 k += hi - lo
             axpby(a, tmp, keep, w, tmp)                    # W ← (1 − ηλ)W + a·u
             k = 0
