@@ -9,6 +9,7 @@ medians (B / A).
     git worktree add /tmp/base <rev>
     python benchmarks/ab_step.py /tmp/base/src src                  # tiny, small, medium
     python benchmarks/ab_step.py /tmp/base/src src --configs tiny --optimizers sgd --rounds 5
+    python benchmarks/ab_step.py /tmp/base/src src --optimizers sgdwd,adamw   # weight decay
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ rng = np.random.default_rng(0)
 Xs = [rng.normal(size=(B, sizes[0])).astype(np.float32) for _ in range(20)]
 ys = [rng.integers(0, sizes[-1], B) for _ in range(20)]
 model, loss = lw.mlp(sizes, rng=0), lw.CrossEntropy()
-opt = lw.SGD(lr=0.01, momentum=0.9) if optimizer == "sgd" else lw.Adam(lr=1e-3)
+opt = {{"sgd": lambda: lw.SGD(lr=0.01, momentum=0.9), "adam": lambda: lw.Adam(lr=1e-3),
+       # with weight decay (each tree's default: since decay_biases, weights only)
+       "sgdwd": lambda: lw.SGD(lr=0.01, momentum=0.9, weight_decay=1e-4),
+       "adamw": lambda: lw.AdamW(lr=1e-3, weight_decay=0.01)}}[optimizer]()
 params = model.flat_parameters()
 with threadpool_limits(1), np.errstate(all="ignore"):
     for i in range(50):
@@ -58,7 +62,8 @@ def main() -> None:
     p.add_argument("a", help="source folder of tree A (holding layerwise/)")
     p.add_argument("b", help="source folder of tree B")
     p.add_argument("--configs", default="tiny,small,medium")
-    p.add_argument("--optimizers", default="sgd,adam")
+    p.add_argument("--optimizers", default="sgd,adam",
+                   help="comma-separated: sgd, adam, sgdwd (SGD with weight decay), adamw")
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     print(f"{'config':8} {'opt':5} {'A µs/step (rounds)':28} {'B µs/step (rounds)':28} B/A")

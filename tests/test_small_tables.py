@@ -233,9 +233,8 @@ def test_the_refit_is_the_validation_runs_epochs_on_every_training_row(tmp_path)
     X, y = data.X_train[rows], data.y_train[rows]
     fit_rows, _ = lw.training.validation_rows(142, 0.2, 0)                 # fit's own draw
 
-    def scaled(fit_rows):
-        mean, std = X[fit_rows].mean(0), X[fit_rows].std(0)
-        return ((X - mean) / std).astype(np.float32)
+    def scaled(fit_rows, rows=X):        # the scaler of fit_rows (checked in test_preprocessing)
+        return lw.Standardize.fit(X[fit_rows], "standard", np.float32).transform(rows)
 
     def fresh(epochs, Xs, validation_split, callbacks=()):
         net = lw.mlp([13, 16, 3], rng=0)
@@ -251,9 +250,9 @@ def test_the_refit_is_the_validation_runs_epochs_on_every_training_row(tmp_path)
                                                                     rel=1e-4)}
     net, _ = fresh(best, scaled(slice(None)), 0.0)
     model = lw.load(run / "model.lw")
-    X_test = ((data.X_train[test] - X.mean(0)) / X.std(0)).astype(np.float32)
+    X_test = scaled(slice(None), data.X_train[test])
     np.testing.assert_allclose(model.predict(data.X_train[test]), net.predict(X_test),
-                               rtol=1e-4, atol=1e-4)
+                               rtol=1e-5, atol=1e-5)
     assert "validation" not in table(stdout)          # every training row was trained on
     assert f"refit on all 142 training rows for {best} epochs" in stdout
 

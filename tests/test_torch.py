@@ -298,6 +298,9 @@ def test_cross_entropy_smoothing_of_unnormalised_targets_matches_torch() -> None
 
 
 # -- 2. optimizers against torch.optim ----------------------------------------------------------
+# torch.optim decays every parameter it is given, so the entries with weight decay set
+# decay_biases=True; weights-only decay (the default) against torch's param groups is in
+# test_init_decay.py.
 OPTIMIZERS: dict[str, tuple[Callable[[], lw.Optimizer], Callable[[list[Any]], Any]]] = {
     "sgd": (lambda: lw.SGD(lr=0.1),
             lambda p: torch.optim.SGD(p, lr=0.1)),
@@ -305,23 +308,24 @@ OPTIMIZERS: dict[str, tuple[Callable[[], lw.Optimizer], Callable[[list[Any]], An
                      lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
     "sgd_nesterov": (lambda: lw.SGD(lr=0.05, momentum=0.9, nesterov=True),
                      lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
-    "sgd_weight_decay": (lambda: lw.SGD(lr=0.1, weight_decay=0.05),
+    "sgd_weight_decay": (lambda: lw.SGD(lr=0.1, weight_decay=0.05, decay_biases=True),
                          lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.05)),
     "sgd_momentum_dampening": (
         lambda: lw.SGD(lr=0.05, momentum=0.8, dampening=0.3),
         lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, dampening=0.3)),
     "sgd_nesterov_weight_decay": (
-        lambda: lw.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+        lambda: lw.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01,
+                       decay_biases=True),
         lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
     "adam": (lambda: lw.Adam(lr=0.01),
              lambda p: torch.optim.Adam(p, lr=0.01)),
     "adam_betas_eps": (lambda: lw.Adam(lr=0.02, betas=(0.8, 0.95), eps=1e-6),
                        lambda p: torch.optim.Adam(p, lr=0.02, betas=(0.8, 0.95), eps=1e-6)),
-    "adam_weight_decay": (lambda: lw.Adam(lr=0.01, weight_decay=0.05),
+    "adam_weight_decay": (lambda: lw.Adam(lr=0.01, weight_decay=0.05, decay_biases=True),
                           lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.05)),
-    "adamw_default_decay": (lambda: lw.AdamW(lr=0.01),
+    "adamw_default_decay": (lambda: lw.AdamW(lr=0.01, decay_biases=True),
                             lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.01)),
-    "adamw_decay_0.2": (lambda: lw.AdamW(lr=0.01, weight_decay=0.2),
+    "adamw_decay_0.2": (lambda: lw.AdamW(lr=0.01, weight_decay=0.2, decay_biases=True),
                         lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.2)),
     "rmsprop": (lambda: lw.RMSprop(lr=0.01),
                 lambda p: torch.optim.RMSprop(p, lr=0.01)),
@@ -329,11 +333,11 @@ OPTIMIZERS: dict[str, tuple[Callable[[], lw.Optimizer], Callable[[list[Any]], An
                          lambda p: torch.optim.RMSprop(p, lr=0.005, momentum=0.9)),
     "rmsprop_centered": (lambda: lw.RMSprop(lr=0.01, alpha=0.9, centered=True),
                          lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9, centered=True)),
-    "rmsprop_weight_decay": (lambda: lw.RMSprop(lr=0.01, weight_decay=0.05),
+    "rmsprop_weight_decay": (lambda: lw.RMSprop(lr=0.01, weight_decay=0.05, decay_biases=True),
                              lambda p: torch.optim.RMSprop(p, lr=0.01, weight_decay=0.05)),
     "rmsprop_all": (
         lambda: lw.RMSprop(lr=0.005, alpha=0.95, eps=1e-6, weight_decay=0.01, momentum=0.5,
-                           centered=True),
+                           centered=True, decay_biases=True),
         lambda p: torch.optim.RMSprop(p, lr=0.005, alpha=0.95, eps=1e-6, weight_decay=0.01,
                                       momentum=0.5, centered=True)),
 }

@@ -34,10 +34,15 @@ FORMAT_VERSION = 2              # 2: callbacks' state and stop_training (1 had n
 
 def _fit_settings(run: _Run) -> dict[str, Any]:
     """What must be the same when resuming (else the continuation would differ)."""
-    return {"n_train": run.N, "batch_size": run.batch_size, "epochs": run.epochs,
-            "shuffle": run.shuffle, "loss": [run.loss.kind, run.loss.config()],
-            "optimizer": run.opt.kind, "dtype": str(run.model.dtype),
-            "weighted": run.weights is not None}
+    settings = {"n_train": run.N, "batch_size": run.batch_size, "epochs": run.epochs,
+                "shuffle": run.shuffle, "loss": [run.loss.kind, run.loss.config()],
+                "optimizer": run.opt.kind, "dtype": str(run.model.dtype),
+                "weighted": run.weights is not None}
+    # Weights-only decay is recorded only where it matters, so that checkpoints from before
+    # decay_biases existed (which decayed the biases) resume with decay_biases=True.
+    if run.opt.weight_decay and not run.opt.decay_biases:
+        settings["decay_biases"] = False
+    return settings
 
 
 def _rng_states(run: _Run) -> dict[str, Any]:
@@ -141,10 +146,15 @@ def restore(path: str | os.PathLike[str], run: _Run) -> None:
         if meta.get("fit") != expected:
             fit = meta.get("fit")
             got: dict[str, Any] = fit if isinstance(fit, dict) else {}
-            diff = {k: (got.get(k), v) for k, v in expected.items() if got.get(k) != v}
+            diff = {k: (got.get(k), expected.get(k)) for k in {**expected, **got}
+                    if got.get(k) != expected.get(k)}
+            hint = ("; decay_biases must match too: None here means the biases were decayed "
+                    "(decay_biases=True, and every checkpoint from before the option)"
+                    if "decay_biases" in diff else "")
             raise ValidationError(
                 f"cannot resume from {str(path)!r}: it was written by a fit with other data or "
-                f"settings (checkpoint vs now: {diff}); call fit with the same data and arguments."
+                f"settings (checkpoint vs now: {diff}){hint}; call fit with the same data and "
+                "arguments."
             )
         own = run.model.parameters()
         model_arrays = [p.value for p in saved.parameters()]

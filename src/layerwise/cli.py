@@ -131,8 +131,13 @@ def _network_options(p: argparse.ArgumentParser) -> None:
                         "textbook's sigmoid network with the quadratic cost on one-hot "
                         "targets), softmax or identity. Regression: any activation (default "
                         "identity: linear outputs)")
-    g.add_argument("--init", default=None,
-                   help="weight initialiser (default: he_normal for ReLU-like, xavier otherwise)")
+    g.add_argument("--init", default=None, metavar="NAME[:NUMBER]",
+                   help="weight initialiser: a name (he_normal, xavier, lecun, normal, …) or "
+                        "normal:STD, uniform:LIMIT, constant:VALUE, e.g. normal:1.0 "
+                        "(default: he_normal for ReLU-like, xavier otherwise)")
+    g.add_argument("--bias-init", default=None, metavar="NAME[:NUMBER]",
+                   help="bias initialiser: zeros (default), normal:STD, uniform:LIMIT, "
+                        "constant:VALUE")
     g.add_argument("--loss", default="auto",
                    help="ce, bce, mse, mae, huber (default: ce for classes, mse for "
                         "regression). On classes, bce and mse train one output per class on "
@@ -204,8 +209,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--momentum", type=float, default=None,
                    help="SGD/RMSprop momentum (0.9; 0 with --plain)")
     g.add_argument("--weight-decay", type=float, default=None,
-                   help="L2 weight decay (auto: for small data the one of 1e-4, 1e-2, 1e-1 "
-                        "with the lowest validation loss, else 0)")
+                   help="L2 weight decay, on the weights only (auto: for small data the one of "
+                        "1e-4, 1e-2, 1e-1 with the lowest validation loss, else 0)")
+    g.add_argument("--decay-biases", action="store_true",
+                   help="apply the weight decay to the biases too (as torch.optim given every "
+                        "parameter); by default only weights decay, as the textbook's L2 and "
+                        "scikit-learn's alpha")
     g.add_argument("--schedule", default=None,
                    help="learning-rate schedule: cosine, constant, step, exponential (auto: "
                         "constant for small data, else cosine)")
@@ -534,6 +543,7 @@ def _build(args: argparse.Namespace, n_in: int, n_out: int, dtype: Any) -> Seque
     output = getattr(args, "output_layer", args.output_activation)
     return lw.mlp([n_in, *args.layers, n_out], activation=args.activation,
                   output=output, init=args.init,
+                  bias_init=getattr(args, "bias_init", None) or "zeros",
                   dropout=getattr(args, "dropout", 0.0), dtype=dtype, rng=args.seed)
 
 
@@ -546,7 +556,8 @@ def _optimizer(args: argparse.Namespace, task: str = "classification") -> Any:
         str(getattr(args, "output_activation", None)).lower() != "identity"
     default_lr = (0.1 if bounded else 0.01) if name == "sgd" else 1e-3
     lr = args.lr if args.lr is not None else default_lr
-    kwargs: dict[str, Any] = {"lr": lr, "weight_decay": args.weight_decay}
+    kwargs: dict[str, Any] = {"lr": lr, "weight_decay": args.weight_decay,
+                              "decay_biases": bool(getattr(args, "decay_biases", False))}
     if name in ("sgd", "rmsprop"):
         kwargs["momentum"] = args.momentum
     elif name == "adamw" and args.weight_decay == 0:
@@ -563,7 +574,8 @@ def _targets_for(loss: Any, y: np.ndarray, n_classes: int) -> np.ndarray:
     return y
 
 
-RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "loss", "seed",
+RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "bias_init", "loss",
+             "seed", "decay_biases",
              "split_seed",
              "data_dir", "target", "task", "optimizer", "lr", "momentum", "weight_decay",
              "schedule", "epochs", "batch_size", "dropout", "label_smoothing",
@@ -588,8 +600,24 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
     if "split_seed" not in saved:                    # a run from before --split-seed: its
         merged.split_seed = merged.seed              # test split was seeded by --seed
     merged.refit = False     # a refit's choice is made before its config.json is written
+    if "decay_biases" not in saved:                  # a run from before --decay-biases: its
+        merged.decay_biases = True                   # weight decay included the biases
     merged.out, merged.resume = str(run_dir), str(checkpoint)
     return merged
+
+
+def _check_inits(args: argparse.Namespace) -> None:
+    """Refuse an --init or --bias-init outside the grammar, before anything is loaded."""
+    from . import initializers
+    from .errors import LayerwiseError
+    for option, value, resolve in (("--init", args.init, initializers.get),
+                                   ("--bias-init", getattr(args, "bias_init", None),
+                                    initializers.get_bias)):
+        if value is not None:
+            try:
+                resolve(value)
+            except LayerwiseError as exc:
+                raise CLIError(f"{option}: {exc}") from None
 
 
 def _check_train_args(args: argparse.Namespace) -> None:
@@ -622,6 +650,7 @@ def _check_train_args(args: argparse.Namespace) -> None:
         if getattr(args, name) is not None:
             check("--" + name.replace("_", "-"), getattr(args, name), **options)
     args.threads = check_threads(args.threads, "--threads")     # None: auto
+    _check_inits(args)
     _check_seed(args.seed)
     if args.split_seed < 0:
         raise CLIError(f"--split-seed must be a non-negative integer; received "
@@ -1010,7 +1039,8 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         if Path(sys.argv[0]).name in ("layerwise", "__main__.py") else None,
         "data": args.data, "task": data.task, "scaling": scaling,
         "layers": [Xtr.shape[1], *args.layers, n_out], "activation": args.activation,
-        "output_activation": args.output_activation, "init": args.init, "loss": repr(loss),
+        "output_activation": args.output_activation, "init": args.init,
+        "bias_init": args.bias_init, "decay_biases": args.decay_biases, "loss": repr(loss),
         "optimizer": opt_settings, "schedule": args.schedule, "epochs": args.epochs,
         "epochs_run": len(history), "batch_size": args.batch_size, "dropout": args.dropout,
         "validation_split": args.validation_split, "test_split": args.test_split,

@@ -551,8 +551,10 @@ def _build_layer(z: zipfile.ZipFile, i: int, plan: Plan, dtype: str, path: Any) 
         arrays[name] = a
     try:
         if cls is Dense:        # zeros (not drawn) weights, overwritten by the verified arrays
-            layer: Layer = Dense(**{**config, "init": "zeros"}, dtype=dtype)
+            layer: Layer = Dense(**{**config, "init": "zeros", "bias_init": "zeros"},
+                                 dtype=dtype)
             layer.init = str(config.get("init", "zeros"))  # type: ignore[attr-defined]
+            layer.bias_init = str(config.get("bias_init", "zeros"))  # type: ignore[attr-defined]
             layer.set_arrays(arrays)
         elif cls is Standardize:
             settings = {k: v for k, v in config.items() if k != "n"}   # n: checked shapes

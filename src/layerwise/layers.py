@@ -38,12 +38,16 @@ class Param:
     """A trainable parameter: its name, its value and its gradient (same shape and dtype).
 
     Optimizers update ``value`` in place, so the layer that owns it sees the change.
+    ``no_decay`` lists the (start, stop) ranges of ``value.reshape(-1)`` that weight decay
+    leaves alone unless the optimizer has ``decay_biases=True``: the biases (a bias Param is
+    one whole range; the flat buffer of ``Sequential.flat_parameters`` one range per layer).
     """
 
-    __slots__ = ("grad", "name", "value")
+    __slots__ = ("grad", "name", "no_decay", "value")
 
-    def __init__(self, name: str, value: np.ndarray, grad: np.ndarray) -> None:
-        self.name, self.value, self.grad = name, value, grad
+    def __init__(self, name: str, value: np.ndarray, grad: np.ndarray,
+                 no_decay: tuple[tuple[int, int], ...] = ()) -> None:
+        self.name, self.value, self.grad, self.no_decay = name, value, grad, no_decay
 
     def __repr__(self) -> str:
         return f"Param({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
@@ -127,8 +131,11 @@ class Dense(Layer):
     n_in, n_out : int
         Input and output features. ``W`` has shape (n_out, n_in), ``b`` shape (n_out,).
     init : str or callable, default "xavier_uniform"
-        Weight initialiser (see :mod:`layerwise.initializers`); ``lw.mlp`` picks He for ReLU.
-        Biases start at zero.
+        Weight initialiser: a name or "NAME:NUMBER" spec such as "normal:1.0" (see
+        :mod:`layerwise.initializers`), or a callable; ``lw.mlp`` picks He for ReLU.
+    bias_init : str or callable, default "zeros"
+        Bias initialiser: "zeros", "normal:STD", "uniform:LIMIT", "constant:VALUE", or a
+        callable given the shape (n_out,). Drawn after W from the same ``rng``.
     bias : bool, default True
     dtype : float32 (default) or float64
     rng : int, Generator or None
@@ -148,23 +155,36 @@ class Dense(Layer):
     trainable = True
 
     def __init__(self, n_in: int, n_out: int, *, init: Any = "xavier_uniform", bias: bool = True,
-                 dtype: Any = np.float32, rng: RngLike = None) -> None:
+                 dtype: Any = np.float32, rng: RngLike = None, bias_init: Any = "zeros") -> None:
         super().__init__()
         self.n_in = positive_int("n_in", n_in)
         self.n_out = positive_int("n_out", n_out)
         self.init = initializers.name_of(init)
         self.bias = bool(bias)
+        bias_fn = initializers.get_bias(bias_init)
+        self.bias_init = initializers.name_of(bias_init)
+        if not self.bias and self.bias_init != "zeros":
+            raise ValidationError(f"bias_init={self.bias_init!r} was given to a Dense layer "
+                                  "with bias=False; drop bias_init or set bias=True.")
         dt = as_float_dtype(dtype)
         check_memory(f"Dense({self.n_in}, {self.n_out}) (W and its gradient dW)",
                      2 * self.n_in * self.n_out * dt.itemsize, "use fewer units.")
-        W = np.asarray(initializers.get(init)((self.n_out, self.n_in), as_generator(rng), dt))
+        gen = as_generator(rng)
+        W = np.asarray(initializers.get(init)((self.n_out, self.n_in), gen, dt))
         if W.shape != (self.n_out, self.n_in):
             raise ValidationError(
                 f"the initializer {self.init!r} returned shape {W.shape}; Dense needs W of shape "
                 f"(n_out, n_in) = {(self.n_out, self.n_in)}, so make it use the shape it is given."
             )
         self.W: np.ndarray = np.ascontiguousarray(W, dtype=dt)
-        self.b: np.ndarray = np.zeros(self.n_out, dtype=dt)
+        # b after W, from the same generator; zeros draws nothing, so W is as it always was
+        b = np.asarray(bias_fn((self.n_out,), gen, dt))  # type: ignore[arg-type]  # (n_out,)
+        if b.shape != (self.n_out,):
+            raise ValidationError(
+                f"the bias initializer {self.bias_init!r} returned shape {b.shape}; Dense needs "
+                f"b of shape (n_out,) = {(self.n_out,)}, so make it use the shape it is given."
+            )
+        self.b: np.ndarray = np.ascontiguousarray(b, dtype=dt)
         self.dW: np.ndarray = np.zeros_like(self.W)
         self.db: np.ndarray = np.zeros_like(self.b)
         self._A_prev: np.ndarray | None = None
@@ -205,8 +225,8 @@ class Dense(Layer):
 
     def params(self) -> list[Param]:
         ps = [Param("W", self.W, self.dW)]
-        if self.bias:
-            ps.append(Param("b", self.b, self.db))
+        if self.bias:                           # biases: not weight-decayed by default
+            ps.append(Param("b", self.b, self.db, no_decay=((0, self.n_out),)))
         return ps
 
     def astype(self, dtype: Any) -> Dense:
@@ -219,7 +239,10 @@ class Dense(Layer):
         return self.n_out
 
     def config(self) -> dict[str, Any]:
-        return {"n_in": self.n_in, "n_out": self.n_out, "init": self.init, "bias": self.bias}
+        config = {"n_in": self.n_in, "n_out": self.n_out, "init": self.init, "bias": self.bias}
+        if self.bias_init != "zeros":       # written only when set: files stay readable by
+            config["bias_init"] = self.bias_init    # versions without bias_init
+        return config
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"W": self.W, "b": self.b}

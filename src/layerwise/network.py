@@ -162,7 +162,7 @@ class Sequential:
         out = []
         for i, layer in enumerate(self.layers):
             for p in layer.params():
-                out.append(Param(f"{i}.{p.name}", p.value, p.grad))
+                out.append(Param(f"{i}.{p.name}", p.value, p.grad, p.no_decay))
         return out
 
     def flat_parameters(self) -> list[Param]:
@@ -186,15 +186,17 @@ class Sequential:
         value = np.empty(total, dtype=params[0].value.dtype)
         grad = np.zeros(total, dtype=params[0].value.dtype)
         start = 0
+        no_decay: list[tuple[int, int]] = []       # the biases' ranges in the flat buffer
         for layer in self.layers:
             for p in layer.params():
                 stop = start + p.value.size
+                no_decay += [(start + a, start + b) for a, b in p.no_decay]
                 value[start:stop] = p.value.reshape(-1)
                 grad[start:stop] = p.grad.reshape(-1)
                 layer.bind(p.name, value[start:stop].reshape(p.value.shape),
                            grad[start:stop].reshape(p.grad.shape))
                 start = stop
-        self._flat = Param("all", value, grad)
+        self._flat = Param("all", value, grad, tuple(no_decay))
         return [self._flat]
 
     def n_params(self) -> int:
@@ -312,7 +314,7 @@ class Sequential:
 
 def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
         init: Any = None, dropout: float = 0.0, bias: bool = True, dtype: Any = np.float32,
-        rng: RngLike = 0) -> Sequential:
+        rng: RngLike = 0, bias_init: Any = "zeros") -> Sequential:
     """Build a multilayer perceptron from layer sizes.
 
     Parameters
@@ -324,7 +326,11 @@ def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
     output : str or None
         Output activation; None leaves logits (what CrossEntropy, BCE and MSE expect).
     init : str, callable or None
-        Weight initialiser; None picks He for ReLU-like activations and Glorot otherwise.
+        Weight initialiser: a name, a "NAME:NUMBER" spec such as "normal:1.0", or a callable;
+        None picks He for ReLU-like activations and Glorot otherwise.
+    bias_init : str or callable
+        Bias initialiser of every Dense layer: "zeros" (default), "normal:STD",
+        "uniform:LIMIT", "constant:VALUE" or a callable given the shape (n_out,).
     dropout : float
         Dropout rate after each hidden activation (0 for none).
     rng : int, Generator or None
@@ -348,7 +354,7 @@ def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
         last = i == len(sizes) - 2
         out_init = init if init is not None else initializers.default_for(output)
         layers.append(Dense(int(n_in), int(n_out), init=out_init if last else act_init, bias=bias,
-                            dtype=dtype, rng=g))
+                            dtype=dtype, rng=g, bias_init=bias_init))
         if not last:
             act = activations.get(activation)       # a fresh layer each time (own buffers)
             layers.append(type(act)(**act.config()))

@@ -13,6 +13,13 @@ runs agree with PyTorch to float64 precision; where an equivalent order of opera
 passes over the parameters, it is used (SGD and Adam fuse their updates into BLAS axpy/axpby
 calls for large buffers, see :mod:`layerwise._blas`). State (momentum, moments) is allocated
 once, at the first ``step``, and updated in place afterwards; no step allocates an array.
+
+Weight decay applies to the weights only (``decay_biases=False``, the default), as the
+textbook's L2 penalty ½λ‖W‖², scikit-learn's ``alpha`` and Keras' kernel regularisers do:
+the ranges a ``Param`` lists in ``no_decay`` (the biases) get the plain update. Within fit's
+one flat buffer they are a few short slices (one per layer), so the decay stays one vectorised
+pass and the biases are then put right in a handful of tiny copies. ``decay_biases=True``
+decays every parameter, as ``torch.optim`` with ``weight_decay`` on all parameters.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ class Optimizer:
     # State arrays the overflow bound tracks: "norm" (‖a‖₂) or "peak" (max aᵢ of a non-negative
     # accumulator of squares). Subclasses without a bound (``_bound`` returns inf) leave it empty.
     _tracked: ClassVar[dict[str, str]] = {}
+    weight_decay: float = 0.0
+    decay_biases: bool = False         # weight decay on the biases too (torch.optim's way)
 
     def __init__(self, lr: float) -> None:
         self.lr = positive_float("learning rate lr", lr)
@@ -63,8 +72,9 @@ class Optimizer:
             self.t = 0                               # new parameters: start from step one
         self._bounds = None                          # guarded_step sets them after the step
         self.t += 1
+        exempt = not self.decay_biases and self.weight_decay   # biases skip weight decay
         for p, s in zip(params, self.state):
-            self._update(p.value, p.grad, s)
+            self._update(p.value, p.grad, s, p.no_decay if exempt else ())
 
     def guarded_step(self, params: Sequence[Param], grad_norm: float) -> None:
         """``step``, guaranteed to leave parameters and state finite, or to change nothing.
@@ -159,7 +169,10 @@ class Optimizer:
         return {"_shape": np.broadcast_to(np.zeros((), p.value.dtype), p.value.shape),
                 "tmp": np.zeros_like(p.value)}
 
-    def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> None:
+    def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray],
+                skip: tuple[tuple[int, int], ...]) -> None:
+        """Update ``w`` in place from ``g``; the ``skip`` ranges of w.reshape(-1) (biases,
+        when they are not decayed) take no weight decay."""
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
@@ -193,6 +206,16 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+def _undecay(gd: np.ndarray, g: np.ndarray, skip: tuple[tuple[int, int], ...]) -> None:
+    """gd = ∇W + λW everywhere; put back gd = ∇b on the ``skip`` ranges (the biases): one short
+    copy per layer, so the decay itself stays one pass over the whole buffer."""
+    if skip:
+        if gd.ndim != 1:                                   # views: parameters are contiguous
+            gd, g = gd.reshape(-1), g.reshape(-1)
+        for a, b in skip:
+            gd[a:b] = g[a:b]
+
+
 def _norm(arrays: Sequence[np.ndarray]) -> float:
     """√(Σ a²) over the arrays: one BLAS dot each (inf if the squares overflow, which only
     makes a bound fail safe)."""
@@ -206,7 +229,8 @@ def _norm(arrays: Sequence[np.ndarray]) -> float:
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay.
 
-        g ← ∇W + λW                      (weight_decay λ, coupled L2 as in torch.optim.SGD)
+        g ← ∇W + λW                      (weight_decay λ, coupled L2 as in torch.optim.SGD;
+                                          biases: g ← ∇b unless decay_biases=True)
         v ← μv + (1 − τ)g                (momentum μ, dampening τ; v = g at the first step)
         g ← g + μv  (Nesterov)  or  g ← v
         W ← W − η g
@@ -216,8 +240,10 @@ class SGD(Optimizer):
     _tracked: ClassVar[dict[str, str]] = {"v": "norm"}
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0, dampening: float = 0.0) -> None:
+                 weight_decay: float = 0.0, dampening: float = 0.0,
+                 decay_biases: bool = False) -> None:
         super().__init__(lr)
+        self.decay_biases = bool(decay_biases)
         self.momentum = positive_float("momentum", momentum, allow_zero=True)
         self.weight_decay = positive_float("weight_decay", weight_decay, allow_zero=True)
         self.dampening = positive_float("dampening", dampening, allow_zero=True)
@@ -236,11 +262,13 @@ class SGD(Optimizer):
             s["tmp2"] = np.zeros_like(p.value)
         return s
 
-    def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> None:
+    def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray],
+                skip: tuple[tuple[int, int], ...]) -> None:
         tmp = s["tmp"]
         if self.weight_decay:
             np.multiply(w, self.weight_decay, out=tmp)
             tmp += g                                       # g ← ∇W + λW
+            _undecay(tmp, g, skip)                         # biases: g ← ∇b
             g = tmp
         if self.momentum:
             v = s["v"]
@@ -276,13 +304,15 @@ class SGD(Optimizer):
 
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay, "dampening": self.dampening}
+                "weight_decay": self.weight_decay, "dampening": self.dampening,
+                "decay_biases": self.decay_biases}
 
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015), as ``torch.optim.Adam``:
 
-        g ← ∇W + λW                         (weight_decay λ, coupled L2)
+        g ← ∇W + λW                         (weight_decay λ, coupled L2; biases: g ← ∇b
+                                             unless decay_biases=True)
         m ← β₁m + (1 − β₁)g,   v ← β₂v + (1 − β₂)g²
         W ← W − (η / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
     """
@@ -292,8 +322,10 @@ class Adam(Optimizer):
     _tracked: ClassVar[dict[str, str]] = {"m": "norm", "v": "peak"}
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.0, decay_biases: bool = False
+                 ) -> None:
         super().__init__(lr)
+        self.decay_biases = bool(decay_biases)
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValidationError(f"Adam betas must each be in [0, 1); received {betas!r}.")
@@ -307,9 +339,12 @@ class Adam(Optimizer):
         s["v"] = np.zeros_like(p.value)
         if self.weight_decay and not self.decoupled:
             s["tmp_g"] = np.zeros_like(p.value)
+        if self.weight_decay and self.decoupled and p.no_decay:   # the biases' new values
+            s["tmp_b"] = np.zeros(sum(b - a for a, b in p.no_decay), p.value.dtype)
         return s
 
-    def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> None:
+    def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray],
+                skip: tuple[tuple[int, int], ...]) -> None:
         b1, b2 = self.betas
         m, v, tmp = s["m"], s["v"], s["tmp"]
         keep = 1.0                                         # W's factor in the last update
@@ -320,6 +355,7 @@ class Adam(Optimizer):
                 gd = s["tmp_g"]
                 np.multiply(w, self.weight_decay, out=gd)
                 gd += g                                    # g ← ∇W + λW
+                _undecay(gd, g, skip)                      # biases: g ← ∇b
                 g = gd
         # The moving averages and the step are BLAS axpby calls for large buffers, one pass
         # each (see layerwise._blas); tmp is their scratch on the NumPy path.
@@ -332,7 +368,26 @@ class Adam(Optimizer):
         np.sqrt(v, out=tmp)
         tmp += c * self.eps                                # √v + c ε
         np.divide(m, tmp, out=tmp)
-        axpby(-self.lr * c / (1 - b1**self.t), tmp, keep, w, tmp)
+        a = -self.lr * c / (1 - b1**self.t)
+        if keep != 1 and skip:
+            # AdamW, biases not decayed: the one fused pass gives them (1 − ηλ)b + a·u; adding
+            # back ηλ·b, kept from before it, makes that b + a·u. Two short ops per layer.
+            sb = s.get("tmp_b")                            # sized by _init_state, or here
+            if sb is None:                                 # if decay_biases changed since
+                sb = s["tmp_b"] = np.zeros(sum(hi - lo for lo, hi in skip), w.dtype)
+            wf = w if w.ndim == 1 else w.reshape(-1)
+            lam = 1 - keep
+            k = 0
+            for lo, hi in skip:
+                np.multiply(wf[lo:hi], lam, out=sb[k:k + hi - lo])          # ηλ·b
+                k += hi - lo
+            axpby(a, tmp, keep, w, tmp)                    # W ← (1 − ηλ)W + a·u
+            k = 0
+            for lo, hi in skip:
+                wf[lo:hi] += sb[k:k + hi - lo]             # b ← b + a·u: no decay
+                k += hi - lo
+        else:
+            axpby(a, tmp, keep, w, tmp)
 
     def _bound(self, b: dict[str, float], G: float, t: int) -> tuple[float, dict[str, float]]:
         b1, b2 = self.betas
@@ -348,6 +403,8 @@ class Adam(Optimizer):
         U = M / ce                                        # ‖m / (√v + cε)‖ ≤ ‖m‖ / cε
         step = self.lr * c / (1 - b1**t) * U
         keep = abs(1 - self.lr * lam) if self.decoupled else 1.0
+        if not self.decay_biases:                         # biases keep the factor 1
+            keep = max(keep, 1.0)
         W = keep * Wn + step
         g = self._grow
         return max(D * D, lam * Wn, M, V, math.sqrt(V) + ce, U, step, W), {
@@ -355,25 +412,27 @@ class Adam(Optimizer):
 
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps,
-                "weight_decay": self.weight_decay}
+                "weight_decay": self.weight_decay, "decay_biases": self.decay_biases}
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as ``torch.optim.AdamW``:
-    W ← W(1 − ηλ) before the Adam step. Default λ = 0.01."""
+    W ← W(1 − ηλ) before the Adam step (biases keep b unless decay_biases=True).
+    Default λ = 0.01."""
 
     kind = "adamw"
     decoupled = True
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
-        super().__init__(lr, betas, eps, weight_decay)
+                 eps: float = 1e-8, weight_decay: float = 0.01, decay_biases: bool = False
+                 ) -> None:
+        super().__init__(lr, betas, eps, weight_decay, decay_biases)
 
 
 class RMSprop(Optimizer):
     """RMSprop, as ``torch.optim.RMSprop``:
 
-        g ← ∇W + λW
+        g ← ∇W + λW                      (biases: g ← ∇b unless decay_biases=True)
         s ← αs + (1 − α)g²;  centered: ḡ ← αḡ + (1 − α)g, d = √(s − ḡ²) + ε, else d = √s + ε
         momentum μ > 0:  u ← μu + g/d, W ← W − ηu;   else W ← W − η g/d
     """
@@ -382,8 +441,10 @@ class RMSprop(Optimizer):
     _tracked: ClassVar[dict[str, str]] = {"sq": "peak", "gavg": "norm", "u": "norm"}
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
+                 decay_biases: bool = False) -> None:
         super().__init__(lr)
+        self.decay_biases = bool(decay_biases)
         if not 0 <= alpha < 1:
             raise ValidationError(f"RMSprop alpha must be in [0, 1); received {alpha!r}.")
         self.alpha = float(alpha)
@@ -402,12 +463,14 @@ class RMSprop(Optimizer):
             s["u"] = np.zeros_like(p.value)
         return s
 
-    def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> None:
+    def _update(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray],
+                skip: tuple[tuple[int, int], ...]) -> None:
         a = self.alpha
         sq, tmp, d = s["sq"], s["tmp"], s["tmp2"]
         if self.weight_decay:
             np.multiply(w, self.weight_decay, out=tmp)
             tmp += g                                       # g ← ∇W + λW
+            _undecay(tmp, g, skip)                         # biases: g ← ∇b
             g = tmp
         sq *= a
         np.multiply(g, g, out=d)
@@ -457,7 +520,7 @@ class RMSprop(Optimizer):
     def config(self) -> dict[str, Any]:
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
                 "weight_decay": self.weight_decay, "momentum": self.momentum,
-                "centered": self.centered}
+                "centered": self.centered, "decay_biases": self.decay_biases}
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

@@ -201,8 +201,9 @@ def _compact(model: Sequential) -> Sequential:
     for layer in model.layers:
         new: Layer
         if isinstance(layer, Dense):
-            new = Dense(**{**layer.config(), "init": "zeros"}, dtype=layer.W.dtype)
-            new.init = layer.init
+            new = Dense(**{**layer.config(), "init": "zeros", "bias_init": "zeros"},
+                        dtype=layer.W.dtype)
+            new.init, new.bias_init = layer.init, layer.bias_init
             new.set_arrays(layer.arrays())
         elif isinstance(layer, Dropout):
             new = Dropout(layer.p, rng=copy.deepcopy(layer.rng, memo))
@@ -590,7 +591,9 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
         Nesterov momentum for "sgd".
     weight_decay : float or None, default=None
         L2 weight decay; None keeps the optimizer's default (0, or 0.01 for "adamw").
-        Coupled (added to the gradient) except for "adamw".
+        Coupled (added to the gradient) except for "adamw". On the weights only, not the
+        biases, as scikit-learn's ``alpha`` (an Optimizer instance keeps its own
+        ``decay_biases``).
     dropout : float or sequence of float, default=0.0
         Dropout rate after each hidden activation, or one per hidden layer.
     init : str, callable, None or sequence, default="xavier_uniform"

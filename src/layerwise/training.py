@@ -508,7 +508,8 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         callbacks: Sequence[Callback] = (), verbose: int = 1, schedule: Any = None,
         sample_weight: Any = None, clip_norm: float | None = None, checkpoint: Any = None,
         checkpoint_every: int | str | None = "epoch", resume: Any = None,
-        train_metrics: bool = True, threads: int | str | None = "auto") -> History:
+        train_metrics: bool = True, threads: int | str | None = "auto",
+        decay_biases: bool | None = None) -> History:
     """Train ``model`` on (X, y) with mini-batch gradient descent.
 
     Parameters
@@ -574,6 +575,11 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         counts, so bit-for-bit reproducibility of large networks needs a forced count; a
         resumed fit continues the checkpoint's count. The counts are in ``history["threads"]``
         and the measurements in ``history.thread_choices``.
+    decay_biases : bool or None
+        Whether the optimizer's weight decay applies to the biases too. None (default) keeps
+        the optimizer's own setting, which is False unless set: weights only, the textbook's
+        L2 penalty ½λ‖W‖² and scikit-learn's ``alpha``. True decays every parameter, as
+        ``torch.optim`` given all parameters. A bool sets it on the optimizer.
 
     Raises
     ------
@@ -595,6 +601,11 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
     """
     L = losses_mod.get(loss)
     opt = optimizers_mod.get(optimizer)
+    if decay_biases is not None:
+        if not isinstance(decay_biases, (bool, np.bool_)):
+            raise ValidationError(f"decay_biases must be True, False or None; received "
+                                  f"{decay_biases!r}.")
+        opt.decay_biases = bool(decay_biases)
     epochs = positive_int("epochs", epochs)
     batch_size = positive_int("batch_size", batch_size)
     if clip_norm is not None:
