@@ -199,6 +199,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 0.1 for sgd, 1e-3 otherwise; 0.01 for sgd "
                         "on regression and on mse classification with --output identity)")
+    g.add_argument("--recipe", default=None, metavar="NAME",
+                   help="a classic published MNIST experiment's settings: "
+                        f"{', '.join(_recipe_names())} (`layerwise recipes` lists them with "
+                        "their sources); every option given on the command line overrides "
+                        "the recipe's, and the data defaults to the recipe's (mnist)")
     g.add_argument("--plain", action="store_true",
                    help="plain mini-batch SGD exactly as written, W ← W − lr·dW: sgd, momentum "
                         "0, constant rate, no label smoothing, weight decay, early stopping, "
@@ -306,6 +311,10 @@ def _parser() -> argparse.ArgumentParser:
                        description="A saved model's layers, loss, classes and training "
                                    "configuration.")
     i.add_argument("model", help="model file (.lw)")
+
+    sub.add_parser("recipes", help="the classic MNIST experiments --recipe runs",
+                   description="The classic published MNIST experiments `layerwise train "
+                               "--recipe NAME` reproduces: settings, conversions, sources.")
 
     for name, text in (("gradcheck", "compare backprop gradients with finite differences"),
                        ("explain", "one batch forward and backward, layer by layer")):
@@ -581,7 +590,8 @@ RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "bias_
              "schedule", "epochs", "batch_size", "dropout", "label_smoothing",
              "validation_split", "validation_rows", "test_split", "early_stopping", "scaling",
              "dtype", "clip_norm", "checkpoint_every", "quiet", "no_plots", "no_header",
-             "threads", "plain", "plain_implied", "refit")
+             "threads", "plain", "plain_implied", "refit",
+             "recipe")
 
 
 def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
@@ -699,10 +709,15 @@ def train_defaults(n: int) -> dict[str, Any]:
 
 
 def _flag_text(key: str, value: Any) -> str:
-    """``--batch-size 32``; a switch as ``--refit`` or ``--no-refit``."""
+    """``--batch-size 32``, ``--layers 300,100``, the data as itself; a switch as
+    ``--refit`` / ``--no-refit``, or ``--decay-biases`` / nothing (it has no "no" form)."""
     flag = key.replace("_", "-")
+    if key == "data":
+        return str(value)
     if isinstance(value, bool):
-        return f"--{flag}" if value else f"--no-{flag}"
+        return f"--{flag}" if value else f"--no-{flag}" if key == "refit" else ""
+    if isinstance(value, list):
+        return f"--{flag} {','.join(map(str, value))}"
     return f"--{flag} {_auto_text(value)}"
 
 
@@ -712,6 +727,69 @@ def _flag_text(key: str, value: Any) -> str:
 PLAIN = {"optimizer": "sgd", "momentum": 0.0, "schedule": "constant", "label_smoothing": 0.0,
          "weight_decay": 0.0, "validation_split": 0.0, "early_stopping": 0, "epochs": 20,
          "batch_size": 64, "refit": False}
+
+
+def _recipe_names() -> list[str]:
+    from .recipes import names
+    return names()
+
+
+def given_options(argv: Sequence[str] | None) -> set[str]:
+    """The options (their dest names) given on the ``train`` command line, told apart from
+    argparse's defaults by parsing again with every default suppressed."""
+    parser = _parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for action in sub.choices["train"]._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command"}
+
+
+def apply_recipe(args: argparse.Namespace) -> dict[str, Any]:
+    """With --recipe NAME, set every option of the recipe that the command line did not give
+    (the data too, when not given); return the settings so set. Before --plain and the
+    size-based defaults: a recipe sets all they would. A resumed run has its settings back
+    from config.json already, so nothing is applied again."""
+    if not args.recipe or args.resume:
+        return {}
+    from .recipes import VALIDATION_KEYS, get
+    recipe = get(args.recipe)
+    given: set[str] = getattr(args, "given", set())
+    applied: dict[str, Any] = {}
+    if "data" not in given:
+        args.data = applied["data"] = recipe.data
+    for key, value in recipe.settings.items():
+        # the validation rows are one choice, a fraction or a count: either given wins
+        if key in given or (key in VALIDATION_KEYS and given & set(VALIDATION_KEYS)):
+            continue
+        setattr(args, key, list(value) if isinstance(value, list) else value)
+        applied[key] = value
+    return applied
+
+
+def _recipe_info(args: argparse.Namespace) -> dict[str, Any] | None:
+    """What config.json and the run's first lines say of its recipe: the source, the
+    published result, the recipe's settings and those the command line changed."""
+    if not args.recipe:
+        return None
+    from .recipes import get
+    r = get(args.recipe)
+    over = {k: getattr(args, k) for k, v in r.settings.items()
+            if getattr(args, k, None) is not None and getattr(args, k) != v}
+    return {"name": r.name, "title": r.title, "source": r.source, "published": r.published,
+            "published_accuracy": r.published_accuracy, "settings": r.settings,
+            "conversions": list(r.conversions), "ours": list(r.ours), "overridden": over}
+
+
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    from .recipes import RECIPES
+    for r in RECIPES.values():
+        print(f"{r.name}: {r.title}\n  published: {r.published} ({r.source})\n"
+              f"  layerwise train --recipe {r.name}   # = {r.data} {r.flags()}")
+        for line in r.conversions:
+            print(f"  conversion: {line}")
+        for line in r.ours:
+            print(f"  not in the source, our choice: {line}")
+    return 0
 
 
 def apply_plain(args: argparse.Namespace) -> dict[str, Any]:
@@ -744,7 +822,7 @@ def plain_lr(args: argparse.Namespace, task: str, implied: dict[str, Any]) -> No
 
 def _flags_text(settings: dict[str, Any]) -> str:
     """``{"batch_size": 64}`` as the flags that say it: ``--batch-size 64``."""
-    return ", ".join(_flag_text(k, v) for k, v in settings.items())
+    return ", ".join(t for k, v in settings.items() if (t := _flag_text(k, v)))
 
 
 def _auto_text(value: Any) -> str:
@@ -914,6 +992,8 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
 
     if args.resume:
         args = _resume_args(args)
+    recipe = apply_recipe(args)
+    recipe_info = _recipe_info(args)
     _check_train_args(args)
 
     dtype = np.dtype(args.dtype)
@@ -956,6 +1036,15 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     if not args.quiet:
         print(f"{data!r}\n{len(Xtr) - n_val} training, {n_val} validation, {len(Xte)} test "
               f"samples; writing to {out}/")
+        if recipe_info:
+            print(f"recipe {args.recipe}: {recipe_info['title']}; published: "
+                  f"{recipe_info['published']} ({recipe_info['source']})\n  settings: "
+                  + (_flags_text(recipe) or "every one given on the command line")
+                  + "".join(f"\n  conversion: {c}" for c in recipe_info["conversions"])
+                  + "".join(f"\n  not in the source, our choice: {c}"
+                            for c in recipe_info["ours"])
+                  + (f"\n  overridden on the command line: {_flags_text(over)}"
+                     if (over := recipe_info["overridden"]) else ""))
         if args.plain:
             print("plain SGD (--plain): "
                   + (_flags_text(plain) or "every setting given on the command line"))
@@ -1049,6 +1138,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
             "rule": _size_rule(len(Xtr)), **{k: _auto_text(v) for k, v in auto.items()}},
         "selection": selection,
         "plain": plain if args.plain else None,      # what --plain set (the rest was given)
+        "recipe": recipe_info,
         "dtype": args.dtype,
         "target": args.target, "no_header": args.no_header, "data_dir": args.data_dir,
         "clip_norm": args.clip_norm,
@@ -1480,7 +1570,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict, "info": _cmd_info,
-    "gradcheck": _cmd_gradcheck, "explain": _cmd_explain,
+    "gradcheck": _cmd_gradcheck, "explain": _cmd_explain, "recipes": _cmd_recipes,
 }
 
 
@@ -1492,6 +1582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "train":
+        args.given = given_options(argv)         # what a --recipe must not override
     try:
         return COMMANDS[args.command](args)
     except CLIError as exc:
