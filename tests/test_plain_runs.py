@@ -271,7 +271,7 @@ def test_validation_rows_flag_takes_the_last_rows_of_the_file(capsys, tmp_path):
     (["--validation-split", "1.0"], "pass --validation-rows N instead"),
     (["--validation-split", "10000"], "received 10000. For the last N rows"),
     (["--validation-rows", "0"], "--validation-rows must be a positive integer"),
-    (["--validation-rows", "500"], "--validation-rows 500 leaves"),
+    (["--validation-rows", "500"], "--validation-rows 500 holds out 500 rows"),
     (["--validation-rows", "10", "--validation-split", "0.1"], "give one"),
 ])
 def test_the_cli_refuses_bad_validation_settings(capsys, tmp_path, flags, match):

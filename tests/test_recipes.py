@@ -191,3 +191,18 @@ def test_given_options_tells_defaults_from_the_command_line():
     assert cli.given_options(["train", "--recipe", "x", "--epochs", "3"]) == {
         "recipe", "epochs"}
     assert cli.given_options(["train", "mnist", "--no-refit"]) == {"data", "refit"}
+
+
+def test_a_recipe_on_other_data_says_so_and_names_its_row_count(tmp_path):
+    """nielsen-ch1 on wine: its --validation-rows 10000 is MNIST's; the error says the recipe
+    set it and how to override; a regression table is refused outright."""
+    code, _out, err = train(tmp_path, "wine", "--recipe", "nielsen-ch1")
+    assert code == 2 and err.count("\n") == 1
+    assert "--validation-rows 10000 holds out 10000 rows but there are 142 training rows" in err
+    assert "--recipe nielsen-ch1 sets it for mnist" in err and "--validation-split F" in err
+    code, _out, err = train(tmp_path, "diabetes", "--recipe", "lecun-300")
+    assert code == 2 and "trains a classifier" in err and "regression" in err
+    code, out, err = train(tmp_path, "wine", "--recipe", "nielsen-ch1", "--epochs", 1,
+                           "--validation-split", 0.2)
+    assert code == 0, err
+    assert "was published for mnist; on wine its published result is no yardstick" in out

@@ -775,7 +775,8 @@ def _recipe_info(args: argparse.Namespace) -> dict[str, Any] | None:
     r = get(args.recipe)
     over = {k: getattr(args, k) for k, v in r.settings.items()
             if getattr(args, k, None) is not None and getattr(args, k) != v}
-    return {"name": r.name, "title": r.title, "source": r.source, "published": r.published,
+    return {"name": r.name, "data": r.data, "title": r.title, "source": r.source,
+            "published": r.published,
             "published_accuracy": r.published_accuracy, "settings": r.settings,
             "conversions": list(r.conversions), "ours": list(r.ours), "overridden": over}
 
@@ -880,9 +881,9 @@ def _check_rows(n_train: int, n_test: int, validation_split: float | int) -> int
                        "training; use a smaller --test-split.")
     if isinstance(validation_split, int) and validation_split and not 1 <= validation_split \
             < n_train:
-        raise CLIError(f"--validation-rows {validation_split} leaves "
-                       f"{n_train - validation_split} of the {n_train} training rows for "
-                       f"training; choose at most {n_train - 1}.")
+        raise CLIError(f"--validation-rows {validation_split} holds out "
+                       f"{validation_split} rows but there are {n_train} training rows, and "
+                       f"at least one must train; choose at most {n_train - 1}.")
     if isinstance(validation_split, int):
         return validation_split
     n_val = round(n_train * validation_split) if validation_split else 0
@@ -998,6 +999,9 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
 
     dtype = np.dtype(args.dtype)
     data = _load_data(args.data, args, dtype)
+    if recipe_info and data.task != "classification":
+        raise CLIError(f"--recipe {args.recipe} trains a classifier ({recipe_info['data']}'s "
+                       f"digits) but {args.data} is a {data.task} task; drop --recipe.")
     # before statistics spread a NaN; a CSV file's rows are named by their line in the file
     what = Path(args.data).name if data.first_line else args.data
     require_finite(data.X_train, f"{what}: X", data.feature_names, data.first_line)
@@ -1007,7 +1011,15 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     Xtr, ytr, Xte, yte = _test_set(data, None, args.test_split, args.split_seed)
     plain = apply_plain(args)                        # first: what it sets is not "auto"
     auto = apply_train_defaults(args, len(Xtr))
-    n_val = _check_rows(len(Xtr), len(Xte), args.validation_split)
+    try:
+        n_val = _check_rows(len(Xtr), len(Xte), args.validation_split)
+    except CLIError as exc:          # say where a recipe's row count came from
+        if not {"validation_rows", "validation_split"} & set(recipe):
+            raise
+        raise CLIError(f"{str(exc).rstrip('.')} (--recipe {args.recipe} sets it for "
+                       f"{recipe_info['data'] if recipe_info else 'its data'}; "
+                       "give --validation-rows N or --validation-split F for this data)"
+                       ) from None
     # The rows fit(validation_split=, rng=--seed) will hold out: the same function draws them
     # (a random sample for a fraction, the last N rows for --validation-rows N).
     fit_rows, val_rows = validation_rows(len(Xtr), args.validation_split or 0.0, args.seed)
@@ -1036,6 +1048,9 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     if not args.quiet:
         print(f"{data!r}\n{len(Xtr) - n_val} training, {n_val} validation, {len(Xte)} test "
               f"samples; writing to {out}/")
+        if recipe_info and data.name != recipe_info["data"]:
+            print(f"note: --recipe {args.recipe} was published for {recipe_info['data']}; on "
+                  f"{data.name} its published result is no yardstick")
         if recipe_info:
             print(f"recipe {args.recipe}: {recipe_info['title']}; published: "
                   f"{recipe_info['published']} ({recipe_info['source']})\n  settings: "
