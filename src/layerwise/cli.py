@@ -86,7 +86,7 @@ class Interrupted(Exception):
 FLAGS = {"data_dir": "--data-dir", "target": "--target", "task": "--task",
          "clip_norm": "--clip-norm", "rng": "--seed", "epochs": "--epochs",
          "batch_size": "--batch-size", "validation_split": "--validation-split",
-         "lr": "--lr"}
+         "lr": "--lr", "bias_init": "--bias-init", "init": "--init"}
 LITERAL_FLAGS = {"header=False": "--no-header", "dtype=np.float64": "--dtype float64"}
 _API_ARGUMENT = re.compile(r"\b(" + "|".join(FLAGS) + r")=('[^']*'|\"[^\"]*\"|[^\s,;)]+)")
 

@@ -27,6 +27,7 @@ from ._utils import (
     buffer,
     check_memory,
     fraction,
+    is_finite,
     positive_int,
 )
 from .errors import ValidationError
@@ -123,6 +124,15 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
+def _finite_draw(A: np.ndarray, spec: str, what: str, dt: np.dtype[Any]) -> None:
+    """Refuse an initialiser's draw that is not finite in ``dt`` (e.g. normal:1e40 in float32
+    overflows to inf): training would only report a NaN loss and blame the learning rate."""
+    if A.dtype.kind == "f" and not is_finite(A.astype(dt, copy=False)):
+        raise ValidationError(
+            f"{what}={spec!r} drew values that are not finite in {dt} (largest finite "
+            f"{np.finfo(dt).max:.3g}); use a smaller scale, e.g. normal:1.0.")
+
+
 class Dense(Layer):
     """Fully connected layer ``Z = A_prev @ W.T + b``.
 
@@ -170,15 +180,19 @@ class Dense(Layer):
         check_memory(f"Dense({self.n_in}, {self.n_out}) (W and its gradient dW)",
                      2 * self.n_in * self.n_out * dt.itemsize, "use fewer units.")
         gen = as_generator(rng)
-        W = np.asarray(initializers.get(init)((self.n_out, self.n_in), gen, dt))
+        with np.errstate(over="ignore", invalid="ignore"):   # refused below, by name
+            W = np.asarray(initializers.get(init)((self.n_out, self.n_in), gen, dt))
         if W.shape != (self.n_out, self.n_in):
             raise ValidationError(
                 f"the initializer {self.init!r} returned shape {W.shape}; Dense needs W of shape "
                 f"(n_out, n_in) = {(self.n_out, self.n_in)}, so make it use the shape it is given."
             )
+        _finite_draw(W, self.init, "init", dt)
         self.W: np.ndarray = np.ascontiguousarray(W, dtype=dt)
         # b after W, from the same generator; zeros draws nothing, so W is as it always was
-        b = np.asarray(bias_fn((self.n_out,), gen, dt))  # type: ignore[arg-type]  # (n_out,)
+        with np.errstate(over="ignore", invalid="ignore"):
+            b = np.asarray(bias_fn((self.n_out,), gen, dt))  # type: ignore[arg-type]  # (n_out,)
+        _finite_draw(b, self.bias_init, "bias_init", dt)
         if b.shape != (self.n_out,):
             raise ValidationError(
                 f"the bias initializer {self.bias_init!r} returned shape {b.shape}; Dense needs "
