@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import layerwise as lw
-from layerwise import cli
+from layerwise import cli, runs
 
 TABLES = ("wine", "breast-cancer", "diabetes", "digits")
 
@@ -46,9 +46,9 @@ def splits(name: str, seed: int, inner: bool) -> tuple[np.ndarray, ...]:
     """(X_train, y_train, X_test, y_test) exactly as ``layerwise train NAME --split-seed
     seed`` takes them; with ``inner`` the test set is a 20% hold-out of those training rows."""
     data = lw.datasets.load(name)
-    Xtr, ytr, Xte, yte = cli._test_set(data, None, 0.2, seed)
+    Xtr, ytr, Xte, yte = runs.train_and_test(data, 0.2, seed)
     if inner:
-        tr, va = cli._split(len(Xtr), 0.2, 1000 + seed)
+        tr, va = runs.split(len(Xtr), 0.2, 1000 + seed)
         Xtr, ytr, Xte, yte = Xtr[tr], ytr[tr], Xtr[va], ytr[va]
     return Xtr, ytr, Xte, yte, data.task
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import layerwise as lw
-from layerwise import cli, plots
+from layerwise import plots, runs
 from layerwise._utils import format_seconds
 from layerwise.cli import in_flags, main
 
@@ -89,7 +89,7 @@ def split_rows(source: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     """The training run's fit rows and validation rows (X raw, y in the target's units), as
     `train` splits with --seed 0 --test-split 0.2 --validation-split 0.1."""
     data = lw.datasets.load(source)
-    Xtr, ytr, _, _ = cli._test_set(data, None, 0.2, 0)
+    Xtr, ytr, _, _ = runs.train_and_test(data, 0.2, 0)
     perm = np.random.default_rng(0).permutation(len(Xtr))
     Xtr, ytr = Xtr[perm], ytr[perm]
     n_val = round(len(Xtr) * 0.1)

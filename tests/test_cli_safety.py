@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import layerwise as lw
-from layerwise import cli
+from layerwise import runs
 from test_cli import run, run_quietly  # the CLI tests' in-process runners
 
 N = 200
@@ -423,7 +423,7 @@ def test_a_finished_run_is_never_replaced(capsys, tmp_path):
     run_quietly("train", "iris", *train_args(out))
     before = (out / "model.lw").read_bytes()
     line = one_line_error(*run(capsys, "train", "iris", "--seed", "3", *train_args(out)))
-    assert "already holds a trained model" in line and "another --out" in line
+    assert "already holds a trained model" in line and "another run directory (--out)" in line
     assert (out / "model.lw").read_bytes() == before
 
 
@@ -435,7 +435,7 @@ def test_default_run_directories_never_collide(capsys, monkeypatch, tmp_path):
         def now(cls, tz=None):
             return datetime(2026, 1, 2, 3, 4, 5)
 
-    monkeypatch.setattr(cli, "datetime", Frozen)
+    monkeypatch.setattr(runs, "datetime", Frozen)
     for _ in range(2):
         assert run(capsys, "train", "iris", "--epochs", "1", "--layers", "4", "--quiet",
                    "--no-plots")[0] == 0

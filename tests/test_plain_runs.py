@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import layerwise as lw
-from layerwise import cli, training
+from layerwise import cli, runs, training
 from layerwise.cli import main
 from layerwise.preprocessing import Standardize
 from layerwise.training import validation_rows
@@ -237,7 +237,7 @@ def test_the_cli_holds_out_the_same_rows_as_the_api(capsys, tmp_path, monkeypatc
     (Xs, split, seed), = calls               # fit is given every training row, in file order
     assert (split, seed) == (0.25, 3)
     d = lw.datasets.load(str(data))
-    Xtr, ytr, _, _ = cli._test_set(d, None, 0.2, 0)
+    Xtr, ytr, _, _ = runs.train_and_test(d, 0.2, 0)
     rows, val = validation_rows(len(Xtr), 0.25, 3)
     assert len(np.unique(ytr[val])) == 3
     model = lw.load(tmp_path / "run" / "model.lw")
@@ -332,7 +332,7 @@ def test_explicit_flags_win_over_plain(capsys, tmp_path):
 def test_plain_sets_every_size_default_and_regression_gets_sgds_regression_rate(capsys,
                                                                                  tmp_path):
     for n in (10, 10**6):                         # small and large data alike
-        assert set(cli.train_defaults(n)) <= set(cli.PLAIN)
+        assert set(runs.train_defaults(n)) <= set(cli.PLAIN)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 2))
     lines = ["a,b,y"] + [f"{a!r},{b!r},{2 * a - b + 0.01 * i!r}"

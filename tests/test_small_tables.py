@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import layerwise as lw
-from layerwise import cli
+from layerwise import cli, runs
 
 N_ROWS = 200
 
@@ -122,8 +122,8 @@ LARGE = {"optimizer": "sgd", "weight_decay": 0.0, "schedule": "cosine", "epochs"
 @pytest.mark.parametrize("n, expected", [(1, SMALL), (142, SMALL), (1_999, SMALL),
                                          (2_000, LARGE), (3_823, LARGE), (60_000, LARGE)])
 def test_train_defaults_follow_the_documented_rule(n, expected):
-    assert cli.SMALL_DATA == 2_000
-    assert cli.train_defaults(n) == expected
+    assert runs.SMALL_DATA == 2_000
+    assert runs.train_defaults(n) == expected
 
 
 def unset() -> argparse.Namespace:

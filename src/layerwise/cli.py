@@ -17,12 +17,12 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
+from . import runs
 from ._utils import format_seconds, install_hint, require_finite
 
 if TYPE_CHECKING:
@@ -383,33 +383,6 @@ def _feature_columns(names: list[str] | None, model: Sequential, what: str,
     return [names.index(n) for n in expected]
 
 
-def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded random split of range(n) into (train, test) index arrays."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = max(1, round(n * fraction))
-    return np.sort(order[n_test:]), np.sort(order[:n_test])
-
-
-def _test_set(data: Dataset, meta: dict[str, Any] | None, fraction: float, seed: int
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(X_train, y_train, X_test, y_test): the official test split, else a seeded random one.
-
-    ``meta`` (from a saved model) reproduces the split its training run used: its
-    ``split_seed``, or for models saved before ``--split-seed`` existed, its ``seed`` (which
-    then seeded the split).
-    """
-    if data.X_test is not None and data.y_test is not None:
-        return data.X_train, data.y_train, data.X_test, data.y_test
-    if meta is not None:
-        fraction = meta.get("test_split", fraction)
-        seed = meta.get("split_seed", meta.get("seed", seed))
-    if not 0 < fraction < 1:
-        raise CLIError(f"--test-split must be in (0, 1) for data without a test set; received "
-                       f"{fraction}.")
-    tr, te = _split(len(data.X_train), fraction, seed)
-    return data.X_train[tr], data.y_train[tr], data.X_train[te], data.y_train[te]
-
-
 def _map_classes(y: np.ndarray, data: Dataset, model: Sequential) -> np.ndarray:
     """Re-express the dataset's labels in the model's class order (names saved at training)."""
     classes = model.metadata.get("classes")
@@ -574,15 +547,6 @@ def _optimizer(args: argparse.Namespace, task: str = "classification") -> Any:
     return lw.optimizers.get(name, **kwargs)
 
 
-def _targets_for(loss: Any, y: np.ndarray, n_classes: int) -> np.ndarray:
-    """Class labels as the loss trains on them: one-hot rows for BCE with more than two
-    classes (one output per class; two classes: one output, y as 0/1), labels otherwise
-    (CrossEntropy, and MSE, whose ``prepare_target`` makes integer labels one-hot)."""
-    if loss.kind == "bce" and y.ndim == 1:
-        return np.eye(n_classes, dtype=np.float32)[y] if n_classes > 2 else y.astype(np.float32)
-    return y
-
-
 RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "bias_init", "loss",
              "seed", "decay_biases",
              "split_seed",
@@ -665,48 +629,6 @@ def _check_train_args(args: argparse.Namespace) -> None:
     if args.split_seed < 0:
         raise CLIError(f"--split-seed must be a non-negative integer; received "
                        f"{args.split_seed}, so pass e.g. --split-seed 0.")
-
-
-# -- defaults that follow the data's size ---------------------------------------------------------
-SMALL_DATA = 2_000       # training rows (after the test split) below which a table is "small"
-WEIGHT_DECAYS = (1e-4, 1e-2, 1e-1)   # small data: the one with the best validation loss
-
-
-def _size_rule(n: int) -> str:
-    return f"N = {n:,} training rows {'<' if n < SMALL_DATA else '>='} {SMALL_DATA:,}"
-
-
-def train_defaults(n: int) -> dict[str, Any]:
-    """The training settings for N training rows (validation rows included, test rows not).
-
-    Large data (N >= 2,000: digits' 3,823, MNIST's 60,000): SGD with momentum 0.9 and a cosine
-    decay over a fixed 20 epochs (batch 64, label smoothing 0.1, 10% validation, no weight
-    decay): from 2,000 rows that is 560 steps or more, and on digits it beat the small-data
-    recipe on held-out training rows (98.9% against 98.5%).
-
-    Small data (N < 2,000: wine's 142 rows, diabetes' 354): an epoch is a handful of steps and
-    a 128-unit layer has more weights than there are rows, so a fixed short schedule under- or
-    overfits depending on N. Instead: Adam at 1e-3 (its steps do not depend on the gradient's
-    scale, so one rate suits every table), batch 32 (several steps per epoch even for a hundred
-    rows), a constant rate, up to 500 epochs, stopped when the validation loss (20% of the
-    rows) has not improved for 20 epochs, with the best epoch's weights restored; no label
-    smoothing; and the L2 weight decay among ``WEIGHT_DECAYS`` whose run reaches the lowest
-    validation loss (a tuple here: ``_select`` tries each). Then a refit: the final model
-    trains afresh on all training rows, validation rows included, for the chosen run's best
-    epoch count. A fifth of a small table is too much to leave out of the final model: on
-    hold-outs of the training rows (benchmarks/bench_tables.py --inner, 20 seeds) the refit
-    raised wine from 96.6% to 97.1%, breast cancer from 97.6% to 97.7% and diabetes' R² from
-    0.485 to 0.496.
-    ``lr`` stays None: the optimizer's own default (1e-3 for Adam, 0.1 or 0.01 for SGD).
-    """
-    if n >= SMALL_DATA:
-        return {"optimizer": "sgd", "weight_decay": 0.0, "schedule": "cosine", "epochs": 20,
-                "batch_size": 64, "label_smoothing": 0.1, "validation_split": 0.1,
-                "early_stopping": None, "refit": False}
-    return {"optimizer": "adam", "weight_decay": WEIGHT_DECAYS, "schedule": "constant",
-            "epochs": 500,
-            "batch_size": 32, "label_smoothing": 0.0, "validation_split": 0.2,
-            "early_stopping": 20, "refit": True}
 
 
 def _flag_text(key: str, value: Any) -> str:
@@ -865,7 +787,7 @@ def apply_train_defaults(args: argparse.Namespace, n: int) -> dict[str, Any]:
     options so chosen. Options given on the command line are kept as they are. Early stopping
     needs validation rows: with --validation-split 0 it stays off."""
     auto = {}
-    for key, value in train_defaults(n).items():
+    for key, value in runs.train_defaults(n).items():
         if getattr(args, key, None) is None:
             if key in ("early_stopping", "refit") and not args.validation_split:
                 continue
@@ -911,79 +833,9 @@ def _check_target_range(y: np.ndarray, loss: Any, dtype: Any, what: str) -> None
                        f"{limit:.3g}; {fix}.")
 
 
-RUN_FILES = ("model.lw", "checkpoint.lw", "config.json", "history.csv", "history.json",
-             "curves.png", "gradient_flow.png", "confusion_matrix.png")
-# io.atomic_write's temporaries: ".<name>.<8 random characters>.tmp" (tempfile.mkstemp)
-_OURS = "|".join(map(re.escape, RUN_FILES))
-STALE_TMP = re.compile(rf"\.({_OURS})\.[a-z0-9_]{{8}}\.tmp")
-
-
-def _fresh_run_dir(data: str) -> Path:
-    """runs/<data>-<timestamp>, with -2, -3, … when a run already took that name."""
-    base = f"runs/{Path(data).stem or 'data'}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    out, k = Path(base), 1
-    while os.path.lexists(out):
-        k += 1
-        out = Path(f"{base}-{k}")
-    return out
-
-
-def _open_run_dir(out: Path, resume: bool, cleanup: contextlib.ExitStack) -> None:
-    """Create RUN_DIR and hold an exclusive lock on it until ``cleanup`` closes.
-
-    A second ``train`` into the same directory is refused while the first runs, and so is a
-    new run into a directory that already holds a model (nothing saved is replaced). Holding
-    the lock, any temporary file of ours left there by a killed run is stale: remove it.
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:                              # not POSIX: no lock
-        fcntl = None  # type: ignore[assignment]
-    if fcntl is not None:
-        fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        cleanup.callback(os.close, fd)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)     # released when fd closes
-        except BlockingIOError:
-            raise CLIError(f"another layerwise train is writing to {out}/; wait for it to "
-                           "finish or pick another --out.") from None
-        except OSError:                              # a file system without locks: go on
-            pass
-    if not resume and os.path.lexists(out / "model.lw"):
-        raise CLIError(f"{out}/ already holds a trained model (model.lw); pick another --out, "
-                       "or delete that directory first to train it again.")
-    for entry in os.scandir(out):
-        if STALE_TMP.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False):
-            os.unlink(entry.path)
-
-
-def _write_file(path: Path, data: bytes | str) -> None:
-    """Write a run file atomically (never through a symlink, never half-written)."""
-    from .io import atomic_write
-    raw = data.encode() if isinstance(data, str) else data
-    atomic_write(path, lambda f: f.write(raw))
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as cleanup:          # holds the run directory's lock
         return _train(args, cleanup)
-
-
-def _prepare(Xtr: np.ndarray, ytr: np.ndarray, fit_rows: np.ndarray, scaling: str,
-             full_scale: Any, loss: Any, n_classes: int, classify: bool, dtype: Any
-             ) -> tuple[Any, Any, np.ndarray, np.ndarray]:
-    """Input scaling (and, for regression, target standardisation) fitted on the training
-    rows ``fit_rows`` only, never the validation rows; returns both scalers (the target's None
-    for classification), the scaled inputs and the training targets, all rows."""
-    from .preprocessing import Standardize
-    x_scaler = Standardize.fit(Xtr[fit_rows], scaling, dtype, full_scale=full_scale)
-    Ytr = _targets_for(loss, ytr, n_classes)
-    y_scaler = None
-    if not classify:                                 # regression: standardise targets too
-        y_scaler = Standardize.fit(Ytr.reshape(len(Ytr), -1)[fit_rows], "standard", dtype)
-        Ytr = y_scaler.transform(Ytr.reshape(len(Ytr), -1))
-    return x_scaler, y_scaler, x_scaler.transform(Xtr), Ytr
 
 
 def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
@@ -1009,7 +861,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     require_finite(data.y_train, f"{what}: y", first_line=data.first_line)   # regression
     if data.X_test is not None:
         require_finite(data.X_test, f"{args.data}: X_test")
-    Xtr, ytr, Xte, yte = _test_set(data, None, args.test_split, args.split_seed)
+    Xtr, ytr, Xte, yte = runs.train_and_test(data, args.test_split, args.split_seed)
     plain = apply_plain(args)                        # first: what it sets is not "auto"
     auto = apply_train_defaults(args, len(Xtr))
     try:
@@ -1041,11 +893,11 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         raise CLIError("--refit trains for the epoch count early stopping chose on the "
                        "validation rows; set --validation-split and --early-stopping, or pass "
                        "--no-refit.")
-    x_scaler, y_scaler, Xs, Ytr = _prepare(Xtr, ytr, fit_rows, scaling, data.full_scale,
+    x_scaler, y_scaler, Xs, Ytr = runs.prepare(Xtr, ytr, fit_rows, scaling, data.full_scale,
                                            loss, n_classes, classify, dtype)
 
     net = _build(args, Xtr.shape[1], n_out, dtype)
-    out = Path(args.out) if args.out else _fresh_run_dir(args.data)
+    out = Path(args.out) if args.out else runs.fresh_run_dir(args.data)
     if not args.quiet:
         print(f"{data!r}\n{len(Xtr) - n_val} training, {n_val} validation, {len(Xte)} test "
               f"samples; writing to {out}/")
@@ -1065,13 +917,13 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
             print("plain SGD (--plain): "
                   + (_flags_text(plain) or "every setting given on the command line"))
         if auto:
-            print(f"defaults for {_size_rule(len(Xtr))}: {_flags_text(auto)}")
+            print(f"defaults for {runs.size_rule(len(Xtr))}: {_flags_text(auto)}")
         net.summary()
     choose_decay = isinstance(args.weight_decay, tuple)
     # an unknown optimizer is refused before the run directory exists
     _optimizer(argparse.Namespace(**{**vars(args), "weight_decay": 0.0}) if choose_decay
                else args, data.task)
-    _open_run_dir(out, bool(args.resume), cleanup)
+    runs.open_run_dir(out, bool(args.resume), cleanup)
     selection = None
     if choose_decay and not n_val:          # nothing to choose on: the smallest decay
         args.weight_decay = args.weight_decay[0]
@@ -1095,7 +947,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
             args.epochs, args.validation_split, args.early_stopping = best_epoch, 0.0, None
             args.validation_rows, n_val = None, 0
             fit_rows, val_rows = np.arange(len(Xtr)), np.arange(0)
-            x_scaler, y_scaler, Xs, Ytr = _prepare(Xtr, ytr, fit_rows, scaling, data.full_scale,
+            x_scaler, y_scaler, Xs, Ytr = runs.prepare(Xtr, ytr, fit_rows, scaling, data.full_scale,
                                                    loss, n_classes, classify, dtype)
 
     callbacks: list[Any] = [grads := lw.GradientNorms()]
@@ -1106,20 +958,20 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         inverse = Standardize(-y_scaler.offset / y_scaler.scale, 1 / y_scaler.scale,
                               method="inverse", dtype=dtype)
         # first, so that early stopping watches the validation loss in the targets' units
-        callbacks.insert(0, _target_units(inverse, loss, Xs[rows], loss.prepare_target(
+        callbacks.insert(0, runs.TargetUnits(inverse, loss, Xs[rows], loss.prepare_target(
             ytr[rows], n_out, dtype), n_fit))
     if args.early_stopping:
         callbacks.append(stopper := lw.EarlyStopping(patience=args.early_stopping))
     opt = _optimizer(args, data.task)
     opt_settings = repr(opt)                         # before the schedule changes opt.lr
     settings = {k: getattr(args, k, None) for k in RESUMABLE}
-    _write_file(out / "config.json", json.dumps({"args": settings}, indent=2) + "\n")
+    runs.write_file(out / "config.json", json.dumps({"args": settings}, indent=2) + "\n")
     # Ctrl-C always writes a checkpoint of the last completed step; --checkpoint-every adds
     # periodic ones (against crashes). It is removed once the final model is saved.
     checkpoint = out / "checkpoint.lw"
     # Up to 500 epochs of a few milliseconds each (small data, automatic --epochs): one bar per
     # epoch would be hundreds of lines, so the run reports when it stopped instead.
-    verbose = 0 if args.quiet or ("epochs" in auto and len(Xtr) < SMALL_DATA) else 1
+    verbose = 0 if args.quiet or ("epochs" in auto and len(Xtr) < runs.SMALL_DATA) else 1
     try:
         history = net.fit(Xs, Ytr, loss=loss, optimizer=opt,
                           epochs=args.epochs, batch_size=args.batch_size,
@@ -1151,7 +1003,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         "validation_split": args.validation_split, "test_split": args.test_split,
         "early_stopping": args.early_stopping, "seed": args.seed,
         "split_seed": args.split_seed, "defaults": {
-            "rule": _size_rule(len(Xtr)), **{k: _auto_text(v) for k, v in auto.items()}},
+            "rule": runs.size_rule(len(Xtr)), **{k: _auto_text(v) for k, v in auto.items()}},
         "selection": selection,
         "plain": plain if args.plain else None,      # what --plain set (the rest was given)
         "recipe": recipe_info,
@@ -1179,8 +1031,8 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
                                                      n_classes))
     test = _evaluate(model, Xte, yte, loss, n_classes)
     table["test"] = _metrics_row(test)
-    _write_history(out, history)
-    _write_file(out / "config.json", json.dumps(config, indent=2) + "\n")
+    runs.write_history(out, history)
+    runs.write_file(out / "config.json", json.dumps(config, indent=2) + "\n")
     if not args.no_plots:
         _plots(out, history, grads.norms, model, Xte, yte, data.classes, loss, classify)
     print(_table(table))
@@ -1201,34 +1053,6 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     print(f"{len(history)} epochs in {format_seconds(seconds)} ({samples / seconds:,.0f} "
           f"samples/s); run directory {out}/")
     return 0
-
-
-def _target_units(inverse: Any, loss: Any, X: np.ndarray, Y: np.ndarray, n_fit: int) -> Any:
-    """A callback recording regression's loss and metrics in the targets' own units.
-
-    The network trains on standardised targets ŷ = (y − offset)/s; the table printed after
-    training evaluates the saved model, whose last layer (``inverse``) maps back to y. So that
-    history.csv, the curves and the epoch lines show the same units, each epoch's end evaluates
-    the network followed by ``inverse`` on the training rows X[:n_fit] and the validation rows
-    X[n_fit:] (``X`` already scaled, ``Y`` in the targets' units): loss, MSE, MAE and R²,
-    replacing fit's figures (whose training loss is a running mean in standardised units).
-    """
-    from .network import Sequential
-    from .training import Callback, _evaluate_prepared
-
-    class TargetUnits(Callback):
-        def on_epoch_end(self, state: Any, logs: dict[str, float]) -> None:
-            model = Sequential([*state.model.layers, inverse])    # shares the layers
-            new = _evaluate_prepared(model, loss, X[:n_fit], Y[:n_fit])
-            if n_fit < len(X):
-                val = _evaluate_prepared(model, loss, X[n_fit:], Y[n_fit:])
-                new.update({f"val_{k}": v for k, v in val.items()})
-            old = dict(logs)
-            logs.clear()
-            logs.update(new)
-            for k, v in old.items():                # lr, seconds and anything else, after
-                logs.setdefault(k, v)
-    return TargetUnits()
 
 
 def _warn_forced_classes(args: argparse.Namespace, data: Dataset, what: str) -> None:
@@ -1257,19 +1081,7 @@ def _is_float(text: str) -> bool:
 
 def _evaluate(model: Sequential, X: np.ndarray, y: np.ndarray, loss: Any, n_classes: int
               ) -> dict[str, float]:
-    return model.evaluate(X, _targets_for(loss, y, n_classes), loss=loss)
-
-
-def _write_history(out: Path, history: Any) -> None:
-    data = history.to_dict()
-    _write_file(out / "history.json", json.dumps(data, indent=2) + "\n")
-    text = io.StringIO()
-    w = csv.writer(text)
-    keys = list(data)
-    w.writerow(keys)
-    for row in zip(*(data[k] for k in keys)):
-        w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
-    _write_file(out / "history.csv", text.getvalue())
+    return model.evaluate(X, runs.targets_for(loss, y, n_classes), loss=loss)
 
 
 def _plots(out: Path, history: Any, norms: dict[str, list[float]], model: Sequential,
@@ -1306,7 +1118,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if data.X_test is None and meta is None:
         X, y = data.X_train, data.y_train
     else:
-        _, _, X, y = _test_set(data, meta, 0.2, 0)
+        _, _, X, y = runs.train_and_test(data, 0.2, 0, meta)
     cols = _feature_columns(data.feature_names, model, args.data,
                             args.by_position or args.no_header)
     if cols is not None:
@@ -1456,7 +1268,7 @@ def _write_predictions(values: np.ndarray, header: list[str], output: str | None
         w.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
     if output:
         assert isinstance(text, io.StringIO)
-        _write_file(Path(output), text.getvalue())
+        runs.write_file(Path(output), text.getvalue())
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -1527,7 +1339,7 @@ def _model_and_batch(args: argparse.Namespace) -> tuple[Sequential, Any, np.ndar
         scaler = Standardize.fit(data.X_train, data.scaling, full_scale=data.full_scale)
         net = _build(args, X.shape[1], n_out, np.float32)
         model = _sequential([scaler, *net.layers])
-    return model, loss, X, _targets_for(loss, y, n_classes)
+    return model, loss, X, runs.targets_for(loss, y, n_classes)
 
 
 def _trained_on(model: Sequential, path: str, args: argparse.Namespace) -> str:
