@@ -397,3 +397,19 @@ def test_predict_and_evaluate_name_the_file_line(capsys, csv_model, diabetes_csv
     for argv in (["predict", csv_model, bad], ["evaluate", csv_model, bad]):
         line = one_line_error(capsys, *argv)
         assert "bad.csv: X" in line and "first on line 4, column 'bmi'" in line, line
+
+
+def test_help_lists_the_registries_names_so_a_new_one_needs_no_cli_edit(monkeypatch):
+    """The names in --help come from the registries (one per class, aliases left out): the
+    hard-coded list had missed the diabetes dataset."""
+    from layerwise import cli, datasets, optimizers
+
+    class Lion(optimizers.SGD):
+        pass
+    monkeypatch.setitem(optimizers.OPTIMIZERS, "lion", Lion)
+    text = " ".join(cli._parser()._subparsers._group_actions[0].choices["train"]
+                    .format_help().split())
+    assert "sgd, adam, adamw, rmsprop, lion (auto: adam for small data" in text
+    assert ", ".join(datasets.NAMES) in text and "diabetes" in text
+    assert "mse, mae, huber, bce, ce (default" in text and "cross_entropy" not in text
+    assert "hidden activation: relu, leaky_relu, sigmoid, tanh, elu, softplus, gelu" in text

@@ -106,6 +106,21 @@ def in_flags(message: str) -> str:
 
 
 # -- argument parsing ---------------------------------------------------------------------------
+def _names(registry: str, drop: tuple[str, ...] = ()) -> str:
+    """The names a registry accepts, for --help: one per class (the first of its aliases), so
+    a new activation, loss, optimizer, schedule or dataset shows up without an edit here."""
+    from importlib import import_module
+    if registry == "datasets":
+        return ", ".join(import_module(".datasets", __package__).NAMES)
+    table = {"activations": "ACTIVATIONS", "losses": "LOSSES", "optimizers": "OPTIMIZERS",
+             "schedules": "SCHEDULES"}[registry]
+    entries = getattr(import_module(f".{registry}", __package__), table)
+    first: dict[Any, str] = {}
+    for name, cls in entries.items():
+        first.setdefault(cls, name)
+    return ", ".join(n for n in first.values() if n not in drop)
+
+
 def _int_list(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.replace(" ", "").split(",") if s]
@@ -122,7 +137,7 @@ def _network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--layers", type=_int_list, default=[128], metavar="N,N,…",
                    help="hidden layer sizes (default 128)")
     g.add_argument("--activation", default="relu",
-                   help="hidden activation: relu, leaky_relu, tanh, sigmoid, gelu, elu, softplus")
+                   help=f"hidden activation: {_names('activations', drop=('identity', 'softmax'))}")
     g.add_argument("--output", "--output-activation", dest="output_activation", default=None,
                    metavar="ACTIVATION",
                    help="output activation. Classification: softmax (the only one for ce, "
@@ -139,7 +154,7 @@ def _network_options(p: argparse.ArgumentParser) -> None:
                    help="bias initialiser: zeros (default), normal:STD, uniform:LIMIT, "
                         "constant:VALUE")
     g.add_argument("--loss", default="auto",
-                   help="ce, bce, mse, mae, huber (default: ce for classes, mse for "
+                   help=f"{_names('losses')} (default: ce for classes, mse for "
                         "regression). On classes, bce and mse train one output per class on "
                         "one-hot targets and report argmax accuracy")
     g.add_argument("--seed", type=int, default=0,
@@ -181,7 +196,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Train a multilayer perceptron on DATA and write the model, "
                                    "history, config and plots to a run directory.")
     t.add_argument("data", nargs="?", default="digits",
-                   help="digits (default), iris, wine, breast-cancer, mnist, fashion-mnist, or a "
+                   help=f"{_names('datasets')} (default digits), or a "
                         ".csv / .npz / 'X.npy,y.npy' / folder path")
     _network_options(t)
     _data_options(t)
@@ -195,7 +210,7 @@ def _parser() -> argparse.ArgumentParser:
         "regression), cosine over 20 epochs, batch 64, 10%% validation, label smoothing 0.1, no "
         "weight decay. Options given on the command line always win.")
     g.add_argument("--optimizer", default=None,
-                   help="sgd, adam, adamw, rmsprop (auto: adam for small data, else sgd)")
+                   help=f"{_names('optimizers')} (auto: adam for small data, else sgd)")
     g.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 0.1 for sgd, 1e-3 otherwise; 0.01 for sgd "
                         "on regression and on mse classification with --output identity)")
@@ -221,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
                         "parameter); by default only weights decay, as the textbook's L2 and "
                         "scikit-learn's alpha")
     g.add_argument("--schedule", default=None,
-                   help="learning-rate schedule: cosine, constant, step, exponential (auto: "
+                   help=f"learning-rate schedule: {_names('schedules')} (auto: "
                         "constant for small data, else cosine)")
     g.add_argument("--epochs", type=int, default=None,
                    help="passes over the data, at most (auto: 500 for small data, else 20)")
