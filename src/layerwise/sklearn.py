@@ -60,7 +60,6 @@ from .training import fit as _train
 
 __all__ = ["LayerwiseClassifier", "LayerwiseRegressor", "save", "to_model"]
 
-_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
 
 def _one_fit_at_a_time(fit: Callable[..., Any]) -> Callable[..., Any]:
@@ -323,10 +322,10 @@ class _LayerwiseBase(BaseEstimator):
         if isinstance(opt, optimizers_mod.Optimizer):
             return copy.deepcopy(opt)            # never train the caller's instance
         name = str(opt).lower()
-        if name not in _OPTIMIZERS:
+        names = list(optimizers_mod.OPTIMIZERS)     # the registry: no edit here for a new one
+        if name not in names:
             raise ValidationError(
-                f"optimizer must be one of {list(_OPTIMIZERS)} or a layerwise Optimizer; "
-                f"received {opt!r}."
+                f"optimizer must be one of {names} or a layerwise Optimizer; received {opt!r}."
             )
         kw: dict[str, Any] = {"lr": self.learning_rate}
         if self.weight_decay is not None:
@@ -580,7 +579,8 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
         "auto": "bce" for binary and multi-label targets, "ce" for multiclass. "ce" on binary
         targets trains two softmax outputs. An instance such as
         ``lw.CrossEntropy(label_smoothing=0.1)`` is used as given.
-    optimizer : {"sgd", "adam", "adamw", "rmsprop"} or layerwise Optimizer, default="adam"
+    optimizer : a name of ``layerwise.optimizers.OPTIMIZERS`` ("sgd", "adam", "adamw",
+        "rmsprop") or a layerwise Optimizer, default="adam"
         An instance is copied and used with its own settings (``learning_rate``, ``momentum``
         and ``weight_decay`` are then ignored).
     learning_rate : float, default=1e-3
