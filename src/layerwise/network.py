@@ -82,18 +82,25 @@ class Sequential:
 
     @property
     def n_out(self) -> int | None:
-        """Output features (from the last Dense layer)."""
-        for layer in reversed(self.layers):
-            if isinstance(layer, Dense):
-                return layer.n_out
-        return None
+        """Output features: the width flowing out of the last layer (each layer's
+        ``output_size``), or None for a model without parameters or a declared input width."""
+        if not any(layer.trainable for layer in self.layers):
+            return None
+        n = None
+        for layer in self.layers:
+            n_in = getattr(layer, "n_in", None)
+            if n_in is not None:
+                n = int(n_in)
+            if n is not None:
+                n = layer.output_size(n)
+        return n
 
     @property
     def dtype(self) -> np.dtype[Any]:
         """The parameters' dtype (float32 unless changed with ``astype``)."""
         for layer in self.layers:
-            if isinstance(layer, Dense):
-                return layer.W.dtype
+            for p in layer.params():
+                return p.value.dtype
         return np.dtype(np.float32)
 
     def __len__(self) -> int:
@@ -142,23 +149,21 @@ class Sequential:
         """
         first = 0
         if not input_grad:
-            if self._first[0] != len(self.layers):          # cached: index of the first Dense
+            if self._first[0] != len(self.layers):  # cached: first layer with parameters
                 self._first = (len(self.layers), next(
                     (i for i, layer in enumerate(self.layers) if layer.trainable), 0))
             first = self._first[1]
         for i in range(len(self.layers) - 1, first - 1, -1):
             layer = self.layers[i]
             if i == first and not input_grad:
-                if isinstance(layer, Dense):
-                    layer.backward(dA, input_grad=False)
-                else:
-                    layer.backward(dA)
+                layer.backward(dA, input_grad=False)   # its dA_prev is not needed
                 return None  # type: ignore[return-value]
             dA = layer.backward(dA)             # dA_{i−1} = backward_i(dA_i)
         return dA
 
     def parameters(self) -> list[Param]:
-        """Every trainable parameter, named ``"<layer index>.<W|b>"``; values update in place."""
+        """Every trainable parameter, named ``"<layer index>.<name>"`` (``"0.W"``, ``"0.b"``,
+        ...): new Params sharing the layers' arrays, which optimizers update in place."""
         out = []
         for i, layer in enumerate(self.layers):
             for p in layer.params():
@@ -168,9 +173,10 @@ class Sequential:
     def flat_parameters(self) -> list[Param]:
         """Every parameter as ONE ``Param`` spanning a single contiguous buffer.
 
-        The first call moves each layer's W and b (and dW, db) into two flat arrays and makes
-        the layer attributes views of them, so an optimizer step is a handful of vectorised
-        calls whatever the depth (the update rules are elementwise, so the result is identical).
+        The first call moves each layer's parameters (their ``value`` and ``grad``) into two
+        flat arrays and makes each layer's own ``Param`` hold views of them, so an optimizer
+        step is a handful of vectorised calls whatever the depth (the update rules are
+        elementwise, so the result is identical).
         Later calls return the same buffers while the layers still use them, and pack again if
         a parameter was replaced (e.g. by ``astype``). With mixed dtypes the per-array list
         of ``parameters()`` is returned instead.
@@ -193,8 +199,9 @@ class Sequential:
                 no_decay += [(start + a, start + b) for a, b in p.no_decay]
                 value[start:stop] = p.value.reshape(-1)
                 grad[start:stop] = p.grad.reshape(-1)
-                layer.bind(p.name, value[start:stop].reshape(p.value.shape),
-                           grad[start:stop].reshape(p.grad.shape))
+                # the layer reads p.value / p.grad at each use, so it now works in the buffer
+                p.value = value[start:stop].reshape(p.value.shape)
+                p.grad = grad[start:stop].reshape(p.grad.shape)
                 start = stop
         self._flat = Param("all", value, grad, tuple(no_decay))
         return [self._flat]
@@ -284,8 +291,8 @@ class Sequential:
         ``threads``: BLAS threads, as for ``predict``."""
         from .training import _evaluate_prepared
         if self.n_out is None:
-            raise ConfigError("this model has no Dense layer, so it has no outputs to evaluate; "
-                              "add lw.Dense(n_in, n_out).")
+            raise ConfigError("this model has no layer with parameters (no Dense layer), so it "
+                              "has no outputs to evaluate; add lw.Dense(n_in, n_out).")
         L = self._require_loss(loss)
         X = as_input(X, self.n_in, self.dtype)
         Y = L.prepare_target(y, self.n_out or X.shape[1], self.dtype)

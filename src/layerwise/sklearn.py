@@ -199,18 +199,12 @@ def _compact(model: Sequential) -> Sequential:
     memo: dict[int, Any] = {}
     layers: list[Layer] = []
     for layer in model.layers:
-        new: Layer
-        if isinstance(layer, Dense):
-            new = Dense(**{**layer.config(), "init": "zeros", "bias_init": "zeros"},
-                        dtype=layer.W.dtype)
-            new.init, new.bias_init = layer.init, layer.bias_init
-            new.set_arrays(layer.arrays())
-        elif isinstance(layer, Dropout):
-            new = Dropout(layer.p, rng=copy.deepcopy(layer.rng, memo))
-        elif isinstance(layer, activations_mod.Activation):
-            new = type(layer)(**layer.config())
-        else:
-            new = copy.deepcopy(layer, memo)
+        # the model-file contract: settings, then arrays; generators are carried over as they are
+        dt = next((a.dtype for a in layer.arrays().values()), model.dtype)
+        new = type(layer).from_config(layer.config(), dt)
+        new.set_arrays(layer.arrays())
+        if isinstance(getattr(layer, "rng", None), np.random.Generator):
+            new.rng = copy.deepcopy(layer.rng, memo)  # type: ignore[attr-defined]
         layers.append(new)
     out = Sequential(layers)
     loss = model.loss
