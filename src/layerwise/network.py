@@ -15,9 +15,18 @@ import numpy as np
 from . import activations, initializers
 from . import losses as losses_mod
 from ._blas import Threads, check_threads, is_small
-from ._utils import RngLike, as_float_dtype, as_generator, as_input, fraction, positive_int
+from ._utils import (
+    RngLike,
+    as_float_dtype,
+    as_generator,
+    as_input,
+    fraction,
+    lookup,
+    positive_int,
+)
 from .errors import ConfigError, ValidationError
 from .layers import Dense, Dropout, Layer, Param
+from .normalization import NORMS
 
 
 class Sequential:
@@ -321,7 +330,7 @@ class Sequential:
 
 def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
         init: Any = None, dropout: float = 0.0, bias: bool = True, dtype: Any = np.float32,
-        rng: RngLike = 0, bias_init: Any = "zeros") -> Sequential:
+        rng: RngLike = 0, bias_init: Any = "zeros", norm: str | None = None) -> Sequential:
     """Build a multilayer perceptron from layer sizes.
 
     Parameters
@@ -340,6 +349,9 @@ def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
         "uniform:LIMIT", "constant:VALUE" or a callable given the shape (n_out,).
     dropout : float
         Dropout rate after each hidden activation (0 for none).
+    norm : "layer", "batch" or None
+        Normalisation after each hidden Dense layer, before its activation: ``LayerNorm`` or
+        ``BatchNorm`` (None for none).
     rng : int, Generator or None
         Seed for the weights and the dropout masks.
 
@@ -354,6 +366,7 @@ def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
             f"received {sizes}."
         )
     p = fraction("dropout", dropout)
+    norm_cls = None if norm is None else lookup(NORMS, norm, "norm")
     g = as_generator(rng)
     act_init = init if init is not None else initializers.default_for(activation)
     layers: list[Layer] = []
@@ -363,6 +376,8 @@ def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
         layers.append(Dense(int(n_in), int(n_out), init=out_init if last else act_init, bias=bias,
                             dtype=dtype, rng=g, bias_init=bias_init))
         if not last:
+            if norm_cls is not None:                # Dense → norm → activation
+                layers.append(norm_cls(int(n_out), dtype=dtype))
             act = activations.get(activation)       # a fresh layer each time (own buffers)
             layers.append(type(act)(**act.config()))
             if p > 0:
