@@ -148,7 +148,7 @@ class Layer:
         """
         try:
             layer = cls.from_config(config, np.dtype(np.float32))
-        except (TypeError, LayerwiseError) as exc:
+        except (TypeError, KeyError, OverflowError, LayerwiseError) as exc:
             raise ValueError(str(exc)) from None
         return {name: a.shape for name, a in layer.arrays().items()}
 
