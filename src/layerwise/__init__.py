@@ -39,6 +39,7 @@ from .gradcheck import GradcheckReport, gradcheck
 from .layers import Dense, Dropout, Layer, Param
 from .losses import MAE, MSE, BinaryCrossEntropy, CrossEntropy, Huber, Loss
 from .network import Sequential, mlp
+from .normalization import BatchNorm, LayerNorm
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .preprocessing import Standardize
 from .schedules import Constant, CosineDecay, ExponentialDecay, Schedule, StepDecay
@@ -88,6 +89,7 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "BatchNorm",
     "BinaryCrossEntropy",
     "BusyError",
     "Callback",
@@ -107,6 +109,7 @@ __all__ = [
     "Huber",
     "Identity",
     "Layer",
+    "LayerNorm",
     "LayerwiseError",
     "LeakyReLU",
     "Loss",

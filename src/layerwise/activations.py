@@ -52,7 +52,7 @@ class Activation(Layer):
         self._f(Z, A)                           # A = f(Z), forward's call into a new array
         return A
 
-    def backward(self, dA: np.ndarray) -> np.ndarray:
+    def backward(self, dA: np.ndarray, input_grad: bool = True) -> np.ndarray:
         self._df(dA, self._dZ)
         return self._dZ
 
@@ -74,7 +74,7 @@ class Identity(Activation):
     def infer(self, Z: np.ndarray) -> np.ndarray:
         return Z
 
-    def backward(self, dA: np.ndarray) -> np.ndarray:
+    def backward(self, dA: np.ndarray, input_grad: bool = True) -> np.ndarray:
         return dA
 
 

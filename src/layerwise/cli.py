@@ -153,6 +153,10 @@ def _network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bias-init", default=None, metavar="NAME[:NUMBER]",
                    help="bias initialiser: zeros (default), normal:STD, uniform:LIMIT, "
                         "constant:VALUE")
+    g.add_argument("--norm", default=None, choices=("layer", "batch"),
+                   help="normalisation after each hidden layer, before its activation: layer "
+                        "(LayerNorm) or batch (BatchNorm, running statistics in inference); "
+                        "default none")
     g.add_argument("--loss", default="auto",
                    help=f"{_names('losses')} (default: ce for classes, mse for "
                         "regression). On classes, bce and mse train one output per class on "
@@ -541,7 +545,8 @@ def _build(args: argparse.Namespace, n_in: int, n_out: int, dtype: Any) -> Seque
     return lw.mlp([n_in, *args.layers, n_out], activation=args.activation,
                   output=output, init=args.init,
                   bias_init=getattr(args, "bias_init", None) or "zeros",
-                  dropout=getattr(args, "dropout", 0.0), dtype=dtype, rng=args.seed)
+                  dropout=getattr(args, "dropout", 0.0), dtype=dtype, rng=args.seed,
+                  norm=getattr(args, "norm", None))
 
 
 def _optimizer(args: argparse.Namespace, task: str = "classification") -> Any:
@@ -562,7 +567,8 @@ def _optimizer(args: argparse.Namespace, task: str = "classification") -> Any:
     return lw.optimizers.get(name, **kwargs)
 
 
-RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "bias_init", "loss",
+RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "bias_init", "norm",
+             "loss",
              "seed", "decay_biases",
              "split_seed",
              "data_dir", "target", "task", "optimizer", "lr", "momentum", "weight_decay",

@@ -9,6 +9,10 @@ For each dense layer i (1 = closest to the input) it records, in the textbook's 
 the shapes and Frobenius norms of each array, the fraction of dead ReLU units (zero for every
 sample of the batch) and the ratio ‖dW_i‖ / ‖dW_K‖ to the output layer's weight gradient, which
 flags vanishing (< 1e−3) or exploding (> 1e3, or non-finite) gradients.
+
+Every layer with parameters opens a row (with the layers without parameters after it, e.g. its
+activation); for a layer other than Dense, W_i and b_i stand for its first and second
+parameters (γ and β of a normalisation layer) and Z_i for its output.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 from . import losses as losses_mod
 from ._utils import as_input
 from .errors import ValidationError
-from .layers import Dense, Layer
+from .layers import Layer
 
 if TYPE_CHECKING:
     from .network import Sequential
@@ -44,6 +48,7 @@ class LayerExplanation:
     dead_fraction: float | None
     grad_ratio: float
     flag: str
+    kind: str = "dense"         # the layer with parameters that opens the row
 
 
 @dataclass
@@ -65,7 +70,8 @@ class Explanation:
         for r in self.layers:
             n = r.norms
             rows.append([
-                str(r.index), r.activation, "×".join(map(str, r.shapes["dW"])),
+                str(r.index) if r.kind == "dense" else f"{r.index} {r.kind}", r.activation,
+                "×".join(map(str, r.shapes["dW"])),
                 *(f"{n[k]:.3g}" for k in NAMES),
                 "-" if r.dead_fraction is None else f"{r.dead_fraction:.0%}",
                 f"{r.grad_ratio:.3g}", r.flag or "ok",
@@ -80,6 +86,9 @@ class Explanation:
             f"dead = ReLU units zero for the whole batch; dW ratio = ‖dW_i‖/‖dW_K‖ "
             f"(vanishing < {VANISHING:g}, exploding > {EXPLODING:g})"
         )
+        if any(r.kind != "dense" for r in self.layers):
+            legend += ("\nrows of other layers: W_i, b_i are its first and second parameters "
+                       "(γ, β of a normalisation), Z_i its output")
         verdict = ("gradients look healthy" if not self.flags else
                    "; ".join(f"layer {i}: {f}" for i, f in self.flags.items()))
         return "\n".join([legend, "", *lines, "", verdict])
@@ -102,21 +111,22 @@ def explain(model: Sequential, loss: Any, X: Any, y: Any) -> Explanation:
         raise ValidationError(
             f"X and y must have the same number of samples; received {len(A)} and {len(Y)}."
         )
-    groups: list[tuple[Dense, list[Layer]]] = []
+    groups: list[tuple[Layer, list[Layer]]] = []
     for layer in net.layers:
-        if isinstance(layer, Dense):
+        if layer.trainable:                         # a layer with parameters opens a row
             groups.append((layer, []))
         elif groups:
             groups[-1][1].append(layer)
         else:
             A = layer.forward(A).copy()             # preprocessing before the first Dense
     if not groups:
-        raise ValidationError("explain needs a model with at least one Dense layer.")
+        raise ValidationError("explain needs a model with at least one layer with parameters "
+                              "(a Dense layer).")
 
     rec: list[dict[str, np.ndarray]] = []
-    for dense, after in groups:                     # forward, keeping copies of every array
+    for first, after in groups:                     # forward, keeping copies of every array
         r = {"A_prev": A.copy()}
-        Z = dense.forward(A).copy()
+        Z = first.forward(A).copy()
         A = Z
         for layer in after:
             A = layer.forward(A).copy()
@@ -124,18 +134,21 @@ def explain(model: Sequential, loss: Any, X: Any, y: Any) -> Explanation:
         rec.append(r)
     loss_value = L.forward(A, Y)
     dA = L.backward().copy()
-    for (dense, after), r in zip(reversed(groups), reversed(rec)):   # backward
+    for (first, after), r in zip(reversed(groups), reversed(rec)):   # backward
         r["dA"] = dA
         for layer in reversed(after):
             dA = layer.backward(dA).copy()
         r["dZ"] = dA
-        dX = dense.backward(dA).copy()
-        r["dW"], r["db"], r["dX"] = dense.dW.copy(), dense.db.copy(), dX
+        dX = first.backward(dA).copy()
+        grads = [p.grad.copy() for p in first.params()]   # W, b (γ, β); none: zeros
+        r["dW"] = grads[0]
+        r["db"] = grads[1] if len(grads) > 1 else np.zeros(grads[0].shape[:1], grads[0].dtype)
+        r["dX"] = dX
         dA = dX
 
     last = _norm(rec[-1]["dW"]) or 1e-300
     out = []
-    for i, ((_, after), r) in enumerate(zip(groups, rec), start=1):
+    for i, ((first, after), r) in enumerate(zip(groups, rec), start=1):
         norms = {k: _norm(r[k]) for k in NAMES}
         act = next((layer.kind for layer in after if layer.kind != "dropout"), "identity")
         dead = (float(np.mean(np.all(r["A"] <= 0, axis=0)))
@@ -147,5 +160,5 @@ def explain(model: Sequential, loss: Any, X: Any, y: Any) -> Explanation:
         elif ratio < VANISHING:
             flag = "vanishing gradient"
         out.append(LayerExplanation(i, act, {k: tuple(r[k].shape) for k in NAMES}, norms, dead,
-                                    ratio, flag))
+                                    ratio, flag, first.kind))
     return Explanation(out, loss_value, len(Y))

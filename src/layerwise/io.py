@@ -27,7 +27,8 @@ from . import activations as act
 from . import losses as losses_mod
 from ._utils import is_finite, positive_int
 from .errors import ConfigError, LayerwiseError, ModelFileError, ValidationError
-from .layers import Dense, Dropout, Layer
+from .layers import LAYERS, Layer
+from .layers import MAX_UNITS as MAX_UNITS  # re-exported: io.MAX_UNITS as before
 from .preprocessing import Standardize
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 FORMAT = "layerwise-model"
 FORMAT_VERSION = 1
 MAX_MEMBER_BYTES = 4 * 1024**3          # refuse members claiming more than 4 GiB uncompressed
-MAX_UNITS = 2**31 - 1                   # layer widths beyond this are not plausible
 MAX_JSON_BYTES = 64 * 1024**2           # descriptions are a few KiB; metadata may add some
 JSON_METADATA_OBJECTS = 100_000         # JSON objects allowed in model.json beyond the layers'
 NPY_HEADER_MAX = 4096                   # a .npy header of a plain 1-D or 2-D array is < 4 KiB
@@ -46,13 +46,9 @@ MAX_PARAMS = 2**28
 #: default cap on the number of layers (``lw.load(max_layers=...)``); real MLPs have tens.
 MAX_LAYERS = 10_000
 
-LAYERS: dict[str, type[Layer]] = {
-    "dense": Dense,
-    "dropout": Dropout,
-    "standardize": Standardize,
-    **{cls.kind: cls for cls in (act.Identity, act.ReLU, act.LeakyReLU, act.Sigmoid, act.Tanh,
-                                 act.ELU, act.Softplus, act.GELU, act.Softmax)},
-}
+# Layer kinds are looked up in ``layers.LAYERS``, which every Layer subclass joins when it is
+# defined; the package's own layers are defined by the modules imported here.
+_PACKAGE_LAYERS = (act.Activation, Standardize)
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -284,9 +280,10 @@ def save(model: Sequential, path: str | os.PathLike[str],
     if not isinstance(path, (str, os.PathLike)):
         raise ConfigError(f"save expects a file path (str or pathlib.Path); received "
                           f"{type(path).__name__}. Pass e.g. model.save('model.lw').")
-    if not any(isinstance(layer, Dense) for layer in model.layers):
-        raise ValidationError("this model has no Dense layer, so it has nothing to predict "
-                              "with; add lw.Dense(n_in, n_out) before saving it.")
+    if not any(layer.trainable for layer in model.layers):
+        raise ValidationError("this model has no layer with parameters (no Dense layer), so it "
+                              "has nothing to predict with; add lw.Dense(n_in, n_out) before "
+                              "saving it.")
     if not isinstance(model.metadata, dict):
         raise ValidationError(f"model.metadata must be a dict; received "
                               f"{type(model.metadata).__name__}.")
@@ -423,9 +420,10 @@ def load(path: str | os.PathLike[str], *, max_params: int = MAX_PARAMS,
             raise _fail(path, f"its arrays hold {total} numbers, more than max_params="
                               f"{max_params}; if you trust this file, pass "
                               f"lw.load(path, max_params={total}).")
-        if not any(plan[1] is Dense for plan in plans):
-            raise _fail(path, "it has no Dense layer, so it has nothing to predict with.")
         layers = [_build_layer(z, i, plan, dtype, path) for i, plan in enumerate(plans)]
+    if not any(layer.trainable for layer in layers):
+        raise _fail(path, "it has no layer with parameters (no Dense layer), so it has nothing "
+                          "to predict with.")
     try:
         model = Sequential(layers)
     except LayerwiseError as exc:
@@ -476,22 +474,6 @@ def _parse_doc(data: bytes, max_layers: int, path: Any) -> Any:
         raise _fail(path, f"model.json is not valid JSON ({exc}).") from None
 
 
-def _expected_shapes(kind: str, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """The array shapes a layer of this kind and config must store (checked before building)."""
-    def size(key: str) -> int:
-        v = config.get(key)
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= MAX_UNITS:
-            raise ValueError(f"{key} must be an integer in 1..{MAX_UNITS}; found {v!r}")
-        return v
-    if kind == "dense":
-        n_in, n_out = size("n_in"), size("n_out")
-        return {"W": (n_out, n_in), "b": (n_out,)}
-    if kind == "standardize":
-        n = size("n")
-        return {"offset": (n,), "scale": (n,)}
-    return {}
-
-
 Plan = tuple[str, type[Layer], dict[str, Any], dict[str, tuple[int, ...]], dict[str, Any]]
 
 
@@ -508,7 +490,7 @@ def _plan_layer(z: zipfile.ZipFile, i: int, spec: Any, dtype: str, path: Any) ->
         raise _fail(path, f"layer {i} ({kind}) has a config or arrays entry that is not a JSON "
                           "object.")
     try:
-        shapes = _expected_shapes(kind, config)
+        shapes = LAYERS[kind].array_shapes(config)     # arithmetic: nothing is allocated
     except ValueError as exc:
         raise _fail(path, f"layer {i} ({kind}) has invalid settings: {exc}.") from None
     if set(stored) != set(shapes):
@@ -550,18 +532,9 @@ def _build_layer(z: zipfile.ZipFile, i: int, plan: Plan, dtype: str, path: Any) 
                               "diverged.")
         arrays[name] = a
     try:
-        if cls is Dense:        # zeros (not drawn) weights, overwritten by the verified arrays
-            layer: Layer = Dense(**{**config, "init": "zeros", "bias_init": "zeros"},
-                                 dtype=dtype)
-            layer.init = str(config.get("init", "zeros"))  # type: ignore[attr-defined]
-            layer.bias_init = str(config.get("bias_init", "zeros"))  # type: ignore[attr-defined]
-            layer.set_arrays(arrays)
-        elif cls is Standardize:
-            settings = {k: v for k, v in config.items() if k != "n"}   # n: checked shapes
-            layer = Standardize(arrays["offset"], arrays["scale"], **settings, dtype=dtype)
-        else:
-            layer = cls(**config)
-    except (TypeError, ValueError, OverflowError, LayerwiseError) as exc:
+        layer = cls.from_config(config, dtype)      # then the verified arrays, in place
+        layer.set_arrays(arrays)
+    except (TypeError, ValueError, OverflowError, KeyError, LayerwiseError) as exc:
         raise _fail(path, f"layer {i} ({kind}) has invalid settings {config!r:.200}: {exc}"
                     ) from None
     return layer

@@ -30,7 +30,7 @@ from ._utils import (
     is_finite,
     positive_int,
 )
-from .errors import ValidationError
+from .errors import ConfigError, LayerwiseError, ValidationError
 
 _FALLBACK = threading.Lock()    # serialises inference through layers that only have forward
 
@@ -54,22 +54,122 @@ class Param:
         return f"Param({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
 
 
+#: every Layer subclass that declares a ``kind``, by kind: how model files find the class.
+#: Filled by ``Layer.__init_subclass__``, so a layer defined anywhere (user code too) is known.
+LAYERS: dict[str, type[Layer]] = {}
+#: layer widths beyond this are not plausible (a model file declaring more is refused).
+MAX_UNITS = 2**31 - 1
+
+
+def config_size(config: dict[str, Any], key: str) -> int:
+    """``config[key]`` as a layer width, checked before anything is allocated for it."""
+    v = config.get(key)
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= MAX_UNITS:
+        raise ValueError(f"{key} must be an integer in 1..{MAX_UNITS}; found {v!r}")
+    return v
+
+
 class Layer:
-    """The layer protocol: ``forward(A, training) -> A_out`` and ``backward(dA) -> dA_prev``."""
+    """The layer protocol.
+
+    A subclass implements ``forward(A, training) -> A_out`` and ``backward(dA, input_grad=True)
+    -> dA_prev`` and describes itself, so the rest of the package needs no branch per kind:
+
+    - ``kind`` (class attribute): its name in model files; defining the class registers it in
+      ``LAYERS`` (``__init_subclass__``), in the package or in user code alike.
+    - ``config()`` / ``from_config(config, dtype)``: the JSON settings that rebuild it.
+    - ``add_param(name, value) -> Param``: its trainable arrays, owned by name. Read them as
+      ``param.value`` / ``param.grad`` at each use: ``Sequential.flat_parameters`` moves them
+      into one buffer by replacing those two attributes, and ``astype`` by casting them.
+    - ``add_state(name, value)``: arrays saved with the model but not trained (running means).
+    - ``array_shapes(config)``: the shapes of ``arrays()`` for a config, so a model file is
+      checked before anything is built from it.
+    """
 
     #: name used in model files and summaries; registered in ``LAYERS``.
     kind: ClassVar[str] = "layer"
-    #: whether the layer has parameters (the backward pass of training stops at the first one).
-    trainable: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" not in cls.__dict__:          # abstract bases (Activation) inherit a kind
+            return
+        known = LAYERS.get(cls.kind)
+        if known is not None and (known.__module__, known.__qualname__) != (
+                cls.__module__, cls.__qualname__):
+            raise ConfigError(
+                f"the layer kind {cls.kind!r} of {cls.__module__}.{cls.__qualname__} is already "
+                f"taken by {known.__module__}.{known.__qualname__}; give the class another kind.")
+        LAYERS[cls.kind] = cls                  # (re-defining the same class replaces it)
 
     def __init__(self) -> None:
         self._buf: dict[str, np.ndarray] = {}
         self._shape: tuple[int, ...] = ()      # input shape the cached buffer views are for
+        self._params: dict[str, Param] = {}
+        self._state: dict[str, np.ndarray] = {}
 
+    # -- what a layer declares ---------------------------------------------------------------
+    def add_param(self, name: str, value: np.ndarray, *, decay: bool = True) -> Param:
+        """Own ``value`` as the trainable parameter ``name`` (a zero gradient is made beside it).
+
+        ``decay=False`` exempts it from weight decay unless the optimizer has
+        ``decay_biases=True`` (biases, and the shift β of a normalisation).
+        """
+        if not isinstance(name, str) or not name.isidentifier() or name in self._params \
+                or name in self._state:
+            raise ConfigError(f"{type(self).__name__}.add_param: the name {name!r} must be a "
+                              "new identifier among this layer's arrays.")
+        value = np.ascontiguousarray(value)
+        p = Param(name, value, np.zeros_like(value),
+                  () if decay else ((0, value.size),))
+        self._params[name] = p
+        return p
+
+    def add_state(self, name: str, value: np.ndarray) -> None:
+        """Own ``value`` as the array ``name``, saved in model files but not trained; read it
+        back as ``self.state(name)`` (``astype`` replaces the array)."""
+        if not isinstance(name, str) or not name.isidentifier() or name in self._params \
+                or name in self._state:
+            raise ConfigError(f"{type(self).__name__}.add_state: the name {name!r} must be a "
+                              "new identifier among this layer's arrays.")
+        self._state[name] = np.ascontiguousarray(value)
+
+    def state(self, name: str) -> np.ndarray:
+        """The non-trained array ``name`` (see ``add_state``)."""
+        return self._state[name]
+
+    @classmethod
+    def array_shapes(cls, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        """The shape of every array in ``arrays()`` for a layer built from ``config``.
+
+        Model files are checked against it before a layer is built. The default builds the
+        layer (in float32) to look; a layer whose arrays grow with its settings overrides it
+        with arithmetic, checking sizes with ``config_size``, so a forged file cannot make
+        ``load`` allocate. Raise ValueError for settings that are not valid.
+        """
+        try:
+            layer = cls.from_config(config, np.dtype(np.float32))
+        except (TypeError, KeyError, OverflowError, LayerwiseError) as exc:
+            raise ValueError(str(exc)) from None
+        return {name: a.shape for name, a in layer.arrays().items()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], dtype: Any = np.float32) -> Layer:
+        """A layer of these settings (``config()``) and dtype; model files then ``set_arrays``.
+
+        The default calls ``cls(**config)`` and casts the result to ``dtype``.
+        """
+        return cls(**config).astype(dtype)
+
+    # -- the passes --------------------------------------------------------------------------
     def forward(self, A: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, dA: np.ndarray) -> np.ndarray:
+    def backward(self, dA: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        """Fill the parameters' gradients and return dL/dA_prev.
+
+        ``input_grad=False`` (the first layer with parameters, in training) may skip dA_prev
+        and return None: nothing before it needs a gradient.
+        """
         raise NotImplementedError
 
     def infer(self, A: np.ndarray) -> np.ndarray:
@@ -83,24 +183,30 @@ class Layer:
         with _FALLBACK:
             return np.array(self.forward(A, False), copy=True)
 
+    # -- what the package reads --------------------------------------------------------------
     def params(self) -> list[Param]:
-        """This layer's trainable parameters (empty for activations)."""
-        return []
+        """This layer's trainable parameters, in the order they were added (empty for
+        activations). The Params are the layer's own: their ``value`` and ``grad`` are what
+        forward and backward use."""
+        return list(self._params.values())
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the layer has trainable parameters (training's backward pass stops at the
+        first such layer)."""
+        return bool(self._params)
 
     def astype(self, dtype: Any) -> Layer:
-        """Cast parameters and drop buffers so they are re-made in the new dtype."""
+        """Cast parameters, gradients and state, and drop buffers so they are re-made in the
+        new dtype."""
+        dt = as_float_dtype(dtype)
+        for p in self._params.values():
+            p.value, p.grad = p.value.astype(dt), p.grad.astype(dt)
+        for name, a in self._state.items():
+            self._state[name] = a.astype(dt)
         self._buf.clear()
         self._shape = ()
         return self
-
-    def bind(self, name: str, value: np.ndarray, grad: np.ndarray) -> None:
-        """Make parameter ``name`` (and its gradient ``d<name>``) these arrays.
-
-        ``Sequential`` uses it to place every parameter in one contiguous buffer, so that an
-        optimizer updates all of them in a couple of vectorised calls.
-        """
-        setattr(self, name, value)
-        setattr(self, "d" + name, grad)
 
     def output_size(self, n_in: int) -> int:
         """Number of output features for ``n_in`` input features."""
@@ -111,13 +217,13 @@ class Layer:
         return {}
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Named arrays stored in model files (parameters, and state such as running means)."""
-        return {p.name: p.value for p in self.params()}
+        """Named arrays stored in model files: the parameters, then the state."""
+        return {**{name: p.value for name, p in self._params.items()}, **self._state}
 
     def set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        """Copy stored arrays into this layer's parameters, in place."""
-        for p in self.params():
-            p.value[...] = arrays[p.name]
+        """Copy stored arrays into this layer's parameters and state, in place."""
+        for name, a in self.arrays().items():
+            a[...] = arrays[name]
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -162,7 +268,6 @@ class Dense(Layer):
     """
 
     kind = "dense"
-    trainable = True
 
     def __init__(self, n_in: int, n_out: int, *, init: Any = "xavier_uniform", bias: bool = True,
                  dtype: Any = np.float32, rng: RngLike = None, bias_init: Any = "zeros") -> None:
@@ -188,7 +293,7 @@ class Dense(Layer):
                 f"(n_out, n_in) = {(self.n_out, self.n_in)}, so make it use the shape it is given."
             )
         _finite_draw(W, self.init, "init", dt)
-        self.W: np.ndarray = np.ascontiguousarray(W, dtype=dt)
+        self._W = self.add_param("W", np.ascontiguousarray(W, dtype=dt))
         # b after W, from the same generator; zeros draws nothing, so W is as it always was
         with np.errstate(over="ignore", invalid="ignore"):
             b = np.asarray(bias_fn((self.n_out,), gen, dt))  # type: ignore[arg-type]  # (n_out,)
@@ -198,10 +303,50 @@ class Dense(Layer):
                 f"the bias initializer {self.bias_init!r} returned shape {b.shape}; Dense needs "
                 f"b of shape (n_out,) = {(self.n_out,)}, so make it use the shape it is given."
             )
-        self.b: np.ndarray = np.ascontiguousarray(b, dtype=dt)
-        self.dW: np.ndarray = np.zeros_like(self.W)
-        self.db: np.ndarray = np.zeros_like(self.b)
+        b = np.ascontiguousarray(b, dtype=dt)
+        if self.bias:                           # biases: not weight-decayed by default
+            self._b = self.add_param("b", b, decay=False)
+        else:                                   # stored (zeros) so model files keep "b"
+            self.add_state("b", b)
         self._A_prev: np.ndarray | None = None
+
+    # The public names of the textbook: W, b and their gradients dW, db, which are the values
+    # of the layer's Params. Assigning one replaces the Param's array (as an attribute would).
+    @property
+    def W(self) -> np.ndarray:
+        return self._W.value
+
+    @W.setter
+    def W(self, value: np.ndarray) -> None:
+        self._W.value = value
+
+    @property
+    def dW(self) -> np.ndarray:
+        return self._W.grad
+
+    @dW.setter
+    def dW(self, value: np.ndarray) -> None:
+        self._W.grad = value
+
+    @property
+    def b(self) -> np.ndarray:
+        return self._b.value if self.bias else self._state["b"]
+
+    @b.setter
+    def b(self, value: np.ndarray) -> None:
+        if self.bias:
+            self._b.value = value
+        else:
+            self._state["b"] = value
+
+    @property
+    def db(self) -> np.ndarray:
+        return self._b.grad if self.bias else np.zeros_like(self._state["b"])
+
+    @db.setter
+    def db(self, value: np.ndarray) -> None:
+        if self.bias:
+            self._b.grad = value
 
     def forward(self, A: np.ndarray, training: bool = False) -> np.ndarray:
         if A.shape != self._shape:              # views of the buffers for this batch size
@@ -212,9 +357,9 @@ class Dense(Layer):
             self._shape = A.shape
         Z = self._Z
         self._A_prev = A                        # cached for dW = dZ.T @ A_prev
-        np.dot(A, self.W.T, out=Z)              # Z = A_prev @ W.T   (BLAS; refuses mixed dtypes)
+        np.dot(A, self._W.value.T, out=Z)       # Z = A_prev @ W.T   (BLAS; refuses mixed dtypes)
         if self.bias:
-            Z += self.b                         #     + b
+            Z += self._b.value                  #     + b
         return Z
 
     def infer(self, A: np.ndarray) -> np.ndarray:
@@ -228,26 +373,14 @@ class Dense(Layer):
         """Fill ``dW`` and ``db`` and return dA_prev (``None`` when ``input_grad`` is False)."""
         A_prev = self._A_prev
         assert A_prev is not None, "backward called before forward"
-        np.dot(dZ.T, A_prev, out=self.dW)       # dW = dZ.T @ A_prev
+        np.dot(dZ.T, A_prev, out=self._W.grad)  # dW = dZ.T @ A_prev
         if self.bias:
-            np.dot(self._ones, dZ, out=self.db) # db = Σ_batch dZ = 1ᵀ·dZ  (a GEMV)
+            np.dot(self._ones, dZ, out=self._b.grad)    # db = Σ_batch dZ = 1ᵀ·dZ  (a GEMV)
         if not input_grad:                      # the first layer's dX is not needed to train
             return None  # type: ignore[return-value]
         dA_prev = self._dA
-        np.dot(dZ, self.W, out=dA_prev)         # dA_prev = dZ @ W
+        np.dot(dZ, self._W.value, out=dA_prev)  # dA_prev = dZ @ W
         return dA_prev
-
-    def params(self) -> list[Param]:
-        ps = [Param("W", self.W, self.dW)]
-        if self.bias:                           # biases: not weight-decayed by default
-            ps.append(Param("b", self.b, self.db, no_decay=((0, self.n_out),)))
-        return ps
-
-    def astype(self, dtype: Any) -> Dense:
-        dt = as_float_dtype(dtype)
-        self.W, self.b = self.W.astype(dt), self.b.astype(dt)
-        self.dW, self.db = self.dW.astype(dt), self.db.astype(dt)
-        return super().astype(dt)  # type: ignore[return-value]
 
     def output_size(self, n_in: int) -> int:
         return self.n_out
@@ -258,12 +391,19 @@ class Dense(Layer):
             config["bias_init"] = self.bias_init    # versions without bias_init
         return config
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"W": self.W, "b": self.b}
+    @classmethod
+    def array_shapes(cls, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        n_in, n_out = config_size(config, "n_in"), config_size(config, "n_out")
+        return {"W": (n_out, n_in), "b": (n_out,)}
 
-    def set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.W[...] = arrays["W"]
-        self.b[...] = arrays["b"]
+    @classmethod
+    def from_config(cls, config: dict[str, Any], dtype: Any = np.float32) -> Dense:
+        """Zero weights (nothing drawn) of the stored settings, for ``set_arrays`` to fill; the
+        initialisers' names are kept as they were."""
+        layer = cls(**{**config, "init": "zeros", "bias_init": "zeros"}, dtype=dtype)
+        layer.init = str(config.get("init", "zeros"))
+        layer.bias_init = str(config.get("bias_init", "zeros"))
+        return layer
 
 
 class Dropout(Layer):
@@ -300,7 +440,7 @@ class Dropout(Layer):
     def infer(self, A: np.ndarray) -> np.ndarray:
         return A                                # the identity at inference (no _mask reset)
 
-    def backward(self, dA: np.ndarray) -> np.ndarray:
+    def backward(self, dA: np.ndarray, input_grad: bool = True) -> np.ndarray:
         if self._mask is None:
             return dA
         dZ = buffer(self._buf, "dZ", dA.shape[0], dA.shape[1:], dA.dtype)

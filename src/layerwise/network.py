@@ -15,9 +15,18 @@ import numpy as np
 from . import activations, initializers
 from . import losses as losses_mod
 from ._blas import Threads, check_threads, is_small
-from ._utils import RngLike, as_float_dtype, as_generator, as_input, fraction, positive_int
+from ._utils import (
+    RngLike,
+    as_float_dtype,
+    as_generator,
+    as_input,
+    fraction,
+    lookup,
+    positive_int,
+)
 from .errors import ConfigError, ValidationError
 from .layers import Dense, Dropout, Layer, Param
+from .normalization import NORMS
 
 
 class Sequential:
@@ -82,18 +91,25 @@ class Sequential:
 
     @property
     def n_out(self) -> int | None:
-        """Output features (from the last Dense layer)."""
-        for layer in reversed(self.layers):
-            if isinstance(layer, Dense):
-                return layer.n_out
-        return None
+        """Output features: the width flowing out of the last layer (each layer's
+        ``output_size``), or None for a model without parameters or a declared input width."""
+        if not any(layer.trainable for layer in self.layers):
+            return None
+        n = None
+        for layer in self.layers:
+            n_in = getattr(layer, "n_in", None)
+            if n_in is not None:
+                n = int(n_in)
+            if n is not None:
+                n = layer.output_size(n)
+        return n
 
     @property
     def dtype(self) -> np.dtype[Any]:
         """The parameters' dtype (float32 unless changed with ``astype``)."""
         for layer in self.layers:
-            if isinstance(layer, Dense):
-                return layer.W.dtype
+            for p in layer.params():
+                return p.value.dtype
         return np.dtype(np.float32)
 
     def __len__(self) -> int:
@@ -142,23 +158,21 @@ class Sequential:
         """
         first = 0
         if not input_grad:
-            if self._first[0] != len(self.layers):          # cached: index of the first Dense
+            if self._first[0] != len(self.layers):  # cached: first layer with parameters
                 self._first = (len(self.layers), next(
                     (i for i, layer in enumerate(self.layers) if layer.trainable), 0))
             first = self._first[1]
         for i in range(len(self.layers) - 1, first - 1, -1):
             layer = self.layers[i]
             if i == first and not input_grad:
-                if isinstance(layer, Dense):
-                    layer.backward(dA, input_grad=False)
-                else:
-                    layer.backward(dA)
+                layer.backward(dA, input_grad=False)   # its dA_prev is not needed
                 return None  # type: ignore[return-value]
             dA = layer.backward(dA)             # dA_{i−1} = backward_i(dA_i)
         return dA
 
     def parameters(self) -> list[Param]:
-        """Every trainable parameter, named ``"<layer index>.<W|b>"``; values update in place."""
+        """Every trainable parameter, named ``"<layer index>.<name>"`` (``"0.W"``, ``"0.b"``,
+        ...): new Params sharing the layers' arrays, which optimizers update in place."""
         out = []
         for i, layer in enumerate(self.layers):
             for p in layer.params():
@@ -168,9 +182,10 @@ class Sequential:
     def flat_parameters(self) -> list[Param]:
         """Every parameter as ONE ``Param`` spanning a single contiguous buffer.
 
-        The first call moves each layer's W and b (and dW, db) into two flat arrays and makes
-        the layer attributes views of them, so an optimizer step is a handful of vectorised
-        calls whatever the depth (the update rules are elementwise, so the result is identical).
+        The first call moves each layer's parameters (their ``value`` and ``grad``) into two
+        flat arrays and makes each layer's own ``Param`` hold views of them, so an optimizer
+        step is a handful of vectorised calls whatever the depth (the update rules are
+        elementwise, so the result is identical).
         Later calls return the same buffers while the layers still use them, and pack again if
         a parameter was replaced (e.g. by ``astype``). With mixed dtypes the per-array list
         of ``parameters()`` is returned instead.
@@ -193,8 +208,9 @@ class Sequential:
                 no_decay += [(start + a, start + b) for a, b in p.no_decay]
                 value[start:stop] = p.value.reshape(-1)
                 grad[start:stop] = p.grad.reshape(-1)
-                layer.bind(p.name, value[start:stop].reshape(p.value.shape),
-                           grad[start:stop].reshape(p.grad.shape))
+                # the layer reads p.value / p.grad at each use, so it now works in the buffer
+                p.value = value[start:stop].reshape(p.value.shape)
+                p.grad = grad[start:stop].reshape(p.grad.shape)
                 start = stop
         self._flat = Param("all", value, grad, tuple(no_decay))
         return [self._flat]
@@ -284,8 +300,8 @@ class Sequential:
         ``threads``: BLAS threads, as for ``predict``."""
         from .training import _evaluate_prepared
         if self.n_out is None:
-            raise ConfigError("this model has no Dense layer, so it has no outputs to evaluate; "
-                              "add lw.Dense(n_in, n_out).")
+            raise ConfigError("this model has no layer with parameters (no Dense layer), so it "
+                              "has no outputs to evaluate; add lw.Dense(n_in, n_out).")
         L = self._require_loss(loss)
         X = as_input(X, self.n_in, self.dtype)
         Y = L.prepare_target(y, self.n_out or X.shape[1], self.dtype)
@@ -314,7 +330,7 @@ class Sequential:
 
 def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
         init: Any = None, dropout: float = 0.0, bias: bool = True, dtype: Any = np.float32,
-        rng: RngLike = 0, bias_init: Any = "zeros") -> Sequential:
+        rng: RngLike = 0, bias_init: Any = "zeros", norm: str | None = None) -> Sequential:
     """Build a multilayer perceptron from layer sizes.
 
     Parameters
@@ -333,6 +349,9 @@ def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
         "uniform:LIMIT", "constant:VALUE" or a callable given the shape (n_out,).
     dropout : float
         Dropout rate after each hidden activation (0 for none).
+    norm : "layer", "batch" or None
+        Normalisation after each hidden Dense layer, before its activation: ``LayerNorm`` or
+        ``BatchNorm`` (None for none).
     rng : int, Generator or None
         Seed for the weights and the dropout masks.
 
@@ -347,6 +366,7 @@ def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
             f"received {sizes}."
         )
     p = fraction("dropout", dropout)
+    norm_cls = None if norm is None else lookup(NORMS, norm, "norm")
     g = as_generator(rng)
     act_init = init if init is not None else initializers.default_for(activation)
     layers: list[Layer] = []
@@ -356,6 +376,8 @@ def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
         layers.append(Dense(int(n_in), int(n_out), init=out_init if last else act_init, bias=bias,
                             dtype=dtype, rng=g, bias_init=bias_init))
         if not last:
+            if norm_cls is not None:                # Dense → norm → activation
+                layers.append(norm_cls(int(n_out), dtype=dtype))
             act = activations.get(activation)       # a fresh layer each time (own buffers)
             layers.append(type(act)(**act.config()))
             if p > 0:

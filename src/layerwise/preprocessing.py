@@ -26,7 +26,7 @@ from ._utils import (
     require_finite,
 )
 from .errors import ConfigError, ValidationError
-from .layers import Layer
+from .layers import Layer, config_size
 
 SCALINGS = ("standard", "minmax", "image", "none")
 #: what a layer's constants came from: a scaling fitted by ``fit``, or "inverse" (the command
@@ -125,7 +125,7 @@ class Standardize(Layer):
         out /= self.scale                               # A = (X − offset) / scale
         return out
 
-    def backward(self, dA: np.ndarray) -> np.ndarray:
+    def backward(self, dA: np.ndarray, input_grad: bool = True) -> np.ndarray:
         dX = buffer(self._buf, "dX", dA.shape[0], (self.n,), dA.dtype)
         np.divide(dA, self.scale, out=dX)               # dX = dA / scale
         return dX
@@ -142,12 +142,35 @@ class Standardize(Layer):
         return {"offset": self.offset, "scale": self.scale}
 
     def set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.offset[...] = arrays["offset"]
-        self.scale[...] = arrays["scale"]
+        """Copy stored constants in, refusing a zero or non-finite scale or offset (what the
+        constructor refuses), so a model file cannot make every output NaN or inf."""
+        offset = np.asarray(arrays["offset"]).reshape(self.offset.shape)
+        scale = np.asarray(arrays["scale"]).reshape(self.scale.shape)
+        require_finite(offset, "Standardize offset")
+        require_finite(scale, "Standardize scale")
+        if not np.all(scale != 0):
+            raise ValidationError("Standardize scale must be non-zero (A = (X − offset) / scale); "
+                                  f"it has {int(np.sum(scale == 0))} zeros.")
+        self.offset[...] = offset
+        self.scale[...] = scale
 
     @classmethod
-    def from_config(cls, n: int, method: str = "standard", dtype: Any = np.float32
-                    ) -> Standardize:
-        """An identity-initialised layer of ``n`` features (model files fill the arrays)."""
+    def array_shapes(cls, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        n = config_size(config, "n")
+        return {"offset": (n,), "scale": (n,)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | int,
+                    dtype: Any = np.float32, *, method: str = "standard") -> Standardize:
+        """An identity-initialised layer of ``n`` features (model files fill the arrays): from a
+        ``config()`` dict (the layer protocol) or, as before, ``from_config(n, method=...)``."""
+        if isinstance(config, dict):
+            config = dict(config)
+            n = config.pop("n", None)
+            method = config.pop("method", "standard")
+            if config:
+                raise TypeError(f"unexpected Standardize settings {sorted(config)}")
+        else:
+            n = config
         n = positive_int("n", n)
         return cls(np.zeros(n), np.ones(n), method=method, dtype=dtype)

@@ -50,10 +50,11 @@ from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
 from ._blas import check_threads
-from ._utils import as_float_dtype, exclusive, fraction
+from ._utils import as_float_dtype, exclusive, fraction, lookup
 from .errors import BusyError, ConfigError, LayerwiseError, ValidationError
 from .layers import Dense, Dropout, Layer
 from .network import Sequential
+from .normalization import NORMS
 from .preprocessing import Standardize
 from .training import Callback, TrainState
 from .training import fit as _train
@@ -198,18 +199,12 @@ def _compact(model: Sequential) -> Sequential:
     memo: dict[int, Any] = {}
     layers: list[Layer] = []
     for layer in model.layers:
-        new: Layer
-        if isinstance(layer, Dense):
-            new = Dense(**{**layer.config(), "init": "zeros", "bias_init": "zeros"},
-                        dtype=layer.W.dtype)
-            new.init, new.bias_init = layer.init, layer.bias_init
-            new.set_arrays(layer.arrays())
-        elif isinstance(layer, Dropout):
-            new = Dropout(layer.p, rng=copy.deepcopy(layer.rng, memo))
-        elif isinstance(layer, activations_mod.Activation):
-            new = type(layer)(**layer.config())
-        else:
-            new = copy.deepcopy(layer, memo)
+        # the model-file contract: settings, then arrays; generators are carried over as they are
+        dt = next((a.dtype for a in layer.arrays().values()), model.dtype)
+        new = type(layer).from_config(layer.config(), dt)
+        new.set_arrays(layer.arrays())
+        if isinstance(getattr(layer, "rng", None), np.random.Generator):
+            new.rng = copy.deepcopy(layer.rng, memo)  # type: ignore[attr-defined]
         layers.append(new)
     out = Sequential(layers)
     loss = model.loss
@@ -236,6 +231,7 @@ class _LayerwiseBase(BaseEstimator):
     nesterov: bool
     weight_decay: float | None
     dropout: Any
+    norm: str | None
     init: Any
     batch_size: int | str
     max_epochs: int
@@ -291,17 +287,29 @@ class _LayerwiseBase(BaseEstimator):
                 "dropout": _per_layer("dropout", self.dropout, len(hidden),
                                       lambda p: fraction("dropout", p)),
                 "init": _per_layer("init", self.init, len(hidden) + 1, lambda i: i),
-                "dtype": self._model_dtype()}
+                "norm": self._norm(), "dtype": self._model_dtype()}
+
+    def _norm(self) -> type[Layer] | None:
+        """The normalisation layer class after each hidden Dense layer (``norm``), or None."""
+        if self.norm is None:
+            return None
+        try:
+            return lookup(NORMS, self.norm, "norm")
+        except ConfigError as exc:
+            raise _param_error(exc) from None
 
     @staticmethod
     def _signature(net: dict[str, Any]) -> dict[str, Any]:
         """What must stay the same for warm_start and partial_fit to continue a network."""
         return {"sizes": net["sizes"], "activations": [repr(a) for a in net["activations"]],
-                "dropout": net["dropout"], "dtype": str(net["dtype"])}
+                "dropout": net["dropout"], "dtype": str(net["dtype"]),
+                # only when set: estimators pickled before norm existed continue as they were
+                **({} if net["norm"] is None else {"norm": net["norm"].kind})}
 
     @staticmethod
     def _build(net: dict[str, Any], rng: np.random.Generator) -> Sequential:
-        """Dense → activation (→ Dropout) per hidden layer, then Dense (→ output activation)."""
+        """Dense (→ norm) → activation (→ Dropout) per hidden layer, then Dense (→ output
+        activation)."""
         sizes, acts = net["sizes"], net["activations"]
         layers: list[Layer] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -311,6 +319,8 @@ class _LayerwiseBase(BaseEstimator):
                 layers.append(Dense(n_in, n_out, init=init, dtype=net["dtype"], rng=rng))
             except ConfigError as exc:
                 raise _param_error(exc) from None
+            if net["norm"] is not None and i < len(sizes) - 2:       # hidden layers only
+                layers.append(net["norm"](n_out, dtype=net["dtype"]))
             if acts[i] is not None:
                 layers.append(acts[i])
             if i < len(net["dropout"]) and net["dropout"][i] > 0:
@@ -413,8 +423,9 @@ class _LayerwiseBase(BaseEstimator):
         else:
             old = self._network_signature
             if signature != old:
-                changed = ", ".join(f"{k} from {old[k]} to {v}" for k, v in signature.items()
-                                    if v != old[k])
+                changed = ", ".join(f"{k} from {old.get(k)} to {signature.get(k)}"
+                                    for k in {**old, **signature}
+                                    if signature.get(k) != old.get(k))
                 raise ValidationError(
                     f"warm_start and partial_fit continue the same network, but the network "
                     f"changed: {changed}. Set warm_start=False (or use a new estimator) to "
@@ -596,6 +607,9 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
         ``decay_biases``).
     dropout : float or sequence of float, default=0.0
         Dropout rate after each hidden activation, or one per hidden layer.
+    norm : {"layer", "batch"} or None, default=None
+        Normalisation after each hidden Dense layer, before its activation: ``LayerNorm`` or
+        ``BatchNorm`` (whose training batches need at least 2 rows).
     init : str, callable, None or sequence, default="xavier_uniform"
         Weight initialiser, or one per Dense layer (the hidden layers, then the output layer):
         "xavier_uniform" (Glorot uniform, MLPClassifier's choice and the better one for the
@@ -690,7 +704,7 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
                  loss: Any = "auto", optimizer: Any = "adam", learning_rate: float = 1e-3,
                  momentum: float = 0.9, nesterov: bool = False,
                  weight_decay: float | None = None, dropout: Any = 0.0,
-                 init: Any = "xavier_uniform",
+                 norm: str | None = None, init: Any = "xavier_uniform",
                  batch_size: int | str = "auto", max_epochs: int = 200, schedule: Any = None,
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  n_iter_no_change: int = 10, tol: float | None = 1e-4, warm_start: bool = False,
@@ -706,6 +720,7 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
         self.nesterov = nesterov
         self.weight_decay = weight_decay
         self.dropout = dropout
+        self.norm = norm
         self.init = init
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -970,8 +985,8 @@ class LayerwiseRegressor(RegressorMixin, _LayerwiseBase):
     Parameters
     ----------
     hidden_layer_sizes, activation, optimizer, learning_rate, momentum, nesterov, weight_decay, \
-dropout, init, batch_size, max_epochs, schedule, n_iter_no_change, tol, warm_start, dtype, \
-random_state, verbose, n_threads
+dropout, norm, init, batch_size, max_epochs, schedule, n_iter_no_change, tol, warm_start, \
+dtype, random_state, verbose, n_threads
         As for :class:`LayerwiseClassifier`.
     output_activation : str or None, default=None
         Activation after the output layer: None (identity), or e.g. "sigmoid" for targets in
@@ -1001,7 +1016,7 @@ t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts
                  loss: Any = "mse", optimizer: Any = "adam", learning_rate: float = 1e-3,
                  momentum: float = 0.9, nesterov: bool = False,
                  weight_decay: float | None = None, dropout: Any = 0.0,
-                 init: Any = "xavier_uniform",
+                 norm: str | None = None, init: Any = "xavier_uniform",
                  batch_size: int | str = "auto", max_epochs: int = 200, schedule: Any = None,
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  n_iter_no_change: int = 10, tol: float | None = 1e-4, warm_start: bool = False,
@@ -1017,6 +1032,7 @@ t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts
         self.nesterov = nesterov
         self.weight_decay = weight_decay
         self.dropout = dropout
+        self.norm = norm
         self.init = init
         self.batch_size = batch_size
         self.max_epochs = max_epochs
