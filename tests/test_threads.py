@@ -223,7 +223,7 @@ def test_overlapping_blas_thread_limits_restore_the_original_count():
                 if i["user_api"] == "blas"}
 
     def thread_a():
-        with _blas.threads_for(model, 1):
+        with _blas.threads_for(model.macs()):
             a_in.set()
             assert b_in.wait(WAIT)
         a_out.set()
@@ -234,7 +234,7 @@ def test_overlapping_blas_thread_limits_restore_the_original_count():
     th = threading.Thread(target=thread_a)
     th.start()
     assert a_in.wait(WAIT)
-    with _blas.threads_for(model, 1):
+    with _blas.threads_for(model.macs()):
         b_in.set()
         assert a_out.wait(WAIT)
     th.join()

@@ -283,7 +283,7 @@ Y_BIG = rng0.integers(0, 10, 640)
 def big():
     """Above SMALL_MACS at batch 64 (64·(256·512 + 512·10) multiply-adds): auto measures."""
     model = lw.mlp([256, 512, 10], rng=0)
-    assert not _blas.is_small(model, 64)
+    assert not _blas.is_small(model.macs() * 64)
     return model
 
 
@@ -429,7 +429,7 @@ def test_predict_auto_times_the_first_chunks_of_a_large_call():
     before = _all_threads()
     model, seen = big(), []
     _probe_infer(model, seen)
-    assert not _blas.is_small(model, 32)
+    assert not _blas.is_small(model.macs() * 32)
     model.predict(X_BIG, batch_size=32)              # 20 chunks: enough to measure
     assert seen[:6] == [before, 1] * 3 and len(set(seen[_blas.MIN_STEPS:])) == 1
     seen.clear()

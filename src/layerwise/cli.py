@@ -182,7 +182,7 @@ def _by_position_option(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
     p = _Parser(
         prog="layerwise", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train and inspect feedforward neural networks with explicit, layer-by-layer "

@@ -203,6 +203,12 @@ class Sequential:
         """Total number of trainable scalars."""
         return sum(p.value.size for p in self.parameters())
 
+    def macs(self) -> int:
+        """Multiply-adds of one sample's forward pass: Σ n_in·n_out over the Dense layers
+        (Z = A_prev @ W.T); activations and the rest are O(n) beside them. The BLAS thread
+        rule reads ``macs() * batch`` (``_blas.is_small``)."""
+        return sum(layer.n_in * layer.n_out for layer in self.layers if isinstance(layer, Dense))
+
     def astype(self, dtype: Any) -> Sequential:
         """Cast every parameter and buffer to ``dtype`` (float32 or float64); returns self."""
         dt = as_float_dtype(dtype)
@@ -254,7 +260,7 @@ class Sequential:
         bs = positive_int("batch_size", batch_size)
         setting = check_threads(threads)
         out: np.ndarray | None = None
-        with Threads(setting, is_small(self, min(bs, len(X))), -(-len(X) // bs),
+        with Threads(setting, is_small(self.macs() * min(bs, len(X))), -(-len(X) // bs),
                      fit=False) as th:
             for s in range(0, X.shape[0], bs):
                 t0 = th.start_step()

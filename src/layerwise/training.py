@@ -771,7 +771,7 @@ class _Run:
         self.params = model.flat_parameters()      # one contiguous buffer: cheap optimizer steps
         self.history = History()
         # the BLAS thread count: forced, or timed on the run's own first steps (see Threads)
-        self.threads = Threads(threads, is_small(model, B_max),
+        self.threads = Threads(threads, is_small(model.macs() * B_max),
                                epochs * math.ceil(self.N / batch_size))
         self.history.thread_choices = self.threads.choices
         self.state = TrainState(model, opt, loss, self.history, base_lr=opt.lr, epochs=epochs,
@@ -1019,8 +1019,8 @@ def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: 
     L = L.fresh()
     total = 0.0
     # BLAS threads as predict chooses them; inside fit, under fit's count
-    with Threads(threads, is_small(model, min(batch_size, len(X))), -(-len(X) // batch_size),
-                 fit=False) as th:
+    macs = model.macs() * min(batch_size, len(X))
+    with Threads(threads, is_small(macs), -(-len(X) // batch_size), fit=False) as th:
         for s in range(0, len(X), batch_size):
             t0 = th.start_step()
             A = model.infer(X[s:s + batch_size])
