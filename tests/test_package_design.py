@@ -6,9 +6,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 import layerwise as lw
 from layerwise import _blas
 
@@ -119,3 +116,25 @@ def test_threads_follow_the_network_multiply_adds():
     assert _blas.is_small(_blas.SMALL_MACS) and not _blas.is_small(_blas.SMALL_MACS + 1)
     with _blas.threads_for(model.macs()) as th:         # small: held at one thread
         assert th.small
+
+
+def test_initializers_do_not_import_activations():
+    """The default initialiser lives with the activation (``default_init``), so the old cycle
+    initializers -> activations -> layers -> initializers is gone, even inside functions."""
+    assert "activations" not in _imports_anywhere("initializers")
+    assert not hasattr(lw.initializers, "default_for")
+
+
+def test_an_activation_names_its_default_initialiser():
+    from layerwise import activations
+
+    class Swishy(lw.ReLU):                              # a user's ReLU-like unit
+        kind = "swishy"
+        default_init = "lecun_normal"
+
+    assert activations.default_init(Swishy()) == "lecun_normal"
+    assert activations.default_init("relu") == lw.ReLU.default_init == "he_normal"
+    assert activations.default_init(None) == lw.Tanh.default_init == "xavier_uniform"
+    model = lw.mlp([3, 5, 2], activation=Swishy(), rng=0)
+    assert model.layers[0].init == "lecun_normal"       # the hidden Dense takes Swishy's
+    assert model.layers[2].init == "xavier_uniform"     # the linear output takes Glorot

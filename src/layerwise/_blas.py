@@ -27,8 +27,6 @@ from typing import Any
 
 import numpy as np
 
-
-
 #: arrays shorter than this take the NumPy path: below it the ctypes call (about 2 µs) costs
 #: more than the pass it saves, since such arrays sit in cache.
 MIN_SIZE = 1 << 15

@@ -114,27 +114,6 @@ INITIALIZERS: dict[str, Initializer] = {
     "lecun": lecun_normal,
 }
 
-# He initialisation keeps the variance of ReLU-like units constant across layers; Glorot does
-# the same for units that are linear around zero (tanh, sigmoid, identity).
-_DEFAULT_FOR_ACTIVATION = {
-    "relu": "he_normal",
-    "leaky_relu": "he_normal",
-    "elu": "he_normal",
-    "gelu": "he_normal",
-}
-
-
-def default_for(activation: Any) -> str:
-    """The initialiser name that suits ``activation`` (a name, an activation layer or None):
-    He for ReLU-like units, Glorot otherwise."""
-    from .activations import Activation, get
-
-    if activation is None:
-        return "xavier_uniform"
-    kind = activation.kind if isinstance(activation, Activation) else get(activation).kind
-    return _DEFAULT_FOR_ACTIVATION.get(kind, "xavier_uniform")
-
-
 # NAME:NUMBER — the initialiser and the keyword its number sets.
 PARAMETERISED: dict[str, tuple[Initializer, str]] = {
     "normal": (normal, "std"),

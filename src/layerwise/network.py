@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import activations, initializers
+from . import activations
 from . import losses as losses_mod
 from ._blas import Threads, check_threads, is_small
 from ._utils import RngLike, as_float_dtype, as_generator, as_input, fraction, positive_int
@@ -354,11 +354,11 @@ def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
         )
     p = fraction("dropout", dropout)
     g = as_generator(rng)
-    act_init = init if init is not None else initializers.default_for(activation)
+    act_init = init if init is not None else activations.default_init(activation)
     layers: list[Layer] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
-        out_init = init if init is not None else initializers.default_for(output)
+        out_init = init if init is not None else activations.default_init(output)
         layers.append(Dense(int(n_in), int(n_out), init=out_init if last else act_init, bias=bias,
                             dtype=dtype, rng=g, bias_init=bias_init))
         if not last:

@@ -45,7 +45,6 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import activations as activations_mod
-from . import initializers
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
@@ -306,7 +305,7 @@ class _LayerwiseBase(BaseEstimator):
         layers: list[Layer] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             init = net["init"][i] if net["init"][i] is not None else \
-                initializers.default_for(acts[i])
+                activations_mod.default_init(acts[i])
             try:
                 layers.append(Dense(n_in, n_out, init=init, dtype=net["dtype"], rng=rng))
             except ConfigError as exc:
