@@ -6,6 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 import layerwise as lw
 from layerwise import _blas
 
@@ -138,3 +141,170 @@ def test_an_activation_names_its_default_initialiser():
     model = lw.mlp([3, 5, 2], activation=Swishy(), rng=0)
     assert model.layers[0].init == "lecun_normal"       # the hidden Dense takes Swishy's
     assert model.layers[2].init == "xavier_uniform"     # the linear output takes Glorot
+
+
+def test_no_module_imports_another_modules_private_names():
+    """Modules meet through public names: ``from .training import _x`` reaches into another
+    module's internals (private modules such as ``_utils`` are the package's shared kit)."""
+    reaching = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module and \
+                    not node.module.startswith("_"):
+                reaching += [f"{path.name}: from .{node.module} import {a.name}"
+                             for a in node.names if a.name.startswith("_")]
+    assert reaching == []
+
+
+def test_evaluate_uses_a_public_function_of_training():
+    from layerwise import training
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 4)).astype(np.float32), rng.integers(0, 3, 30)
+    model = lw.mlp([4, 5, 3], rng=0)
+    model.loss = lw.CrossEntropy()
+    Y = model.loss.prepare_target(y, 3, np.float32)
+    assert training.evaluate_arrays(model, lw.CrossEntropy(), X, Y, batch_size=7) == \
+        model.evaluate(X, y, batch_size=7)
+
+
+# -- checkpoints go through state_dict / load_state_dict -------------------------------------
+def test_checkpoints_touch_the_run_only_through_public_methods():
+    """checkpoints.py never assigns a field of the run, and reads only its state_dicts, its
+    settings and the parts it hands to io (model, parameters, optimizer, schedule,
+    callbacks, sample count)."""
+    allowed = {"settings", "state_dict", "load_state_dict", "model", "params", "opt", "sched",
+               "callbacks", "N"}
+    tree = ast.parse((PACKAGE / "checkpoints.py").read_text(encoding="utf-8"))
+    used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name) and node.value.id == "run"}
+    assigned = [ast.unparse(t) for node in ast.walk(tree)
+                if isinstance(node, ast.Assign | ast.AugAssign)
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                if any(isinstance(n, ast.Name) and n.id == "run" for n in ast.walk(t))]
+    assert used <= allowed, used - allowed
+    assert assigned == []
+
+
+def test_the_optimizer_state_dict_round_trips():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((16, 3)), rng.integers(0, 2, 16)
+    model = lw.mlp([3, 4, 2], rng=0).astype(np.float64)
+    opt = lw.Adam(1e-2)
+    model.fit(X, y, optimizer=opt, epochs=1, batch_size=4, rng=0, verbose=0)
+    state = opt.state_dict()
+    assert state["kind"] == "adam" and state["t"] == 4 and state["lr"] == opt.lr
+    assert {k for k, v in state.items() if isinstance(v, np.ndarray)} == set(opt.state_arrays())
+    params = model.flat_parameters()
+    twin = lw.Adam(1e-2)
+    twin.load_state_dict(state, params)
+    assert twin.t == opt.t and all(np.array_equal(twin.state_arrays()[k], a)
+                                   for k, a in opt.state_arrays().items())
+    for p in params:
+        p.grad[...] = 0.01
+    before = [p.value.copy() for p in params]
+    opt.step(params)
+    after = [p.value.copy() for p in params]
+    for p, b in zip(params, before):
+        p.value[...] = b
+    twin.step(params)                                   # the same update from the loaded state
+    assert all(np.array_equal(p.value, a) for p, a in zip(params, after))
+    with pytest.raises(lw.ValidationError, match="wrong shape"):
+        lw.Adam(1e-2).load_state_dict({**state, "0.m": np.zeros(3)}, params)
+    with pytest.raises(lw.ValidationError, match="step count"):
+        lw.Adam(1e-2).load_state_dict({**state, "t": -1}, params)
+
+
+# A checkpoint written by layerwise 0.1.0 before the state_dicts (tests/data, made with this
+# script's fit(...) interrupted at step 7): it must still resume.
+OLD_CHECKPOINT = Path(__file__).parent / "data" / "checkpoint-format2-v0.1.0.lw"
+_rng = np.random.default_rng(0)
+X_CK, Y_CK = _rng.standard_normal((40, 4)).astype(np.float32), _rng.integers(0, 3, 40)
+
+
+class StopAt(lw.Callback):
+    """Ctrl-C after ``at`` steps."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.n = at, 0
+
+    def on_batch_end(self, state, loss):
+        self.n += 1
+        if self.n == self.at:
+            raise KeyboardInterrupt
+
+
+def _ck_fit(model, schedule="cosine", callbacks=(), **kw):
+    return model.fit(X_CK, Y_CK, optimizer=lw.Adam(1e-2), epochs=3, batch_size=8, rng=5,
+                     verbose=0, schedule=schedule, validation_split=0.2,
+                     callbacks=[lw.ReduceLROnPlateau(patience=1), *callbacks], **kw)
+
+
+def _flat(model):
+    return np.concatenate([p.value.ravel() for p in model.parameters()])
+
+
+def test_a_checkpoint_written_before_the_state_dicts_resumes_bit_for_bit():
+    reference = lw.mlp([4, 6, 3], dropout=0.2, rng=1)
+    h_ref = _ck_fit(reference)
+    resumed = lw.mlp([4, 6, 3], dropout=0.2, rng=1)
+    h = _ck_fit(resumed, resume=OLD_CHECKPOINT)
+    assert np.array_equal(_flat(resumed), _flat(reference))
+    assert h.epoch == h_ref.epoch and h["loss"] == h_ref["loss"]
+
+
+def test_the_checkpoint_file_is_written_as_before(tmp_path):
+    """The same members and the same checkpoint.json as the file from before the state_dicts,
+    but for the timings (seconds, thread measurements)."""
+    import json
+    import zipfile
+    ck = tmp_path / "ck.lw"
+    with pytest.raises(lw.TrainingInterrupted):
+        _ck_fit(lw.mlp([4, 6, 3], dropout=0.2, rng=1), callbacks=[StopAt(7)], checkpoint=ck,
+                checkpoint_every=1)
+    with zipfile.ZipFile(ck) as new, zipfile.ZipFile(OLD_CHECKPOINT) as old:
+        assert sorted(new.namelist()) == sorted(old.namelist())
+        for name in new.namelist():
+            if name.startswith("checkpoint/") and name.endswith(".npy"):
+                assert new.read(name) == old.read(name), name
+        meta_new, meta_old = (json.loads(z.read("checkpoint.json")) for z in (new, old))
+    for meta in (meta_new, meta_old):
+        meta.pop("seconds"), meta.pop("threads"), meta["history"].pop("seconds")
+    assert meta_new == meta_old
+
+
+class Remembering(lw.Schedule):
+    """A schedule with state: the rate halves at every call, so it depends on every call
+    before (a resumed run that lost them would train at another rate)."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def __call__(self, epoch, base_lr):
+        self.calls.append(epoch)
+        return base_lr * 0.5 ** len(self.calls)
+
+    def state_dict(self):
+        return {"calls": list(self.calls)}
+
+    def load_state_dict(self, state):
+        calls = state.get("calls")
+        if not isinstance(calls, list) or not all(isinstance(c, int) for c in calls):
+            raise lw.ValidationError(f"calls must be a list of epochs; received {calls!r}.")
+        self.calls = list(calls)
+
+
+def test_a_stateful_schedule_is_carried_by_the_checkpoint(tmp_path):
+    reference, sched = lw.mlp([4, 6, 3], dropout=0.2, rng=1), Remembering()
+    _ck_fit(reference, schedule=sched)
+    assert sched.calls == [0, 1, 2]
+    ck, first = tmp_path / "ck.lw", Remembering()
+    with pytest.raises(lw.TrainingInterrupted):
+        _ck_fit(lw.mlp([4, 6, 3], dropout=0.2, rng=1), schedule=first, callbacks=[StopAt(7)],
+                checkpoint=ck, checkpoint_every=1)
+    resumed, second = lw.mlp([4, 6, 3], dropout=0.2, rng=1), Remembering()
+    _ck_fit(resumed, schedule=second, resume=ck)
+    assert second.calls == [0, 1, 2]                    # not [2]: the state came back
+    assert np.array_equal(_flat(resumed), _flat(reference))
+    assert lw.CosineDecay(10).state_dict() == {}
+    with pytest.raises(lw.ValidationError, match="no state"):
+        lw.CosineDecay(10).load_state_dict({"calls": [1]})

@@ -1214,8 +1214,8 @@ def _read_csv_inputs(path: Path, model: Sequential, args: argparse.Namespace) ->
     for j in cols:
         column = columns[j]
         if isinstance(column, list):
-            from .datasets import _is_number
-            line = next(i for i, v in enumerate(column) if not _is_number(v))
+            from .datasets import is_number_cell
+            line = next(i for i, v in enumerate(column) if not is_number_cell(v))
             raise CLIError(f"{path}: every feature cell must be a number; column {names[j]!r} "
                            f"has {column[line]!r} on line {line + (1 if args.no_header else 2)}.")
     X = np.stack([columns[j] for j in cols], axis=1)

@@ -288,7 +288,7 @@ class Sequential:
         whatever the loss; "subset_accuracy" and "label_accuracy" for multi-label targets
         (BCE); MSE, MAE and R² for regression losses (see ``metrics.for_loss``).
         ``threads``: BLAS threads, as for ``predict``."""
-        from .training import _evaluate_prepared
+        from .training import evaluate_arrays
         if self.n_out is None:
             raise ConfigError("this model has no Dense layer, so it has no outputs to evaluate; "
                               "add lw.Dense(n_in, n_out).")
@@ -299,8 +299,8 @@ class Sequential:
             raise ValidationError(
                 f"X and y must have the same number of samples; received {len(X)} and {len(Y)}."
             )
-        return _evaluate_prepared(self, L, X, Y, positive_int("batch_size", batch_size),
-                                  check_threads(threads))
+        return evaluate_arrays(self, L, X, Y, positive_int("batch_size", batch_size),
+                               check_threads(threads))
 
     def _require_loss(self, loss: Any) -> losses_mod.Loss:
         if loss is not None:

@@ -15,7 +15,12 @@ from .errors import ValidationError
 
 
 class Schedule:
-    """Base class: a function of the epoch index and the base learning rate."""
+    """Base class: a function of the epoch index and the base learning rate.
+
+    The built-in schedules keep no state (the rate follows from the epoch); a schedule that
+    does (one reacting to the losses it has seen, say) returns it from ``state_dict`` and
+    takes it back in ``load_state_dict``, as callbacks do, so checkpoints carry it.
+    """
 
     kind: ClassVar[str] = "schedule"
 
@@ -24,6 +29,17 @@ class Schedule:
 
     def config(self) -> dict[str, Any]:
         return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's state as JSON values (numbers, strings, lists, dicts, None); the
+        stateless built-in schedules return {}."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what ``state_dict`` returned (from a checkpoint: check every value)."""
+        if state:
+            raise ValidationError(f"{type(self).__name__} has no state to restore; received "
+                                  f"{sorted(state)}.")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
