@@ -308,3 +308,34 @@ def test_a_stateful_schedule_is_carried_by_the_checkpoint(tmp_path):
     assert lw.CosineDecay(10).state_dict() == {}
     with pytest.raises(lw.ValidationError, match="no state"):
         lw.CosineDecay(10).load_state_dict({"calls": [1]})
+
+
+# -- item 5: the small items --------------------------------------------------------------------
+def test_cli_errors_are_layerwise_errors_reported_in_one_line(monkeypatch, capsys):
+    from layerwise import cli
+    assert issubclass(cli.CLIError, lw.LayerwiseError)
+    for error, shown in ((cli.CLIError("--lr: keep lr=0.1 as written"),
+                          "--lr: keep lr=0.1 as written"),            # already in flags
+                         (lw.ValidationError("lr=0.5 is too large"),  # the library's words
+                          "--lr 0.5 is too large")):
+        def command(args, error=error):
+            raise error
+        monkeypatch.setitem(cli.COMMANDS, "recipes", command)
+        assert cli.main(["recipes"]) == 2
+        assert capsys.readouterr().err == f"layerwise: error: {shown}\n"
+
+
+def test_cli_error_from_a_real_command(tmp_path, capsys):
+    from layerwise import cli
+    assert cli.main(["train", "digits", "--init", "bogus", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("layerwise: error: --init: unknown initializer 'bogus'")
+    assert err.count("\n") == 1 and not (tmp_path / "r").exists()
+
+
+def test_training_clone_is_gone_and_busy_error_names_the_stdlib_copy():
+    import inspect
+
+    from layerwise import training
+    assert not hasattr(training, "clone")
+    assert "copy.deepcopy(model)" in inspect.getsource(training)

@@ -15,7 +15,6 @@ index per epoch; the last batch may be shorter.
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import math
 import signal
@@ -494,8 +493,7 @@ def _one_fit_at_a_time(train: Callable[_P, _R]) -> Callable[_P, _R]:
         refuse = lambda: BusyError(  # noqa: E731
             "this model is already being trained by another fit (in another thread, or by a "
             "callback of that fit); two fits at once would overwrite each other's buffers and "
-            "parameters. Wait for that fit to finish, or train a copy made with "
-            "layerwise.training.clone(model).")
+            "parameters. Wait for that fit to finish, or train a copy: copy.deepcopy(model).")
         with exclusive(model, refuse):
             return train(*args, **kwargs)
     return guarded
@@ -1146,7 +1144,3 @@ def _progress(total: int, epoch: int, epochs: int, initial: int = 0) -> Any:
     return tqdm(total=total, initial=initial, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                 leave=True, dynamic_ncols=True, mininterval=0.2)
 
-
-def clone(model: Sequential) -> Sequential:
-    """A deep copy of a model (parameters, buffers and settings)."""
-    return copy.deepcopy(model)
