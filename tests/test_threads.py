@@ -194,6 +194,8 @@ def test_a_custom_layer_with_only_forward_is_still_safe():
 
 
 # -- the scikit-learn estimators -----------------------------------------------------------------
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sklearn_estimators_predict_from_many_threads(dtype):
     from layerwise.sklearn import LayerwiseClassifier, LayerwiseRegressor
@@ -398,6 +400,8 @@ class HoldingSGD(lw.SGD):
         super().step(params)
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 @pytest.mark.parametrize("second", ["fit", "partial_fit"])
 def test_sklearn_fit_or_partial_fit_during_a_fit_is_refused(second):
     from layerwise.sklearn import LayerwiseClassifier

@@ -255,6 +255,7 @@ def test_invalid_thread_settings_are_refused_everywhere(bad):
         model.predict(X, threads=bad)
     with pytest.raises(lw.ValidationError, match=r"threads must be 'auto'"):
         model.evaluate(X, y, loss="ce", threads=bad)
+    pytest.importorskip("sklearn", reason="the estimators need scikit-learn")
     from layerwise.sklearn import LayerwiseClassifier
     with pytest.raises(lw.ValidationError, match=r"n_threads must be 'auto'"):
         LayerwiseClassifier((4,), n_threads=bad, max_epochs=1).fit(X, y)
@@ -451,6 +452,8 @@ class ProbeSGD(lw.SGD):
         super().step(params)
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_estimators_pass_n_threads_to_fit_and_predict():
     from sklearn.base import clone
 
