@@ -361,3 +361,27 @@ def test_tests_needing_scikit_learn_skip_without_it(tmp_path):
                        capture_output=True, text=True, timeout=300, env=env, cwd=tests.parent)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert "skipped" in r.stdout and "needs scikit-learn" in r.stdout
+
+
+def test_the_sklearn_extra_asks_for_the_scikit_learn_the_code_needs():
+    """validate_data and __sklearn_tags__ are new in scikit-learn 1.6: the extra's floor is
+    that, and an older scikit-learn is refused on import with the version to install."""
+    import re
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    floor = re.search(r'^sklearn = \["scikit-learn>=([\d.]+)"\]', pyproject, re.M)
+    assert floor is not None and floor.group(1) == "1.6"
+
+
+@pytest.mark.sklearn
+def test_an_older_scikit_learn_is_refused_with_the_version_to_install(monkeypatch):
+    import importlib
+    import sys
+
+    import sklearn
+
+    from layerwise import sklearn as lw_sklearn
+    assert tuple(lw_sklearn.SKLEARN_MIN) == (1, 6)
+    monkeypatch.setattr(sklearn, "__version__", "1.5.2")
+    monkeypatch.delitem(sys.modules, "layerwise.sklearn")
+    with pytest.raises(ImportError, match=r"scikit-learn >= 1.6 .* found 1.5.2; pip install"):
+        importlib.import_module("layerwise.sklearn")

@@ -26,6 +26,7 @@ import copy
 import functools
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,10 +35,19 @@ import numpy as np
 from ._utils import install_hint
 
 try:
-    import sklearn  # noqa: F401
+    import sklearn
 except ImportError as exc:
     raise ImportError(f"layerwise.sklearn needs scikit-learn, which is not installed; "
                       f"{install_hint('scikit-learn', 'sklearn')}.") from exc
+else:
+    # validate_data and the estimator tags (__sklearn_tags__) arrived in scikit-learn 1.6;
+    # pyproject's sklearn extra asks for the same
+    SKLEARN_MIN = (1, 6)
+    if tuple(int(n) for n in re.findall(r"\d+", sklearn.__version__)[:2]) < SKLEARN_MIN:
+        raise ImportError(
+            f"layerwise.sklearn needs scikit-learn >= {'.'.join(map(str, SKLEARN_MIN))} (it "
+            f"uses validate_data and __sklearn_tags__); found {sklearn.__version__}; "
+            f"{install_hint(repr('scikit-learn>=1.6'), 'sklearn')}.")
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.class_weight import compute_sample_weight
