@@ -385,3 +385,29 @@ def test_an_older_scikit_learn_is_refused_with_the_version_to_install(monkeypatc
     monkeypatch.delitem(sys.modules, "layerwise.sklearn")
     with pytest.raises(ImportError, match=r"scikit-learn >= 1.6 .* found 1.5.2; pip install"):
         importlib.import_module("layerwise.sklearn")
+
+
+def test_public_signatures_name_real_types_not_any():
+    """The registry arguments say what they take: a name or an instance (LossLike, …)."""
+    import inspect
+
+    from layerwise import activations, initializers, losses, optimizers, schedules, training
+    assert losses.LossLike == str | lw.Loss
+    assert optimizers.OptimizerLike == str | lw.Optimizer
+    assert activations.ActivationLike == str | activations.Activation
+    assert schedules.ScheduleLike == str | lw.Schedule | None
+    assert str in initializers.InitLike.__args__
+    typed = {"loss", "optimizer", "schedule", "activation", "output", "output_activation",
+             "init", "bias_init", "checkpoint", "resume"}
+    functions = [training.fit, lw.Sequential.fit, lw.Sequential.evaluate, lw.mlp,
+                 losses.get, optimizers.get, activations.get, schedules.get, initializers.get]
+    try:
+        from layerwise.sklearn import LayerwiseClassifier, LayerwiseRegressor
+        functions += [LayerwiseClassifier.__init__, LayerwiseRegressor.__init__]
+    except ImportError:                                 # without scikit-learn
+        pass
+    untyped = [f"{f.__qualname__}({name})" for f in functions
+               for name, p in inspect.signature(f).parameters.items()
+               if name in typed | {"opt", "name"}
+               and p.annotation in ("Any", inspect.Parameter.empty)]
+    assert untyped == []

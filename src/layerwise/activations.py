@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 
@@ -318,14 +318,18 @@ ACTIVATIONS: dict[str, Callable[[], Activation]] = {
 }
 
 
-def get(name: str | Activation) -> Activation:
+#: What an activation argument takes: a registered name ("relu", "tanh", …) or a layer.
+ActivationLike: TypeAlias = str | Activation
+
+
+def get(name: ActivationLike) -> Activation:
     """An activation layer from its name ("relu", "tanh", …) or an instance (returned as is)."""
     if isinstance(name, Activation):
         return name
     return lookup(ACTIVATIONS, name, "activation")()
 
 
-def default_init(activation: str | Activation | None) -> str:
+def default_init(activation: ActivationLike | None) -> str:
     """The initialiser name that suits ``activation`` (a name, an activation layer or None, a
     linear output): its class's ``default_init``, He for ReLU-like units, Glorot otherwise."""
     if activation is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,10 @@ from ._blas import Threads, check_threads, is_small
 from ._utils import RngLike, as_float_dtype, as_generator, as_input, fraction, positive_int
 from .errors import ConfigError, ValidationError
 from .layers import Dense, Dropout, Layer, Param
+
+if TYPE_CHECKING:
+    from .initializers import InitLike
+    from .optimizers import OptimizerLike
 
 
 class Sequential:
@@ -235,7 +239,8 @@ class Sequential:
         return text
 
     # -- training and inference -----------------------------------------------------------------
-    def fit(self, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "adam", epochs: int = 10,
+    def fit(self, X: Any, y: Any, loss: losses_mod.LossLike = "ce",
+            optimizer: OptimizerLike = "adam", epochs: int = 10,
             batch_size: int = 32, **kwargs: Any) -> Any:
         """Train with mini-batch gradient descent; see :func:`layerwise.training.fit`."""
         from .training import fit
@@ -282,7 +287,8 @@ class Sequential:
         from .metrics import labels_from_outputs
         return labels_from_outputs(self.predict(X, batch_size), self._require_loss(None))
 
-    def evaluate(self, X: Any, y: Any, loss: Any = None, batch_size: int = 1024,
+    def evaluate(self, X: Any, y: Any, loss: losses_mod.LossLike | None = None,
+                 batch_size: int = 1024,
                  threads: int | str | None = "auto") -> dict[str, float]:
         """Loss and metrics on (X, y): "accuracy" (argmax) for labels or one-hot targets,
         whatever the loss; "subset_accuracy" and "label_accuracy" for multi-label targets
@@ -302,7 +308,7 @@ class Sequential:
         return evaluate_arrays(self, L, X, Y, positive_int("batch_size", batch_size),
                                check_threads(threads))
 
-    def _require_loss(self, loss: Any) -> losses_mod.Loss:
+    def _require_loss(self, loss: losses_mod.LossLike | None) -> losses_mod.Loss:
         if loss is not None:
             return losses_mod.get(loss)
         if self.loss is None:
@@ -318,9 +324,10 @@ class Sequential:
         save(self, path)
 
 
-def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
-        init: Any = None, dropout: float = 0.0, bias: bool = True, dtype: Any = np.float32,
-        rng: RngLike = 0, bias_init: Any = "zeros") -> Sequential:
+def mlp(sizes: Sequence[int], activation: activations.ActivationLike = "relu",
+        output: activations.ActivationLike | None = None, *, init: InitLike | None = None,
+        dropout: float = 0.0, bias: bool = True, dtype: Any = np.float32, rng: RngLike = 0,
+        bias_init: InitLike = "zeros") -> Sequential:
     """Build a multilayer perceptron from layer sizes.
 
     Parameters

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 
@@ -544,7 +544,11 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 }
 
 
-def get(opt: str | Optimizer, **kwargs: Any) -> Optimizer:
+#: What an optimizer argument takes: a registered name ("sgd", "adam", …) or an instance.
+OptimizerLike: TypeAlias = str | Optimizer
+
+
+def get(opt: OptimizerLike, **kwargs: Any) -> Optimizer:
     """An optimizer from its name ("sgd", "adam", "adamw", "rmsprop") or an instance (as is)."""
     if isinstance(opt, Optimizer):
         return opt

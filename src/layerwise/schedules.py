@@ -8,7 +8,7 @@ optimizer's learning rate when ``fit`` starts. The closed forms match PyTorch's 
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 from ._utils import lookup, positive_float, positive_int
 from .errors import ValidationError
@@ -123,7 +123,12 @@ SCHEDULES: dict[str, type[Schedule]] = {
 }
 
 
-def get(schedule: str | Schedule | None, epochs: int) -> Schedule:
+#: What a schedule argument takes: a registered name ("cosine", …), an instance, or None
+#: (a constant rate).
+ScheduleLike: TypeAlias = str | Schedule | None
+
+
+def get(schedule: ScheduleLike, epochs: int) -> Schedule:
     """A schedule by name (cosine spans ``epochs``), an instance (as is), or None (constant)."""
     if schedule is None:
         return Constant()

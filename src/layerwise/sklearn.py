@@ -28,7 +28,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -67,8 +67,16 @@ from .preprocessing import Standardize
 from .training import Callback, TrainState
 from .training import fit as _train
 
+if TYPE_CHECKING:
+    from .initializers import InitLike
+
 __all__ = ["LayerwiseClassifier", "LayerwiseRegressor", "save", "to_model"]
 
+#: activation and init take one value for every hidden layer, or one per layer (init: one
+#: more, for the output layer; None there means the activation's default initialiser)
+ActivationSpec: TypeAlias = \
+    "activations_mod.ActivationLike | Sequence[activations_mod.ActivationLike]"
+InitSpec: TypeAlias = "InitLike | Sequence[InitLike | None] | None"
 
 
 def _one_fit_at_a_time(fit: Callable[..., Any]) -> Callable[..., Any]:
@@ -695,12 +703,15 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
     _task = "classification"
 
     def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
-                 activation: Any = "relu", *, output_activation: Any = None,
-                 loss: Any = "auto", optimizer: Any = "adam", learning_rate: float = 1e-3,
+                 activation: ActivationSpec = "relu", *,
+                 output_activation: activations_mod.ActivationLike | None = None,
+                 loss: losses_mod.LossLike = "auto",
+                 optimizer: optimizers_mod.OptimizerLike = "adam", learning_rate: float = 1e-3,
                  momentum: float = 0.9, nesterov: bool = False,
-                 weight_decay: float | None = None, dropout: Any = 0.0,
-                 init: Any = "xavier_uniform",
-                 batch_size: int | str = "auto", max_epochs: int = 200, schedule: Any = None,
+                 weight_decay: float | None = None, dropout: float | Sequence[float] = 0.0,
+                 init: InitSpec = "xavier_uniform",
+                 batch_size: int | str = "auto", max_epochs: int = 200,
+                 schedule: schedules_mod.ScheduleLike = None,
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  n_iter_no_change: int = 10, tol: float | None = 1e-4, warm_start: bool = False,
                  dtype: Any = np.float32, class_weight: Any = None, random_state: Any = None,
@@ -1006,12 +1017,15 @@ t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts
     _task = "regression"
 
     def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
-                 activation: Any = "relu", *, output_activation: Any = None,
-                 loss: Any = "mse", optimizer: Any = "adam", learning_rate: float = 1e-3,
+                 activation: ActivationSpec = "relu", *,
+                 output_activation: activations_mod.ActivationLike | None = None,
+                 loss: losses_mod.LossLike = "mse",
+                 optimizer: optimizers_mod.OptimizerLike = "adam", learning_rate: float = 1e-3,
                  momentum: float = 0.9, nesterov: bool = False,
-                 weight_decay: float | None = None, dropout: Any = 0.0,
-                 init: Any = "xavier_uniform",
-                 batch_size: int | str = "auto", max_epochs: int = 200, schedule: Any = None,
+                 weight_decay: float | None = None, dropout: float | Sequence[float] = 0.0,
+                 init: InitSpec = "xavier_uniform",
+                 batch_size: int | str = "auto", max_epochs: int = 200,
+                 schedule: schedules_mod.ScheduleLike = None,
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  n_iter_no_change: int = 10, tol: float | None = 1e-4, warm_start: bool = False,
                  dtype: Any = np.float32, random_state: Any = None, verbose: int = 0,

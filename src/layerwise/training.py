@@ -48,7 +48,12 @@ from .layers import Param
 from .metrics import classification_kind, for_loss
 
 if TYPE_CHECKING:
+    import os
+
+    from .losses import LossLike
     from .network import Sequential
+    from .optimizers import OptimizerLike
+    from .schedules import ScheduleLike
 
 
 class History:
@@ -500,12 +505,15 @@ def _one_fit_at_a_time(train: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 @_one_fit_at_a_time
-def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "adam",
+def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
+        optimizer: OptimizerLike = "adam",
         epochs: int = 10, batch_size: int = 32, validation_data: tuple[Any, Any] | None = None,
         validation_split: float | int = 0.0, shuffle: bool = True, rng: RngLike = None,
-        callbacks: Sequence[Callback] = (), verbose: int = 1, schedule: Any = None,
-        sample_weight: Any = None, clip_norm: float | None = None, checkpoint: Any = None,
-        checkpoint_every: int | str | None = "epoch", resume: Any = None,
+        callbacks: Sequence[Callback] = (), verbose: int = 1, schedule: ScheduleLike = None,
+        sample_weight: Any = None, clip_norm: float | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int | str | None = "epoch",
+        resume: str | os.PathLike[str] | None = None,
         train_metrics: bool = True, threads: int | str | None = "auto",
         decay_biases: bool | None = None) -> History:
     """Train ``model`` on (X, y) with mini-batch gradient descent.
