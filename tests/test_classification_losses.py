@@ -18,11 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, hamming_loss
 
 import layerwise as lw
 from layerwise import metrics
 from layerwise.cli import main
+
+try:            # the reference metrics; the tests comparing with them are marked sklearn
+    from sklearn.metrics import accuracy_score, hamming_loss
+except ImportError:
+    accuracy_score = hamming_loss = None
 
 K = 10
 
@@ -69,6 +73,7 @@ def percent(cell: str) -> float:
 
 
 # -- item 1: accuracy is the argmax accuracy for one class per sample -------------------------
+@pytest.mark.sklearn
 def test_bce_on_one_hot_targets_reports_argmax_accuracy_not_per_element():
     """The bug: BCE's accuracy was the fraction of right elements (≈ 90% for a useless
     10-class model). Now it is the argmax accuracy, in evaluate and metrics.for_loss."""
@@ -86,6 +91,7 @@ def test_bce_on_one_hot_targets_reports_argmax_accuracy_not_per_element():
     assert set(result) == {"loss", "accuracy"}
 
 
+@pytest.mark.sklearn
 def test_bce_history_accuracy_is_argmax_accuracy_on_training_and_validation():
     """fit's training and validation accuracy with BCE on one-hot targets: an SGD step of
     1e-30 leaves the model as it was, so both equal the first model's argmax accuracy."""
@@ -102,6 +108,7 @@ def test_bce_history_accuracy_is_argmax_accuracy_on_training_and_validation():
     assert "subset_accuracy" not in h and "label_accuracy" not in h
 
 
+@pytest.mark.sklearn
 def test_bce_with_integer_labels_and_one_output_per_class():
     """BCE takes 1-D integer labels for a network of >= 2 outputs as one-hot rows."""
     X, y = ten_classes()
@@ -112,6 +119,7 @@ def test_bce_with_integer_labels_and_one_output_per_class():
     assert r["loss"] == pytest.approx(model.evaluate(X, np.eye(K)[y], loss="bce")["loss"])
 
 
+@pytest.mark.sklearn
 def test_single_output_bce_still_thresholds_at_one_half():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(200, 8))
@@ -124,6 +132,7 @@ def test_single_output_bce_still_thresholds_at_one_half():
             accuracy_score(y, pred.astype(int)), abs=1e-12)
 
 
+@pytest.mark.sklearn
 def test_multilabel_targets_report_subset_and_label_accuracy_never_bare_accuracy():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(300, 8))
@@ -162,6 +171,7 @@ def test_classification_kind_follows_the_targets():
 
 
 # -- item 2 (API): MSE on one-hot targets or labels is a classifier ---------------------------
+@pytest.mark.sklearn
 def test_mse_on_one_hot_targets_reports_accuracy_in_history_and_evaluate():
     X, y = ten_classes()
     model = lw.mlp([8, 16, K], output="sigmoid", rng=0, dtype=np.float64)
@@ -258,6 +268,7 @@ def test_multilabel_metrics_survive_a_resumed_fit(tmp_path):
     assert resumed["subset_accuracy"] == whole["subset_accuracy"]
 
 
+@pytest.mark.sklearn
 def test_classifier_score_is_subset_accuracy_for_multilabel():
     from layerwise.sklearn import LayerwiseClassifier
     rng = np.random.default_rng(6)
@@ -280,6 +291,7 @@ def mse_run(tmp_path_factory):
     return out, buf.getvalue()
 
 
+@pytest.mark.sklearn
 def test_cli_mse_on_classes_trains_a_sigmoid_classifier(mse_run):
     out, text = mse_run
     model = lw.load(out / "model.lw")
@@ -310,6 +322,7 @@ def test_cli_mse_on_classes_trains_a_sigmoid_classifier(mse_run):
     assert float(rows[-1]["val_accuracy"]) == pytest.approx(acc, abs=1e-6)  # the last epoch
 
 
+@pytest.mark.sklearn
 def test_cli_evaluate_and_predict_give_labels_for_an_mse_classifier(capsys, mse_run,
                                                                     tmp_path):
     out, _ = mse_run
@@ -331,6 +344,7 @@ def test_cli_evaluate_and_predict_give_labels_for_an_mse_classifier(capsys, mse_
     assert code == 0, err
 
 
+@pytest.mark.sklearn
 @pytest.mark.parametrize("output, layer", [("softmax", lw.Softmax), ("identity", lw.Dense)])
 def test_cli_mse_output_choices(capsys, tmp_path, output, layer):
     code, text, err = run(capsys, "train", "digits", "--loss", "mse", "--output", output,
@@ -343,6 +357,7 @@ def test_cli_mse_output_choices(capsys, tmp_path, output, layer):
     assert percent(final_table(text)["test"]["accuracy"]) == pytest.approx(acc, abs=5e-5)
 
 
+@pytest.mark.sklearn
 def test_cli_bce_on_ten_classes_reports_argmax_accuracy(capsys, tmp_path):
     code, text, err = run(capsys, "train", "digits", "--loss", "bce", "--epochs", "1",
                           "--no-plots", "--out", tmp_path / "r", "--quiet")

@@ -21,6 +21,8 @@ import layerwise as lw
 from layerwise import plots
 from layerwise.cli import main
 
+pytestmark = pytest.mark.usefixtures("in_tmp_path")   # each test in its own folder (conftest)
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RUN_FILES = ("model.lw", "history.csv", "history.json", "config.json", "curves.png",
              "gradient_flow.png", "confusion_matrix.png")
@@ -98,12 +100,6 @@ def write_csv(path: Path, header: list[str], columns: list[np.ndarray]) -> Path:
 
 
 # -- shared runs (trained once per module, tiny) ------------------------------------------------
-@pytest.fixture(autouse=True)
-def _in_tmp_path(tmp_path, monkeypatch):
-    """Run every test in its own folder, so a default ``runs/`` never lands in the repo."""
-    monkeypatch.chdir(tmp_path)
-
-
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("digits") / "run"
@@ -206,6 +202,8 @@ def test_model_file_is_as_readable_as_the_other_run_files(digits_run):
     assert mode == stat.S_IMODE((out / "history.csv").stat().st_mode)
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_train_without_matplotlib_warns_once_and_succeeds(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(plots, "available", lambda: False)
     code, out, err = run(capsys, "train", "iris", "--epochs", "2", "--layers", "8", "--quiet",
@@ -233,6 +231,8 @@ def test_default_train_reaches_97_percent_on_digits(capsys, tmp_path):
     assert f"{accuracy:.2%}" == f"{printed:.2f}%"
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_train_float64_minmax_and_early_stopping(capsys, tmp_path):
     code, _, err = run(capsys, "train", "iris", "--dtype", "float64", "--scaling", "minmax",
                        "--early-stopping", "1", "--epochs", "40", "--optimizer", "adam",
@@ -412,6 +412,8 @@ def test_regression_with_the_default_options_does_not_diverge(capsys, csv_files,
     assert float(final_table(out)["test"]["r2"]) > 0.85
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_validation_rows_are_a_random_sample(capsys, monkeypatch, tmp_path):
     """iris is sorted by class; the rows held out for validation must not all be one class."""
     from layerwise import training
@@ -433,6 +435,8 @@ def test_validation_rows_are_a_random_sample(capsys, monkeypatch, tmp_path):
     assert len(np.unique(seen["y_val"])) > 1
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_predict_with_bce_names_the_most_probable_class(capsys, tmp_path):
     """With --loss bce on K > 2 classes there is one sigmoid output per class: the predicted
     class must be the most probable one, not whether output 0 fired (labels[:, 0])."""
@@ -530,7 +534,8 @@ ERRORS = {
 }
 
 
-@pytest.mark.parametrize("name", list(ERRORS))
+@pytest.mark.parametrize("name", [  # the cases on iris need scikit-learn's copy of it
+    pytest.param(n, marks=pytest.mark.sklearn) if "iris" in ERRORS[n][0] else n for n in ERRORS])
 def test_bad_input_is_a_one_line_error(name, capsys, bad_files, csv_files, cls_run, reg_run):
     argv, needle = ERRORS[name]
     subst = {**bad_files, "CLS": str(csv_files[0]), "REG_CSV": str(csv_files[1]),

@@ -29,6 +29,8 @@ import layerwise as lw
 from layerwise import runs
 from test_cli import run, run_quietly  # the CLI tests' in-process runners
 
+pytestmark = pytest.mark.usefixtures("in_tmp_path")   # each test in its own folder (conftest)
+
 N = 200
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -62,11 +64,6 @@ def predictions(stdout: str) -> list[str]:
 
 def train_args(out: Path) -> list:
     return ["--epochs", "3", "--layers", "8", "--quiet", "--no-plots", "--out", out]
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp_path(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -309,6 +306,8 @@ def test_a_negative_seed_is_a_one_line_error(capsys, argv, tmp_path):
     assert "--seed must be a non-negative integer" in line
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_absurd_layer_sizes_are_refused_before_building(tmp_path):
     """1,000,000 × 1,000,000 is 10¹² parameters: refused by size, quickly, allocating nothing
     (the subprocess has a 1 GiB address-space limit)."""
@@ -330,6 +329,8 @@ def test_absurd_layer_sizes_are_refused_before_building(tmp_path):
 
 
 # -- item 9: run directories --------------------------------------------------------------------
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_train_never_writes_through_a_planted_symlink(capsys, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
@@ -360,6 +361,8 @@ def test_predict_output_is_atomic_and_never_through_a_symlink(capsys, run_dir, d
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_stale_temporaries_of_ours_are_removed_on_the_next_run(capsys, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
@@ -375,6 +378,8 @@ def test_stale_temporaries_of_ours_are_removed_on_the_next_run(capsys, tmp_path)
     assert set(theirs) <= left
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_a_second_train_into_a_locked_run_directory_is_refused(capsys, tmp_path):
     import fcntl
     out = tmp_path / "run"
@@ -418,6 +423,8 @@ def test_two_concurrent_trains_into_one_directory(tmp_path):
     assert "another layerwise train is writing to run/" in second.stderr
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_a_finished_run_is_never_replaced(capsys, tmp_path):
     out = tmp_path / "run"
     run_quietly("train", "iris", *train_args(out))
@@ -427,6 +434,8 @@ def test_a_finished_run_is_never_replaced(capsys, tmp_path):
     assert (out / "model.lw").read_bytes() == before
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_default_run_directories_never_collide(capsys, monkeypatch, tmp_path):
     from datetime import datetime
 
@@ -454,6 +463,8 @@ def _failing_fsync(names: tuple[str, ...]):
     return fsync
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 @pytest.mark.skipif(not os.path.exists("/proc/self/fd"), reason="needs /proc")
 def test_a_full_disk_leaves_no_empty_or_partial_files(capsys, monkeypatch, tmp_path):
     out = tmp_path / "run"

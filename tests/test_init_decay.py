@@ -126,6 +126,8 @@ def test_model_file_records_both_specs_and_loads_with_them(tmp_path):
     assert lw.load(tmp_path / "old.lw").layers[0].bias_init == "zeros"
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_cli_init_and_bias_init_flags_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", "iris", "--layers", "8", "--init", "normal:1.0", "--bias-init",
@@ -359,6 +361,8 @@ def test_adamw_bound_stays_an_upper_bound_when_biases_keep_their_size():
         assert opt._bounds["w"] >= float(np.linalg.norm(params[0].value))
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_estimators_decay_weights_only_like_scikit_learn():
     """scikit-learn's alpha penalises coefs_ only, never intercepts_: so does weight_decay."""
     from layerwise.sklearn import LayerwiseRegressor
@@ -378,6 +382,8 @@ def test_estimators_decay_weights_only_like_scikit_learn():
     assert not np.array_equal(est.predict(X), other.predict(X))
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_cli_decay_biases_flag_reaches_the_optimizer_and_config(tmp_path, capsys):
     common = ["train", "iris", "--layers", "8", "--epochs", "2", "--optimizer", "sgd",
               "--weight-decay", "0.01", "--quiet", "--no-plots"]
@@ -424,6 +430,8 @@ def test_an_initialiser_whose_draw_overflows_the_dtype_is_refused_by_name(kwargs
     lw.Dense(4, 3, init="normal:1e40", dtype=np.float64, rng=0)      # fits in float64
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_cli_names_the_flag_of_an_overflowing_initialiser(tmp_path, capsys):
     from layerwise.cli import main
     assert main(["train", "iris", "--init", "normal:1e40", "--out", str(tmp_path / "r")]) == 2

@@ -183,7 +183,7 @@ def test_a_callable_initializer_sees_the_layer_rng():
     ("softmax", "xavier_uniform"), (None, "xavier_uniform"),
 ])
 def test_default_for(activation, init):
-    assert initializers.default_for(activation) == init
+    assert activations.default_init(activation) == init
 
 
 RELU_LIKE = (lw.ReLU, lw.LeakyReLU, lw.ELU, lw.GELU)
@@ -198,4 +198,4 @@ def test_default_for_agrees_with_the_activation_registry(name):
     """
     layer = activations.get(name)
     expected = "he_normal" if isinstance(layer, RELU_LIKE) else "xavier_uniform"
-    assert initializers.default_for(name) == expected
+    assert activations.default_init(name) == expected

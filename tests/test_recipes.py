@@ -193,6 +193,8 @@ def test_given_options_tells_defaults_from_the_command_line():
     assert cli.given_options(["train", "mnist", "--no-refit"]) == {"data", "refit"}
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_a_recipe_on_other_data_says_so_and_names_its_row_count(tmp_path):
     """nielsen-ch1 on wine: its --validation-rows 10000 is MNIST's; the error says the recipe
     set it and how to override; a regression table is refused outright."""

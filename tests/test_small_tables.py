@@ -151,6 +151,8 @@ def test_no_validation_rows_means_no_automatic_early_stopping():
     assert args.early_stopping is None and "early_stopping" not in auto
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_explicit_options_win_end_to_end(tmp_path):
     run, _ = train(tmp_path, "run", "wine", "--optimizer", "sgd", "--lr", "0.05", "--epochs", 3,
                    "--batch-size", 16, "--weight-decay", "0.001", "--layers", 8)
@@ -170,6 +172,8 @@ def test_explicit_options_win_end_to_end(tmp_path):
 
 
 # -- end to end with the defaults --------------------------------------------------------------
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_wine_with_the_defaults_beats_the_old_recipe(tmp_path):
     """The old defaults gave 91.1% on wine; the rule's run is deterministic for fixed seeds."""
     run, stdout = train(tmp_path, "run", "wine")
@@ -198,6 +202,8 @@ def test_wine_with_the_defaults_beats_the_old_recipe(tmp_path):
     assert len(history["epoch"]) == config["epochs_run"] == selection["best_epoch"]
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_diabetes_with_the_defaults_explains_the_variance_a_linear_model_does(tmp_path):
     """diabetes (regression, 353 training rows): the old defaults gave R² 0.215."""
     run, stdout = train(tmp_path, "run", "diabetes")
@@ -207,6 +213,8 @@ def test_diabetes_with_the_defaults_explains_the_variance_a_linear_model_does(tm
         "N = 354 training rows < 2,000"
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_the_early_stopping_line_says_whether_training_stopped(tmp_path, capsys):
     """A run that reaches --epochs did not stop early; the line must not say it did."""
     from layerwise.cli import main
@@ -220,6 +228,8 @@ def test_the_early_stopping_line_says_whether_training_stopped(tmp_path, capsys)
 
 
 # -- the refit -----------------------------------------------------------------------------------
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_the_refit_is_the_validation_runs_epochs_on_every_training_row(tmp_path):
     """Recomputed through the API alone: early stopping on fit's 20% validation sample of
     wine's training rows (seed 0) picks the epoch count, then a fresh network of the same seed
@@ -257,6 +267,8 @@ def test_the_refit_is_the_validation_runs_epochs_on_every_training_row(tmp_path)
     assert f"refit on all 142 training rows for {best} epochs" in stdout
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_no_refit_keeps_the_early_stopped_run_and_its_validation_rows(tmp_path):
     run, stdout = train(tmp_path, "run", "wine", "--layers", 16, "--no-refit")
     config = json.loads((run / "config.json").read_text())
@@ -265,6 +277,8 @@ def test_no_refit_keeps_the_early_stopped_run_and_its_validation_rows(tmp_path):
     assert "val_loss" in json.loads((run / "history.json").read_text())
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_refit_without_validation_rows_is_refused_in_one_line(tmp_path, capsys):
     assert cli.main(["train", "wine", "--refit", "--validation-split", "0",
                      "--out", str(tmp_path / "r")]) == 2
@@ -273,6 +287,8 @@ def test_refit_without_validation_rows_is_refused_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_an_interrupted_refit_resumes_to_the_same_model(tmp_path, monkeypatch):
     """Ctrl-C during the final (refit) run; --resume continues that run, not the choice."""
     import os

@@ -20,7 +20,6 @@ from threadpoolctl import threadpool_info
 import layerwise as lw
 from layerwise import _blas
 from layerwise.activations import ACTIVATIONS
-from layerwise.training import clone
 
 THREADS, CALLS = 8, 200
 N_IN, N_OUT = 12, 4
@@ -195,6 +194,8 @@ def test_a_custom_layer_with_only_forward_is_still_safe():
 
 
 # -- the scikit-learn estimators -----------------------------------------------------------------
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sklearn_estimators_predict_from_many_threads(dtype):
     from layerwise.sklearn import LayerwiseClassifier, LayerwiseRegressor
@@ -223,7 +224,7 @@ def test_overlapping_blas_thread_limits_restore_the_original_count():
                 if i["user_api"] == "blas"}
 
     def thread_a():
-        with _blas.threads_for(model, 1):
+        with _blas.threads_for(model.macs()):
             a_in.set()
             assert b_in.wait(WAIT)
         a_out.set()
@@ -234,7 +235,7 @@ def test_overlapping_blas_thread_limits_restore_the_original_count():
     th = threading.Thread(target=thread_a)
     th.start()
     assert a_in.wait(WAIT)
-    with _blas.threads_for(model, 1):
+    with _blas.threads_for(model.macs()):
         b_in.set()
         assert a_out.wait(WAIT)
     th.join()
@@ -293,7 +294,7 @@ def test_a_second_fit_on_a_training_model_is_refused_at_once(dtype):
         # the model stays copyable and picklable while it trains; a copy can be trained
         copy.deepcopy(model)
         pickle.loads(pickle.dumps(model))
-        clone(model).fit(X, y, epochs=1, verbose=0)
+        copy.deepcopy(model).fit(X, y, epochs=1, verbose=0)
     finally:
         hold.release.set()
         th.join()
@@ -308,7 +309,7 @@ def test_predict_during_fit_sees_the_parameters_of_that_moment_and_does_not_wait
     th, box = _train_in_thread(model, X, y, [hold])
     try:
         assert hold.inside.wait(WAIT)
-        snapshot = clone(model)                       # the parameters after the first step
+        snapshot = copy.deepcopy(model)                       # the parameters after the first step
         np.testing.assert_array_equal(model.predict(X), snapshot.predict(X))
         assert model.evaluate(X, y) == snapshot.evaluate(X, y)
         assert th.is_alive() and not hold.release.is_set()
@@ -323,7 +324,7 @@ def test_concurrent_inference_does_not_change_training():
     bit for bit, as training alone."""
     X, y = _data(600)
     alone = trained(np.float32)
-    busy = clone(alone)
+    busy = copy.deepcopy(alone)
     h_alone = alone.fit(X, y, epochs=3, batch_size=20, rng=0, verbose=0,
                         validation_data=(X[:100], y[:100]))
     stop = threading.Event()
@@ -399,6 +400,8 @@ class HoldingSGD(lw.SGD):
         super().step(params)
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 @pytest.mark.parametrize("second", ["fit", "partial_fit"])
 def test_sklearn_fit_or_partial_fit_during_a_fit_is_refused(second):
     from layerwise.sklearn import LayerwiseClassifier

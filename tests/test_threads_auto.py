@@ -255,6 +255,7 @@ def test_invalid_thread_settings_are_refused_everywhere(bad):
         model.predict(X, threads=bad)
     with pytest.raises(lw.ValidationError, match=r"threads must be 'auto'"):
         model.evaluate(X, y, loss="ce", threads=bad)
+    pytest.importorskip("sklearn", reason="the estimators need scikit-learn")
     from layerwise.sklearn import LayerwiseClassifier
     with pytest.raises(lw.ValidationError, match=r"n_threads must be 'auto'"):
         LayerwiseClassifier((4,), n_threads=bad, max_epochs=1).fit(X, y)
@@ -283,7 +284,7 @@ Y_BIG = rng0.integers(0, 10, 640)
 def big():
     """Above SMALL_MACS at batch 64 (64·(256·512 + 512·10) multiply-adds): auto measures."""
     model = lw.mlp([256, 512, 10], rng=0)
-    assert not _blas.is_small(model, 64)
+    assert not _blas.is_small(model.macs() * 64)
     return model
 
 
@@ -429,7 +430,7 @@ def test_predict_auto_times_the_first_chunks_of_a_large_call():
     before = _all_threads()
     model, seen = big(), []
     _probe_infer(model, seen)
-    assert not _blas.is_small(model, 32)
+    assert not _blas.is_small(model.macs() * 32)
     model.predict(X_BIG, batch_size=32)              # 20 chunks: enough to measure
     assert seen[:6] == [before, 1] * 3 and len(set(seen[_blas.MIN_STEPS:])) == 1
     seen.clear()
@@ -451,6 +452,8 @@ class ProbeSGD(lw.SGD):
         super().step(params)
 
 
+@pytest.mark.sklearn
+@pytest.mark.sklearn
 def test_estimators_pass_n_threads_to_fit_and_predict():
     from sklearn.base import clone
 

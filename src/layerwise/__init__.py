@@ -18,12 +18,11 @@ so ``import layerwise`` costs little more than ``import numpy``.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 import importlib
 from typing import TYPE_CHECKING, Any
 
 from . import initializers, schedules
+from ._version import __version__
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .errors import (
     BusyError,

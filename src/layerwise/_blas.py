@@ -23,14 +23,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-from .layers import Dense
-
-if TYPE_CHECKING:
-    from .network import Sequential
 
 #: arrays shorter than this take the NumPy path: below it the ctypes call (about 2 µs) costs
 #: more than the pass it saves, since such arrays sit in cache.
@@ -190,10 +185,10 @@ def check_threads(threads: Any, name: str = "threads") -> int | None:
     )
 
 
-def is_small(model: Sequential, batch: int) -> bool:
-    """At most SMALL_MACS multiply-adds per batch: one BLAS thread, whatever the machine."""
-    return batch * sum(layer.n_in * layer.n_out for layer in model.layers
-                       if isinstance(layer, Dense)) <= SMALL_MACS
+def is_small(macs: int) -> bool:
+    """At most SMALL_MACS multiply-adds per batch (``model.macs() * batch``): one BLAS thread,
+    whatever the machine."""
+    return macs <= SMALL_MACS
 
 
 _libs: list[Any] | None = None
@@ -467,8 +462,8 @@ class Threads:
         self._set(s["current"])
 
 
-def threads_for(model: Sequential, batch: int) -> Threads:
-    """A context with one BLAS thread when ``model`` is small for batches of ``batch`` rows,
-    else the library's count: ``Threads`` without measuring, holding the count as a predict
-    does (safe to enter from several threads at once)."""
-    return Threads(None, is_small(model, batch), 1, fit=False)
+def threads_for(macs: int) -> Threads:
+    """A context with one BLAS thread when a batch costs at most SMALL_MACS multiply-adds
+    (``macs = model.macs() * batch``), else the library's count: ``Threads`` without
+    measuring, holding the count as a predict does (safe to enter from several threads)."""
+    return Threads(None, is_small(macs), 1, fit=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 
@@ -22,7 +22,15 @@ _NOTHING = np.empty((0, 0))
 
 
 class Activation(Layer):
-    """Base class: subclasses fill ``_f(Z, A)`` and ``_df(dA, dZ)``."""
+    """Base class: subclasses fill ``_f(Z, A)`` and ``_df(dA, dZ)``.
+
+    ``default_init`` names the initialiser of the Dense layer feeding this activation when
+    none is given (``mlp``, the estimators): Glorot keeps the variance of units that are
+    linear around zero (tanh, sigmoid, identity) constant across layers; ReLU-like units
+    zero half their inputs, so they take He (twice the variance).
+    """
+
+    default_init: ClassVar[str] = "xavier_uniform"
 
     def __init__(self) -> None:
         super().__init__()
@@ -82,6 +90,7 @@ class ReLU(Activation):
     """f(z) = max(z, 0), f′(z) = 𝟙[z > 0] = 𝟙[A > 0]."""
 
     kind = "relu"
+    default_init = "he_normal"
     _zero: np.ndarray = _NOTHING
 
     def _views(self, Z: np.ndarray) -> None:
@@ -112,6 +121,7 @@ class LeakyReLU(Activation):
     """f(z) = z if z > 0 else αz; f′(z) = 1 if z > 0 else α (α = 0.01, PyTorch's default)."""
 
     kind = "leaky_relu"
+    default_init = "he_normal"
 
     def __init__(self, alpha: float = 0.01) -> None:
         super().__init__()
@@ -173,6 +183,7 @@ class ELU(Activation):
     """
 
     kind = "elu"
+    default_init = "he_normal"
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
@@ -239,6 +250,7 @@ class GELU(Activation):
     """
 
     kind = "gelu"
+    default_init = "he_normal"
 
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
@@ -306,8 +318,20 @@ ACTIVATIONS: dict[str, Callable[[], Activation]] = {
 }
 
 
-def get(name: str | Activation) -> Activation:
+#: What an activation argument takes: a registered name ("relu", "tanh", …) or a layer.
+ActivationLike: TypeAlias = str | Activation
+
+
+def get(name: ActivationLike) -> Activation:
     """An activation layer from its name ("relu", "tanh", …) or an instance (returned as is)."""
     if isinstance(name, Activation):
         return name
     return lookup(ACTIVATIONS, name, "activation")()
+
+
+def default_init(activation: ActivationLike | None) -> str:
+    """The initialiser name that suits ``activation`` (a name, an activation layer or None, a
+    linear output): its class's ``default_init``, He for ReLU-like units, Glorot otherwise."""
+    if activation is None:
+        return Activation.default_init
+    return get(activation).default_init

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import runs
 from ._utils import format_seconds, install_hint, require_finite
+from .errors import LayerwiseError
 
 if TYPE_CHECKING:
     from .datasets import Dataset
@@ -71,8 +72,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"layerwise: error: {message}; see '{self.prog} --help'.\n")
 
 
-class CLIError(Exception):
-    """A problem with the command's arguments, reported like any LayerwiseError."""
+class CLIError(LayerwiseError):
+    """A problem with the command's arguments, already in the command's words (its flags):
+    reported like any LayerwiseError, one line and exit status 2."""
 
 
 class Interrupted(Exception):
@@ -186,7 +188,7 @@ def _by_position_option(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
     p = _Parser(
         prog="layerwise", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train and inspect feedforward neural networks with explicit, layer-by-layer "
@@ -604,7 +606,6 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
 def _check_inits(args: argparse.Namespace) -> None:
     """Refuse an --init or --bias-init outside the grammar, before anything is loaded."""
     from . import initializers
-    from .errors import LayerwiseError
     for option, value, resolve in (("--init", args.init, initializers.get),
                                    ("--bias-init", getattr(args, "bias_init", None),
                                     initializers.get_bias)):
@@ -1055,7 +1056,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     runs.write_history(out, history)
     runs.write_file(out / "config.json", json.dumps(config, indent=2) + "\n")
     if not args.no_plots:
-        _plots(out, history, grads.norms, model, Xte, yte, data.classes, loss, classify)
+        _plots(out, history, grads.norms, model, Xte, yte, data.classes, classify)
     print(_table(table))
     # the epochs' training time, as history.csv records it (also across a resumed run)
     seconds = max(sum(history["seconds"]), 1e-9)
@@ -1106,8 +1107,7 @@ def _evaluate(model: Sequential, X: np.ndarray, y: np.ndarray, loss: Any, n_clas
 
 
 def _plots(out: Path, history: Any, norms: dict[str, list[float]], model: Sequential,
-           X: np.ndarray, y: np.ndarray, classes: list[str] | None, loss: Any, classify: bool
-           ) -> None:
+           X: np.ndarray, y: np.ndarray, classes: list[str] | None, classify: bool) -> None:
     from . import plots
     if not plots.available():
         print("warning: matplotlib is not installed, so no plots were drawn "
@@ -1220,8 +1220,8 @@ def _read_csv_inputs(path: Path, model: Sequential, args: argparse.Namespace) ->
     for j in cols:
         column = columns[j]
         if isinstance(column, list):
-            from .datasets import _is_number
-            line = next(i for i, v in enumerate(column) if not _is_number(v))
+            from .datasets import is_number_cell
+            line = next(i for i, v in enumerate(column) if not is_number_cell(v))
             raise CLIError(f"{path}: every feature cell must be a number; column {names[j]!r} "
                            f"has {column[line]!r} on line {line + (1 if args.no_header else 2)}.")
     X = np.stack([columns[j] for j in cols], axis=1)
@@ -1425,7 +1425,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``layerwise`` command; returns the exit status."""
-    from .errors import LayerwiseError
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -1435,11 +1434,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.given = given_options(argv)         # what a --recipe must not override
     try:
         return COMMANDS[args.command](args)
-    except CLIError as exc:
-        print(f"layerwise: error: {exc}", file=sys.stderr)
-        return 2
-    except LayerwiseError as exc:
-        print(f"layerwise: error: {in_flags(str(exc))}", file=sys.stderr)
+    except LayerwiseError as exc:         # the library's name=value in the command's --flags
+        print(f"layerwise: error: {exc if isinstance(exc, CLIError) else in_flags(str(exc))}",
+              file=sys.stderr)
         return 2
     except BrokenPipeError:                          # e.g. `layerwise predict … | head`
         sys.stderr.close()

@@ -813,7 +813,7 @@ def _load_csv(path: Path, target: str | None, task: str | None, header: bool = T
     first_line = 2 if header else 1
     for j, column in enumerate(columns):
         if isinstance(column, list) and j != t:
-            line = next(i for i, v in enumerate(column) if not _is_number(v))
+            line = next(i for i, v in enumerate(column) if not is_number_cell(v))
             raise DataError(
                 f"{path.name}: feature column {names[j]!r} must be numeric; line "
                 f"{line + first_line} has {column[line]!r}, so encode it as numbers, drop the "
@@ -855,14 +855,15 @@ def _csv_column(values: list[str]) -> np.ndarray | None:
     for i, v in enumerate(values):
         if v.lower() in MISSING:
             column[i] = np.nan
-        elif _is_number(v):
+        elif is_number_cell(v):
             column[i] = float(v)
         else:
             return None
     return column
 
 
-def _is_number(cell: str) -> bool:
+def is_number_cell(cell: str) -> bool:
+    """Whether a CSV cell reads as a number, or as a missing value (``MISSING``)."""
     if cell.lower() in MISSING:
         return True
     try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     Initializer = Callable[[tuple[int, int], np.random.Generator, Any], np.ndarray]
 else:
     Initializer = Callable[..., np.ndarray]
+#: What an init argument takes: a spec "NAME" or "NAME:NUMBER" (see ``parse``), or a callable
+#: ``(shape, rng, dtype) -> array``.
+InitLike: TypeAlias = str | Initializer
 
 
 def zeros(shape: tuple[int, int], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
@@ -114,27 +117,6 @@ INITIALIZERS: dict[str, Initializer] = {
     "lecun": lecun_normal,
 }
 
-# He initialisation keeps the variance of ReLU-like units constant across layers; Glorot does
-# the same for units that are linear around zero (tanh, sigmoid, identity).
-_DEFAULT_FOR_ACTIVATION = {
-    "relu": "he_normal",
-    "leaky_relu": "he_normal",
-    "elu": "he_normal",
-    "gelu": "he_normal",
-}
-
-
-def default_for(activation: Any) -> str:
-    """The initialiser name that suits ``activation`` (a name, an activation layer or None):
-    He for ReLU-like units, Glorot otherwise."""
-    from .activations import Activation, get
-
-    if activation is None:
-        return "xavier_uniform"
-    kind = activation.kind if isinstance(activation, Activation) else get(activation).kind
-    return _DEFAULT_FOR_ACTIVATION.get(kind, "xavier_uniform")
-
-
 # NAME:NUMBER — the initialiser and the keyword its number sets.
 PARAMETERISED: dict[str, tuple[Initializer, str]] = {
     "normal": (normal, "std"),
@@ -175,7 +157,7 @@ def parse(spec: Any, what: str = "initializer") -> tuple[str, float | None]:
     return name, value
 
 
-def get(init: str | Initializer) -> Initializer:
+def get(init: InitLike) -> Initializer:
     """Resolve an initialiser: a spec "name" or "name:number" (see the module docstring), or
     a callable ``(shape, rng, dtype) -> array`` (returned as is)."""
     if callable(init):
@@ -187,7 +169,7 @@ def get(init: str | Initializer) -> Initializer:
     return functools.partial(fn, **{keyword: value})
 
 
-def get_bias(init: str | Initializer) -> Initializer:
+def get_bias(init: InitLike) -> Initializer:
     """Resolve a bias initialiser: zeros, normal[:STD], uniform[:LIMIT], constant:VALUE, or a
     callable, which is given the shape (n_out,). Fan-based names are refused (no fan_in)."""
     if callable(init):
@@ -200,7 +182,7 @@ def get_bias(init: str | Initializer) -> Initializer:
     return get(init)
 
 
-def name_of(init: str | Initializer) -> str:
+def name_of(init: InitLike) -> str:
     """The canonical spec of an initialiser, for model files: registered names canonical
     ("he" → "he_normal"), "NAME:NUMBER" with the number as a float ("normal:1" →
     "normal:1.0"); a callable's registry name, or its ``__name__``."""

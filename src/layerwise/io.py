@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__, _npy
+from . import _npy
 from . import activations as act
 from . import losses as losses_mod
 from ._utils import is_finite, positive_int
+from ._version import __version__
 from .errors import ConfigError, LayerwiseError, ModelFileError, ValidationError
 from .layers import LAYERS, Layer
 from .layers import MAX_UNITS as MAX_UNITS  # re-exported: io.MAX_UNITS as before

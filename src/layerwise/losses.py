@@ -12,7 +12,7 @@ network's backward pass needs no further scaling. Reductions (as in docs/ARCHITE
 from __future__ import annotations
 
 import copy
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 
@@ -451,7 +451,11 @@ LOSSES: dict[str, type[Loss]] = {
 }
 
 
-def get(loss: str | Loss) -> Loss:
+#: What a loss argument takes: a registered name ("ce", "mse", …) or a Loss instance.
+LossLike: TypeAlias = str | Loss
+
+
+def get(loss: LossLike) -> Loss:
     """A loss from its name ("mse", "mae", "huber", "bce", "ce", …) or an instance (as is)."""
     if isinstance(loss, Loss):
         return loss

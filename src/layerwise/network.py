@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import activations, initializers
+from . import activations
 from . import losses as losses_mod
 from ._blas import Threads, check_threads, is_small
 from ._utils import (
@@ -27,6 +27,10 @@ from ._utils import (
 from .errors import ConfigError, ValidationError
 from .layers import Dense, Dropout, Layer, Param
 from .normalization import NORMS
+
+if TYPE_CHECKING:
+    from .initializers import InitLike
+    from .optimizers import OptimizerLike
 
 
 class Sequential:
@@ -219,6 +223,12 @@ class Sequential:
         """Total number of trainable scalars."""
         return sum(p.value.size for p in self.parameters())
 
+    def macs(self) -> int:
+        """Multiply-adds of one sample's forward pass: Σ n_in·n_out over the Dense layers
+        (Z = A_prev @ W.T); activations and the rest are O(n) beside them. The BLAS thread
+        rule reads ``macs() * batch`` (``_blas.is_small``)."""
+        return sum(layer.n_in * layer.n_out for layer in self.layers if isinstance(layer, Dense))
+
     def astype(self, dtype: Any) -> Sequential:
         """Cast every parameter and buffer to ``dtype`` (float32 or float64); returns self."""
         dt = as_float_dtype(dtype)
@@ -245,7 +255,8 @@ class Sequential:
         return text
 
     # -- training and inference -----------------------------------------------------------------
-    def fit(self, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "adam", epochs: int = 10,
+    def fit(self, X: Any, y: Any, loss: losses_mod.LossLike = "ce",
+            optimizer: OptimizerLike = "adam", epochs: int = 10,
             batch_size: int = 32, **kwargs: Any) -> Any:
         """Train with mini-batch gradient descent; see :func:`layerwise.training.fit`."""
         from .training import fit
@@ -270,7 +281,7 @@ class Sequential:
         bs = positive_int("batch_size", batch_size)
         setting = check_threads(threads)
         out: np.ndarray | None = None
-        with Threads(setting, is_small(self, min(bs, len(X))), -(-len(X) // bs),
+        with Threads(setting, is_small(self.macs() * min(bs, len(X))), -(-len(X) // bs),
                      fit=False) as th:
             for s in range(0, X.shape[0], bs):
                 t0 = th.start_step()
@@ -292,13 +303,14 @@ class Sequential:
         from .metrics import labels_from_outputs
         return labels_from_outputs(self.predict(X, batch_size), self._require_loss(None))
 
-    def evaluate(self, X: Any, y: Any, loss: Any = None, batch_size: int = 1024,
+    def evaluate(self, X: Any, y: Any, loss: losses_mod.LossLike | None = None,
+                 batch_size: int = 1024,
                  threads: int | str | None = "auto") -> dict[str, float]:
         """Loss and metrics on (X, y): "accuracy" (argmax) for labels or one-hot targets,
         whatever the loss; "subset_accuracy" and "label_accuracy" for multi-label targets
         (BCE); MSE, MAE and R² for regression losses (see ``metrics.for_loss``).
         ``threads``: BLAS threads, as for ``predict``."""
-        from .training import _evaluate_prepared
+        from .training import evaluate_arrays
         if self.n_out is None:
             raise ConfigError("this model has no layer with parameters (no Dense layer), so it "
                               "has no outputs to evaluate; add lw.Dense(n_in, n_out).")
@@ -309,10 +321,10 @@ class Sequential:
             raise ValidationError(
                 f"X and y must have the same number of samples; received {len(X)} and {len(Y)}."
             )
-        return _evaluate_prepared(self, L, X, Y, positive_int("batch_size", batch_size),
-                                  check_threads(threads))
+        return evaluate_arrays(self, L, X, Y, positive_int("batch_size", batch_size),
+                               check_threads(threads))
 
-    def _require_loss(self, loss: Any) -> losses_mod.Loss:
+    def _require_loss(self, loss: losses_mod.LossLike | None) -> losses_mod.Loss:
         if loss is not None:
             return losses_mod.get(loss)
         if self.loss is None:
@@ -328,9 +340,10 @@ class Sequential:
         save(self, path)
 
 
-def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
-        init: Any = None, dropout: float = 0.0, bias: bool = True, dtype: Any = np.float32,
-        rng: RngLike = 0, bias_init: Any = "zeros", norm: str | None = None) -> Sequential:
+def mlp(sizes: Sequence[int], activation: activations.ActivationLike = "relu",
+        output: activations.ActivationLike | None = None, *, init: InitLike | None = None,
+        dropout: float = 0.0, bias: bool = True, dtype: Any = np.float32, rng: RngLike = 0,
+        bias_init: InitLike = "zeros", norm: str | None = None) -> Sequential:
     """Build a multilayer perceptron from layer sizes.
 
     Parameters
@@ -368,11 +381,11 @@ def mlp(sizes: Sequence[int], activation: Any = "relu", output: Any = None, *,
     p = fraction("dropout", dropout)
     norm_cls = None if norm is None else lookup(NORMS, norm, "norm")
     g = as_generator(rng)
-    act_init = init if init is not None else initializers.default_for(activation)
+    act_init = init if init is not None else activations.default_init(activation)
     layers: list[Layer] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
-        out_init = init if init is not None else initializers.default_for(output)
+        out_init = init if init is not None else activations.default_init(output)
         layers.append(Dense(int(n_in), int(n_out), init=out_init if last else act_init, bias=bias,
                             dtype=dtype, rng=g, bias_init=bias_init))
         if not last:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 
@@ -184,21 +184,37 @@ class Optimizer:
         return {f"{i}.{k}": v for i, s in enumerate(self.state) for k, v in s.items()
                 if not k.startswith(("_", "tmp"))}
 
-    def load_state(self, params: Sequence[Param], arrays: dict[str, np.ndarray], t: int) -> None:
-        """Restore what ``state_arrays`` gave (for ``params``) and the step count ``t``."""
-        self.state = [self._init_state(p) for p in params]
-        for i, s in enumerate(self.state):
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a checkpoint needs to continue the updates exactly: the kind and settings
+        (for the record), the step count ``t``, the current learning rate ``lr`` (as scheduled)
+        and, as top-level NumPy arrays, ``state_arrays()``. JSON values otherwise."""
+        return {"kind": self.kind, "config": self.config(), "t": self.t, "lr": self.lr,
+                **self.state_arrays()}
+
+    def load_state_dict(self, state: dict[str, Any], params: Sequence[Param]) -> None:
+        """Take back what ``state_dict`` gave, for ``params`` (the parameters it was written
+        for: same shapes, same order). Everything is checked before anything changes."""
+        t, lr = state.get("t"), state.get("lr")
+        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= 1 << 53:
+            raise ValidationError(f"the optimizer's step count t must be an integer in "
+                                  f"[0, 2**53]; received {t!r}.")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) \
+                or lr <= 0:
+            raise ValidationError(f"the optimizer's learning rate lr must be a finite positive "
+                                  f"number; received {lr!r}.")
+        fresh = [self._init_state(p) for p in params]
+        for i, s in enumerate(fresh):
             for k in s:
                 if k.startswith(("_", "tmp")):
                     continue
-                a = arrays.get(f"{i}.{k}")
-                if a is None or a.shape != s[k].shape:
+                a = state.get(f"{i}.{k}")
+                if not isinstance(a, np.ndarray) or a.shape != s[k].shape:
                     raise ValidationError(
                         f"the optimizer state {i}.{k} is missing or has the wrong shape; the "
                         "checkpoint was written for other parameters or another optimizer."
                     )
                 s[k][...] = a
-        self.t = int(t)
+        self.state, self.t, self.lr = fresh, t, float(lr)
         self._bounds = None
 
     def __repr__(self) -> str:
@@ -528,7 +544,11 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 }
 
 
-def get(opt: str | Optimizer, **kwargs: Any) -> Optimizer:
+#: What an optimizer argument takes: a registered name ("sgd", "adam", …) or an instance.
+OptimizerLike: TypeAlias = str | Optimizer
+
+
+def get(opt: OptimizerLike, **kwargs: Any) -> Optimizer:
     """An optimizer from its name ("sgd", "adam", "adamw", "rmsprop") or an instance (as is)."""
     if isinstance(opt, Optimizer):
         return opt

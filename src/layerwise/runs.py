@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import BusyError, ValidationError
 from .network import Sequential
-from .training import Callback, History, _evaluate_prepared
+from .training import Callback, History, evaluate_arrays
 
 if TYPE_CHECKING:
     from .datasets import Dataset
@@ -157,9 +157,9 @@ class TargetUnits(Callback):
     def on_epoch_end(self, state: Any, logs: dict[str, float]) -> None:
         X, Y, n_fit = self.X, self.Y, self.n_fit
         model = Sequential([*state.model.layers, self.inverse])    # shares the layers
-        new = _evaluate_prepared(model, self.loss, X[:n_fit], Y[:n_fit])
+        new = evaluate_arrays(model, self.loss, X[:n_fit], Y[:n_fit])
         if n_fit < len(X):
-            val = _evaluate_prepared(model, self.loss, X[n_fit:], Y[n_fit:])
+            val = evaluate_arrays(model, self.loss, X[n_fit:], Y[n_fit:])
             new.update({f"val_{k}": v for k, v in val.items()})
         old = dict(logs)
         logs.clear()

@@ -8,14 +8,19 @@ optimizer's learning rate when ``fit`` starts. The closed forms match PyTorch's 
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 from ._utils import lookup, positive_float, positive_int
 from .errors import ValidationError
 
 
 class Schedule:
-    """Base class: a function of the epoch index and the base learning rate."""
+    """Base class: a function of the epoch index and the base learning rate.
+
+    The built-in schedules keep no state (the rate follows from the epoch); a schedule that
+    does (one reacting to the losses it has seen, say) returns it from ``state_dict`` and
+    takes it back in ``load_state_dict``, as callbacks do, so checkpoints carry it.
+    """
 
     kind: ClassVar[str] = "schedule"
 
@@ -24,6 +29,17 @@ class Schedule:
 
     def config(self) -> dict[str, Any]:
         return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's state as JSON values (numbers, strings, lists, dicts, None); the
+        stateless built-in schedules return {}."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what ``state_dict`` returned (from a checkpoint: check every value)."""
+        if state:
+            raise ValidationError(f"{type(self).__name__} has no state to restore; received "
+                                  f"{sorted(state)}.")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -107,7 +123,12 @@ SCHEDULES: dict[str, type[Schedule]] = {
 }
 
 
-def get(schedule: str | Schedule | None, epochs: int) -> Schedule:
+#: What a schedule argument takes: a registered name ("cosine", …), an instance, or None
+#: (a constant rate).
+ScheduleLike: TypeAlias = str | Schedule | None
+
+
+def get(schedule: ScheduleLike, epochs: int) -> Schedule:
     """A schedule by name (cosine spans ``epochs``), an instance (as is), or None (constant)."""
     if schedule is None:
         return Constant()

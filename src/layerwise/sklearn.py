@@ -26,18 +26,28 @@ import copy
 import functools
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
 from ._utils import install_hint
 
 try:
-    import sklearn  # noqa: F401
+    import sklearn
 except ImportError as exc:
     raise ImportError(f"layerwise.sklearn needs scikit-learn, which is not installed; "
                       f"{install_hint('scikit-learn', 'sklearn')}.") from exc
+else:
+    # validate_data and the estimator tags (__sklearn_tags__) arrived in scikit-learn 1.6;
+    # pyproject's sklearn extra asks for the same
+    SKLEARN_MIN = (1, 6)
+    if tuple(int(n) for n in re.findall(r"\d+", sklearn.__version__)[:2]) < SKLEARN_MIN:
+        raise ImportError(
+            f"layerwise.sklearn needs scikit-learn >= {'.'.join(map(str, SKLEARN_MIN))} (it "
+            f"uses validate_data and __sklearn_tags__); found {sklearn.__version__}; "
+            f"{install_hint(repr('scikit-learn>=1.6'), 'sklearn')}.")
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.class_weight import compute_sample_weight
@@ -45,7 +55,6 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import activations as activations_mod
-from . import initializers
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
@@ -59,8 +68,16 @@ from .preprocessing import Standardize
 from .training import Callback, TrainState
 from .training import fit as _train
 
+if TYPE_CHECKING:
+    from .initializers import InitLike
+
 __all__ = ["LayerwiseClassifier", "LayerwiseRegressor", "save", "to_model"]
 
+#: activation and init take one value for every hidden layer, or one per layer (init: one
+#: more, for the output layer; None there means the activation's default initialiser)
+ActivationSpec: TypeAlias = \
+    "activations_mod.ActivationLike | Sequence[activations_mod.ActivationLike]"
+InitSpec: TypeAlias = "InitLike | Sequence[InitLike | None] | None"
 
 
 def _one_fit_at_a_time(fit: Callable[..., Any]) -> Callable[..., Any]:
@@ -314,7 +331,7 @@ class _LayerwiseBase(BaseEstimator):
         layers: list[Layer] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             init = net["init"][i] if net["init"][i] is not None else \
-                initializers.default_for(acts[i])
+                activations_mod.default_init(acts[i])
             try:
                 layers.append(Dense(n_in, n_out, init=init, dtype=net["dtype"], rng=rng))
             except ConfigError as exc:
@@ -700,12 +717,15 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
     _task = "classification"
 
     def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
-                 activation: Any = "relu", *, output_activation: Any = None,
-                 loss: Any = "auto", optimizer: Any = "adam", learning_rate: float = 1e-3,
+                 activation: ActivationSpec = "relu", *,
+                 output_activation: activations_mod.ActivationLike | None = None,
+                 loss: losses_mod.LossLike = "auto",
+                 optimizer: optimizers_mod.OptimizerLike = "adam", learning_rate: float = 1e-3,
                  momentum: float = 0.9, nesterov: bool = False,
-                 weight_decay: float | None = None, dropout: Any = 0.0,
-                 norm: str | None = None, init: Any = "xavier_uniform",
-                 batch_size: int | str = "auto", max_epochs: int = 200, schedule: Any = None,
+                 weight_decay: float | None = None, dropout: float | Sequence[float] = 0.0,
+                 norm: str | None = None, init: InitSpec = "xavier_uniform",
+                 batch_size: int | str = "auto", max_epochs: int = 200,
+                 schedule: schedules_mod.ScheduleLike = None,
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  n_iter_no_change: int = 10, tol: float | None = 1e-4, warm_start: bool = False,
                  dtype: Any = np.float32, class_weight: Any = None, random_state: Any = None,
@@ -1012,12 +1032,15 @@ t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts
     _task = "regression"
 
     def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
-                 activation: Any = "relu", *, output_activation: Any = None,
-                 loss: Any = "mse", optimizer: Any = "adam", learning_rate: float = 1e-3,
+                 activation: ActivationSpec = "relu", *,
+                 output_activation: activations_mod.ActivationLike | None = None,
+                 loss: losses_mod.LossLike = "mse",
+                 optimizer: optimizers_mod.OptimizerLike = "adam", learning_rate: float = 1e-3,
                  momentum: float = 0.9, nesterov: bool = False,
-                 weight_decay: float | None = None, dropout: Any = 0.0,
-                 norm: str | None = None, init: Any = "xavier_uniform",
-                 batch_size: int | str = "auto", max_epochs: int = 200, schedule: Any = None,
+                 weight_decay: float | None = None, dropout: float | Sequence[float] = 0.0,
+                 norm: str | None = None, init: InitSpec = "xavier_uniform",
+                 batch_size: int | str = "auto", max_epochs: int = 200,
+                 schedule: schedules_mod.ScheduleLike = None,
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  n_iter_no_change: int = 10, tol: float | None = 1e-4, warm_start: bool = False,
                  dtype: Any = np.float32, random_state: Any = None, verbose: int = 0,

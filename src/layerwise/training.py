@@ -15,7 +15,6 @@ index per epoch; the last batch may be shorter.
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import math
 import signal
@@ -49,7 +48,12 @@ from .layers import Param
 from .metrics import classification_kind, for_loss
 
 if TYPE_CHECKING:
+    import os
+
+    from .losses import LossLike
     from .network import Sequential
+    from .optimizers import OptimizerLike
+    from .schedules import ScheduleLike
 
 
 class History:
@@ -494,20 +498,22 @@ def _one_fit_at_a_time(train: Callable[_P, _R]) -> Callable[_P, _R]:
         refuse = lambda: BusyError(  # noqa: E731
             "this model is already being trained by another fit (in another thread, or by a "
             "callback of that fit); two fits at once would overwrite each other's buffers and "
-            "parameters. Wait for that fit to finish, or train a copy made with "
-            "layerwise.training.clone(model).")
+            "parameters. Wait for that fit to finish, or train a copy: copy.deepcopy(model).")
         with exclusive(model, refuse):
             return train(*args, **kwargs)
     return guarded
 
 
 @_one_fit_at_a_time
-def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "adam",
+def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
+        optimizer: OptimizerLike = "adam",
         epochs: int = 10, batch_size: int = 32, validation_data: tuple[Any, Any] | None = None,
         validation_split: float | int = 0.0, shuffle: bool = True, rng: RngLike = None,
-        callbacks: Sequence[Callback] = (), verbose: int = 1, schedule: Any = None,
-        sample_weight: Any = None, clip_norm: float | None = None, checkpoint: Any = None,
-        checkpoint_every: int | str | None = "epoch", resume: Any = None,
+        callbacks: Sequence[Callback] = (), verbose: int = 1, schedule: ScheduleLike = None,
+        sample_weight: Any = None, clip_norm: float | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int | str | None = "epoch",
+        resume: str | os.PathLike[str] | None = None,
         train_metrics: bool = True, threads: int | str | None = "auto",
         decay_biases: bool | None = None) -> History:
     """Train ``model`` on (X, y) with mini-batch gradient descent.
@@ -655,7 +661,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: Any = "ce", optimizer: Any = "a
         raise ValidationError(f"verbose must be 0, 1 or 2; received {verbose!r}.")
     n_threads = check_threads(threads)
 
-    run = _Run(model, L, opt, sched, X, Y, weights, Xv, Yv, epochs=epochs,
+    run = Run(model, L, opt, sched, X, Y, weights, Xv, Yv, epochs=epochs,
                batch_size=batch_size, shuffle=shuffle, gen=gen,
                clip_norm=clip_norm, callbacks=_callback_list(callbacks), verbose=verbose,
                threads=n_threads)
@@ -714,7 +720,7 @@ def _callback_list(callbacks: Any) -> list[Callback]:
 
 
 @contextlib.contextmanager
-def _deferred_interrupt(run: _Run) -> Iterator[None]:
+def _deferred_interrupt(run: Run) -> Iterator[None]:
     """Ctrl-C (SIGINT) during fit only sets a flag, which the loop checks between steps: the
     model is never left half-updated, and a checkpoint is only ever of a completed step. Further
     Ctrl-Cs, also while the checkpoint is being written, are deferred the same way, so the
@@ -743,8 +749,10 @@ def _checkpoint_every(checkpoint: Any, every: Any) -> int | None:
     return positive_int("checkpoint_every", every)
 
 
-class _Run:
-    """Everything the training loop carries from step to step, so it can be checkpointed.
+class Run:
+    """Everything the training loop carries from step to step, so it can be checkpointed
+    (``fit`` builds one per call; ``checkpoints`` reads it only through ``settings``,
+    ``state_dict`` and ``load_state_dict``, and those of its optimizer, schedule and callbacks).
 
     ``epoch`` is the epoch in progress (0-based) and ``position`` how many of its samples were
     already trained on; ``order`` is that epoch's shuffled index. A checkpoint taken anywhere
@@ -771,7 +779,7 @@ class _Run:
         self.params = model.flat_parameters()      # one contiguous buffer: cheap optimizer steps
         self.history = History()
         # the BLAS thread count: forced, or timed on the run's own first steps (see Threads)
-        self.threads = Threads(threads, is_small(model, B_max),
+        self.threads = Threads(threads, is_small(model.macs() * B_max),
                                epochs * math.ceil(self.N / batch_size))
         self.history.thread_choices = self.threads.choices
         self.state = TrainState(model, opt, loss, self.history, base_lr=opt.lr, epochs=epochs,
@@ -797,6 +805,104 @@ class _Run:
         self.label_correct = 0.0        # multi-label: labels right, in rows (sum of fractions)
         model.loss = loss
         model.stop_training = False
+
+    # -- checkpoints: what the loop carries, for checkpoints.save and restore ------------------
+    def settings(self) -> dict[str, Any]:
+        """What must be the same when resuming (else the continuation would differ)."""
+        settings = {"n_train": self.N, "batch_size": self.batch_size, "epochs": self.epochs,
+                    "shuffle": self.shuffle, "loss": [self.loss.kind, self.loss.config()],
+                    "optimizer": self.opt.kind, "dtype": str(self.model.dtype),
+                    "weighted": self.weights is not None}
+        # Weights-only decay is recorded only where it matters, so that checkpoints from before
+        # decay_biases existed (which decayed the biases) resume with decay_biases=True.
+        if self.opt.weight_decay and not self.opt.decay_biases:
+            settings["decay_biases"] = False
+        return settings
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the loop stands at a step boundary: the epoch in progress, the position in it
+        and its sample ``order`` (an array), the step count, the epoch's running sums, the
+        learning-rate state, every random generator (shuffling, and each layer's: dropout
+        masks), the history, whether a callback stopped training, and the BLAS thread count
+        with its measurements. The optimizer, schedule and callbacks give their own."""
+        rngs = {"shuffle": self.gen.bit_generator.state}
+        for i, layer in enumerate(self.model.layers):
+            g = getattr(layer, "rng", None)
+            if isinstance(g, np.random.Generator):
+                rngs[str(i)] = g.bit_generator.state
+        return {"epoch": self.epoch, "position": self.position, "steps": self.steps,
+                "loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen,
+                "label_correct": self.label_correct, "seconds": self.seconds,
+                "base_lr": self.state.base_lr, "lr_factor": self.state.lr_factor,
+                "rngs": rngs, "history": self.history.to_dict(),
+                "stop_training": bool(self.model.stop_training),
+                "threads": self.threads.state_dict(), "order": self.order}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what ``state_dict`` gave (from a checkpoint: every value is checked
+        first, and ValueError says what is wrong; nothing changes unless all is valid).
+        Checkpoints from before multi-label metrics have no ``label_correct``, from before
+        thread measurements no ``threads``: those start afresh."""
+        def whole(key: str, high: int) -> int:
+            v = state.get(key)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= high:
+                raise ValueError(f"{key} must be an integer in [0, {high}]; found {v!r}")
+            return v
+
+        def number(key: str, positive: bool = False) -> float:
+            v = state.get(key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or \
+                    not math.isfinite(v) or (positive and v <= 0):
+                raise ValueError(f"{key} must be a finite {'positive ' if positive else ''}"
+                                 f"number; found {v!r}")
+            return float(v)
+
+        order = state.get("order")
+        if not isinstance(order, np.ndarray) or order.shape != (self.N,) or \
+                order.dtype.kind not in "iu" or \
+                not np.array_equal(np.sort(order), np.arange(self.N)):
+            raise ValueError("the saved sample order is not a permutation of the data")
+        epoch, position = whole("epoch", self.epochs), whole("position", self.N)
+        steps, seen = whole("steps", 1 << 53), whole("seen", self.N)
+        loss_sum, correct, seconds = (number(k) for k in ("loss_sum", "correct", "seconds"))
+        label_correct = number("label_correct") if "label_correct" in state else 0.0
+        base_lr, lr_factor = number("base_lr", True), number("lr_factor", True)
+        hist = state.get("history")
+        if not isinstance(hist, dict) or not all(isinstance(v, list) for v in hist.values()):
+            raise ValueError("history must map names to lists")
+        epochs_done = hist.get("epoch", [])
+        if any(len(v) != len(epochs_done) or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+               for v in hist.values()):
+            raise ValueError("history columns must be numbers of equal length")
+        rngs = state.get("rngs")
+        if not isinstance(rngs, dict) or "shuffle" not in rngs:
+            raise ValueError("rngs must hold the shuffling generator's state")
+        probe = np.random.default_rng()             # check each state on a copy first
+        probe.bit_generator.state = rngs["shuffle"]
+        layer_rngs = {}
+        for i, layer in enumerate(self.model.layers):
+            if isinstance(getattr(layer, "rng", None), np.random.Generator) and str(i) in rngs:
+                probe.bit_generator.state = rngs[str(i)]
+                layer_rngs[i] = rngs[str(i)]
+        stop = state.get("stop_training", False)
+        if not isinstance(stop, bool):
+            raise ValueError("stop_training must be true or false")
+        if "threads" in state:                      # checked here, applied when the run starts
+            self.threads.load_state_dict(state["threads"])
+        # all valid: now change the run
+        self.gen.bit_generator.state = rngs["shuffle"]
+        for i, g in layer_rngs.items():
+            self.model.layers[i].rng.bit_generator.state = g  # type: ignore[attr-defined]
+        self.order = order.astype(np.int64)
+        self.epoch, self.position, self.steps, self.seen = epoch, position, steps, seen
+        self.loss_sum, self.correct, self.seconds = loss_sum, correct, seconds
+        self.label_correct = label_correct
+        self.state.base_lr, self.state.lr_factor = base_lr, lr_factor
+        self.model.stop_training = stop
+        columns = {k: v for k, v in hist.items() if k != "epoch"}
+        for k, e in enumerate(epochs_done):
+            self.history.append(int(e), {key: values[k] for key, values in columns.items()})
 
     def loop(self, checkpoint: Any, every: int | None) -> None:
         """Train to the last epoch. ``every``: steps between checkpoints, None at each epoch's
@@ -919,8 +1025,8 @@ class _Run:
         elif self.classify:
             logs["accuracy"] = self.correct / n
         if self.Xv is not None and self.Yv is not None:
-            for k, v in _evaluate_prepared(self.model, self.loss, self.Xv, self.Yv,
-                                           kind=self.kind).items():
+            for k, v in evaluate_arrays(self.model, self.loss, self.Xv, self.Yv,
+                                        kind=self.kind).items():
                 logs[f"val_{k}"] = v
             if not math.isfinite(logs["val_loss"]):
                 raise DivergenceError(
@@ -1006,11 +1112,14 @@ def global_norm(params: Sequence[Param]) -> float:
     return math.sqrt(total)
 
 
-def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: np.ndarray,
-                       batch_size: int = 1024, threads: int | None = None,
-                       kind: str | None = "auto") -> dict[str, float]:
-    """Loss and metrics on already validated arrays (used for validation data each epoch).
-    ``kind``: how to score classification (``metrics.classification_kind``; "auto": from Y).
+def evaluate_arrays(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: np.ndarray,
+                    batch_size: int = 1024, threads: int | None = None,
+                    kind: str | None = "auto") -> dict[str, float]:
+    """Loss and metrics (``metrics.for_loss``) of ``model`` on arrays already in the model's
+    form: X (N, n_in) of its dtype and Y as ``L.prepare_target`` gives it. No checks: this is
+    what ``Sequential.evaluate`` runs after checking its inputs, and what ``fit`` runs on the
+    validation data at each epoch's end. ``kind``: how to score classification
+    (``metrics.classification_kind``; "auto": from Y); ``threads``: BLAS threads (None: auto).
 
     Thread-safe: ``model.infer`` shares no buffer, and the loss is a fresh instance, since a
     loss's ``forward`` writes into buffers of its own (the model's loss is fit's training loss).
@@ -1019,8 +1128,8 @@ def _evaluate_prepared(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: 
     L = L.fresh()
     total = 0.0
     # BLAS threads as predict chooses them; inside fit, under fit's count
-    with Threads(threads, is_small(model, min(batch_size, len(X))), -(-len(X) // batch_size),
-                 fit=False) as th:
+    macs = model.macs() * min(batch_size, len(X))
+    with Threads(threads, is_small(macs), -(-len(X) // batch_size), fit=False) as th:
         for s in range(0, len(X), batch_size):
             t0 = th.start_step()
             A = model.infer(X[s:s + batch_size])
@@ -1043,7 +1152,3 @@ def _progress(total: int, epoch: int, epochs: int, initial: int = 0) -> Any:
     return tqdm(total=total, initial=initial, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                 leave=True, dynamic_ncols=True, mininterval=0.2)
 
-
-def clone(model: Sequential) -> Sequential:
-    """A deep copy of a model (parameters, buffers and settings)."""
-    return copy.deepcopy(model)
