@@ -284,11 +284,10 @@ class _StopAt(lw.Callback):
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("name", ["layer", pytest.param("batch", marks=pytest.mark.xfail(
-    strict=True, reason="checkpoints.py restores the parameters only, not a layer's state "
-    "(BatchNorm's running statistics); the fix, layer.set_arrays(saved.arrays()) per layer, "
-    "belongs to the checkpoints rewrite (issue 13 item 2)"))])
+@pytest.mark.parametrize("name", ["layer", "batch"])
 def test_an_interrupted_run_resumes_bit_for_bit(name, tmp_path):
+    """BatchNorm's running statistics are state, not parameters: the checkpoint restores
+    every layer's arrays, so the resumed run's statistics (and its eval outputs) are exact."""
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((200, 6)).astype(np.float32), rng.integers(0, 3, 200)
 

@@ -129,7 +129,13 @@ def restore(path: str | os.PathLike[str], run: Run) -> None:
             )
         own = run.model.parameters()
         model_arrays = [p.value for p in saved.parameters()]
-        if [a.shape for a in model_arrays] != [p.value.shape for p in own]:
+        # every layer's arrays, its state too (BatchNorm's running statistics), not only the
+        # parameters: set back in place, after everything else is checked
+        layer_arrays = [stored.arrays() for stored in saved.layers]
+        if [a.shape for a in model_arrays] != [p.value.shape for p in own] or \
+                len(saved.layers) != len(run.model.layers) or \
+                [{k: v.shape for k, v in a.items()} for a in layer_arrays] != \
+                [{k: v.shape for k, v in layer.arrays().items()} for layer in run.model.layers]:
             raise ValidationError(f"cannot resume from {str(path)!r}: it holds a model with "
                                   "another architecture than the one being trained.")
         # sizes allowed for each array member: the order, and optimizer state like a parameter
@@ -160,6 +166,8 @@ def restore(path: str | os.PathLike[str], run: Run) -> None:
         # all valid: now change the model
         for p, a in zip(own, model_arrays):
             p.value[...] = a
+        for layer, stored in zip(run.model.layers, layer_arrays):
+            layer.set_arrays(stored)
     except (ModelFileError, ValidationError):
         raise
     except (LookupError, TypeError, ValueError, AttributeError, OverflowError) as exc:
