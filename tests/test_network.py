@@ -152,3 +152,28 @@ def test_evaluate_reports_loss_and_metrics():
     assert set(reg) == {"loss", "mse", "mae", "r2"}
     with pytest.raises(lw.ValidationError, match="same number of samples"):
         m.evaluate(X, y[:5], loss="ce")
+
+
+def test_mlp_takes_per_layer_activation_dropout_init_and_norm():
+    model = lw.mlp([6, 5, 4, 3], activation=["tanh", "relu"], dropout=[0.0, 0.25],
+                   init=["normal:1.0", "lecun_normal", "zeros"], norm=[None, "batch"], rng=0)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Dense", "Tanh", "Dense", "BatchNorm", "ReLU", "Dropout", "Dense"]
+    dense = [layer for layer in model.layers if isinstance(layer, lw.Dense)]
+    assert [d.init for d in dense] == ["normal:1.0", "lecun_normal", "zeros"]
+    assert model.layers[5].p == 0.25 and not dense[2].W.any()
+    # one value still applies to every layer, and None picks each activation's default
+    same = lw.mlp([6, 5, 4, 3], activation="tanh", rng=0)
+    assert [d.init for d in same.layers if isinstance(d, lw.Dense)] == \
+        ["xavier_uniform"] * 3
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"activation": ["relu"]}, "activation has 1 entries but the network has 2 layers"),
+    ({"dropout": [0.1, 0.2, 0.3]}, "dropout has 3 entries but the network has 2 layers"),
+    ({"init": ["he_normal", "he_normal"]}, "init has 2 entries but the network has 3 layers"),
+    ({"norm": ["layer"]}, "norm has 1 entries"),
+])
+def test_mlp_refuses_per_layer_lists_of_the_wrong_length(kwargs, words):
+    with pytest.raises(lw.ValidationError, match=words):
+        lw.mlp([6, 5, 4, 3], **kwargs)

@@ -405,3 +405,24 @@ def test_feature_names_from_a_dataframe_are_kept(tmp_path):
     assert set(clf.predict(df)) <= {"up", "down"}
     with pytest.raises(ValueError, match="feature names"):
         clf.predict(df[["c", "b", "a"]])
+
+
+def test_the_estimators_build_their_network_with_lw_mlp(monkeypatch):
+    """One builder: the estimator's network is lw.mlp's, called with its settings."""
+    import layerwise.sklearn as lsk
+    calls = []
+    real = lsk.mlp
+
+    def spy(sizes, **kw):
+        calls.append((list(sizes), kw))
+        return real(sizes, **kw)
+    monkeypatch.setattr(lsk, "mlp", spy)
+    X = np.random.default_rng(0).normal(size=(40, 4))
+    y = (X[:, 0] > 0).astype(int)
+    est = LayerwiseClassifier((5, 3), activation=["tanh", "relu"], dropout=[0.0, 0.1],
+                              norm="layer", max_epochs=2, random_state=0).fit(X, y)
+    (sizes, kw), = calls
+    assert sizes == [4, 5, 3, 1] and kw["norm"] is lw.LayerNorm     # binary: one logit
+    assert [type(a).__name__ for a in kw["activation"]] == ["Tanh", "ReLU"]
+    assert [type(layer).__name__ for layer in est.model_.layers] == [
+        "Dense", "LayerNorm", "Tanh", "Dense", "LayerNorm", "ReLU", "Dropout", "Dense"]

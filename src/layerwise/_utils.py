@@ -275,3 +275,16 @@ def exclusive(obj: Any, refuse: Callable[[], Exception]) -> Iterator[None]:
         with _HELD_GUARD:
             if _HELD.get(obj) is token:
                 del _HELD[obj]
+
+
+def per_layer(name: str, value: Any, n: int, check: Callable[[Any], Any]) -> list[Any]:
+    """One value for each of ``n`` layers: a sequence of exactly n values (each checked), or
+    one value given to every layer (checked once per layer, so each gets a fresh object)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValidationError(
+                f"{name} has {len(value)} entries but the network has {n} layers it applies to; "
+                f"give one value, or a list of {n}."
+            )
+        return [check(v) for v in value]
+    return [check(value) for _ in range(n)]

@@ -22,6 +22,7 @@ from ._utils import (
     as_input,
     fraction,
     lookup,
+    per_layer,
     positive_int,
 )
 from .errors import ConfigError, ValidationError
@@ -340,37 +341,45 @@ class Sequential:
         save(self, path)
 
 
-def mlp(sizes: Sequence[int], activation: activations.ActivationLike = "relu",
-        output: activations.ActivationLike | None = None, *, init: InitLike | None = None,
-        dropout: float = 0.0, bias: bool = True, dtype: Any = np.float32, rng: RngLike = 0,
-        bias_init: InitLike = "zeros", norm: str | None = None) -> Sequential:
-    """Build a multilayer perceptron from layer sizes.
+def mlp(sizes: Sequence[int],
+        activation: activations.ActivationLike | Sequence[activations.ActivationLike] = "relu",
+        output: activations.ActivationLike | None = None, *,
+        init: InitLike | Sequence[InitLike | None] | None = None,
+        dropout: float | Sequence[float] = 0.0, bias: bool = True, dtype: Any = np.float32,
+        rng: RngLike = 0, bias_init: InitLike = "zeros",
+        norm: str | Sequence[str | None] | None = None) -> Sequential:
+    """Build a multilayer perceptron from layer sizes: per hidden layer Dense (→ norm) →
+    activation (→ Dropout), then the output Dense (→ output activation). The one builder: the
+    command line and the estimators call it.
 
     Parameters
     ----------
     sizes : sequence of int
         ``[n_in, hidden_1, …, hidden_K, n_out]``; at least two entries.
-    activation : str
-        Hidden activation ("relu", "tanh", "sigmoid", "gelu", …).
-    output : str or None
+    activation : str, Activation, or a sequence of K of them
+        Hidden activation ("relu", "tanh", "sigmoid", "gelu", …), one for all hidden layers or
+        one per hidden layer.
+    output : str, Activation or None
         Output activation; None leaves logits (what CrossEntropy, BCE and MSE expect).
-    init : str, callable or None
-        Weight initialiser: a name, a "NAME:NUMBER" spec such as "normal:1.0", or a callable;
-        None picks He for ReLU-like activations and Glorot otherwise.
+    init : str, callable, None, or a sequence of K + 1 of them
+        Weight initialiser of every Dense layer, or one per Dense layer (the output's last): a
+        name, a "NAME:NUMBER" spec such as "normal:1.0", or a callable; None picks He for
+        ReLU-like activations and Glorot otherwise (from the activation that follows).
     bias_init : str or callable
         Bias initialiser of every Dense layer: "zeros" (default), "normal:STD",
         "uniform:LIMIT", "constant:VALUE" or a callable given the shape (n_out,).
-    dropout : float
-        Dropout rate after each hidden activation (0 for none).
-    norm : "layer", "batch" or None
+    dropout : float or a sequence of K floats
+        Dropout rate after each hidden activation, or per hidden layer (0 for none).
+    norm : "layer", "batch", None, or a sequence of K of them
         Normalisation after each hidden Dense layer, before its activation: ``LayerNorm`` or
-        ``BatchNorm`` (None for none).
+        ``BatchNorm`` (None for none), for all hidden layers or per hidden layer.
     rng : int, Generator or None
         Seed for the weights and the dropout masks.
 
     Examples
     --------
     >>> model = lw.mlp([64, 128, 10])        # 64 → Dense 128 → ReLU → Dense 10
+    >>> model = lw.mlp([784, 300, 100, 10], activation=["tanh", "relu"], dropout=[0, 0.2])
     """
     sizes = list(sizes)
     if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes):
@@ -378,23 +387,27 @@ def mlp(sizes: Sequence[int], activation: activations.ActivationLike = "relu",
             "mlp sizes must be at least two positive integers [n_in, ..., n_out]; "
             f"received {sizes}."
         )
-    p = fraction("dropout", dropout)
-    norm_cls = None if norm is None else lookup(NORMS, norm, "norm")
+    k = len(sizes) - 2                               # hidden layers
+    acts = per_layer("activation", activation, k, activations.get)
+    rates = per_layer("dropout", dropout, k, lambda p: fraction("dropout", p))
+    norms = per_layer("norm", norm, k, lambda n: n if n is None or isinstance(n, type)
+                      else lookup(NORMS, n, "norm"))          # a name, or the class itself
+    inits = per_layer("init", init, k + 1, lambda i: i)
     g = as_generator(rng)
-    act_init = init if init is not None else activations.default_init(activation)
     layers: list[Layer] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        last = i == len(sizes) - 2
-        out_init = init if init is not None else activations.default_init(output)
-        layers.append(Dense(int(n_in), int(n_out), init=out_init if last else act_init, bias=bias,
-                            dtype=dtype, rng=g, bias_init=bias_init))
-        if not last:
-            if norm_cls is not None:                # Dense → norm → activation
-                layers.append(norm_cls(int(n_out), dtype=dtype))
-            act = activations.get(activation)       # a fresh layer each time (own buffers)
+        hidden = i < k
+        w_init = inits[i] if inits[i] is not None else \
+            activations.default_init(acts[i] if hidden else output)
+        layers.append(Dense(int(n_in), int(n_out), init=w_init, bias=bias, dtype=dtype, rng=g,
+                            bias_init=bias_init))
+        if hidden:
+            if norms[i] is not None:                # Dense → norm → activation
+                layers.append(norms[i](int(n_out), dtype=dtype))
+            act = acts[i]                           # a fresh layer each time (own buffers)
             layers.append(type(act)(**act.config()))
-            if p > 0:
-                layers.append(Dropout(p, rng=g))
+            if rates[i] > 0:
+                layers.append(Dropout(rates[i], rng=g))
     if output is not None:
         out_act = activations.get(output)
         layers.append(type(out_act)(**out_act.config()))

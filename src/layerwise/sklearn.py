@@ -59,10 +59,10 @@ from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
 from ._blas import check_threads
-from ._utils import as_float_dtype, exclusive, fraction, lookup
+from ._utils import as_float_dtype, exclusive, fraction, lookup, per_layer
 from .errors import BusyError, ConfigError, LayerwiseError, ValidationError
-from .layers import Dense, Dropout, Layer
-from .network import Sequential
+from .layers import Dense, Layer
+from .network import Sequential, mlp
 from .normalization import NORMS
 from .preprocessing import Standardize
 from .training import Callback, TrainState
@@ -99,18 +99,6 @@ def _one_fit_at_a_time(fit: Callable[..., Any]) -> Callable[..., Any]:
 def _param_error(exc: LayerwiseError) -> ValidationError:
     """Invalid constructor arguments are ValueErrors, as in scikit-learn."""
     return ValidationError(str(exc))
-
-
-def _per_layer(name: str, value: Any, n: int, check: Callable[[Any], Any]) -> list[Any]:
-    """One value for every layer, or a sequence with one value per layer."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != n:
-            raise ValidationError(
-                f"{name} has {len(value)} entries but the network has {n} layers it applies to; "
-                f"give one value, or a list of {n}."
-            )
-        return [check(v) for v in value]
-    return [check(value) for _ in range(n)]         # a fresh object per layer
 
 
 def _seed_sequence(random_state: Any) -> np.random.SeedSequence:
@@ -297,13 +285,13 @@ class _LayerwiseBase(BaseEstimator):
         """The validated network settings: layer sizes, the activation layer after each Dense
         layer (None for none), dropout per hidden layer, initialiser per Dense layer, dtype."""
         hidden = self._hidden()
-        acts = _per_layer("activation", self.activation, len(hidden), self._activation_layer)
+        acts = per_layer("activation", self.activation, len(hidden), self._activation_layer)
         out_act = None if self.output_activation is None else \
             self._activation_layer(self.output_activation)
         return {"sizes": [n_in, *hidden, n_out], "activations": [*acts, out_act],
-                "dropout": _per_layer("dropout", self.dropout, len(hidden),
+                "dropout": per_layer("dropout", self.dropout, len(hidden),
                                       lambda p: fraction("dropout", p)),
-                "init": _per_layer("init", self.init, len(hidden) + 1, lambda i: i),
+                "init": per_layer("init", self.init, len(hidden) + 1, lambda i: i),
                 "norm": self._norm(), "dtype": self._model_dtype()}
 
     def _norm(self) -> type[Layer] | None:
@@ -325,24 +313,14 @@ class _LayerwiseBase(BaseEstimator):
 
     @staticmethod
     def _build(net: dict[str, Any], rng: np.random.Generator) -> Sequential:
-        """Dense (→ norm) → activation (→ Dropout) per hidden layer, then Dense (→ output
-        activation)."""
-        sizes, acts = net["sizes"], net["activations"]
-        layers: list[Layer] = []
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            init = net["init"][i] if net["init"][i] is not None else \
-                activations_mod.default_init(acts[i])
-            try:
-                layers.append(Dense(n_in, n_out, init=init, dtype=net["dtype"], rng=rng))
-            except ConfigError as exc:
-                raise _param_error(exc) from None
-            if net["norm"] is not None and i < len(sizes) - 2:       # hidden layers only
-                layers.append(net["norm"](n_out, dtype=net["dtype"]))
-            if acts[i] is not None:
-                layers.append(acts[i])
-            if i < len(net["dropout"]) and net["dropout"][i] > 0:
-                layers.append(Dropout(net["dropout"][i], rng=rng))
-        return Sequential(layers)
+        """``lw.mlp`` with the validated settings: Dense (→ norm) → activation (→ Dropout) per
+        hidden layer, then Dense (→ output activation)."""
+        acts = net["activations"]
+        try:
+            return mlp(net["sizes"], activation=acts[:-1], output=acts[-1], init=net["init"],
+                       dropout=net["dropout"], norm=net["norm"], dtype=net["dtype"], rng=rng)
+        except ConfigError as exc:
+            raise _param_error(exc) from None
 
     def _make_optimizer(self) -> optimizers_mod.Optimizer:
         opt = self.optimizer
