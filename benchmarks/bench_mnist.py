@@ -94,7 +94,7 @@ class EpochClock(lw.Callback):
         self.elapsed: list[float] = []
         self.accuracy: list[float] = []
 
-    def on_epoch_end(self, state: lw.training.TrainState, logs: dict[str, float]) -> None:
+    def on_epoch_end(self, state: lw.callbacks.TrainState, logs: dict[str, float]) -> None:
         t_pause = time.perf_counter()
         self.elapsed.append(t_pause - self.t_start - self.paused)
         acc = state.model.evaluate(self.X_test, self.y_test)["accuracy"]

@@ -142,7 +142,7 @@ def test_fit_trains_small_networks_with_one_blas_thread(sizes: list[int], small:
     seen: list[int] = []
 
     class Probe(lw.Callback):
-        def on_epoch_end(self, state: lw.training.TrainState, logs: dict[str, float]) -> None:
+        def on_epoch_end(self, state: lw.callbacks.TrainState, logs: dict[str, float]) -> None:
             seen.append(_blas_threads())
 
     rng = np.random.default_rng(0)

@@ -15,9 +15,9 @@ def test_every_public_name_resolves():
 
 
 def test_lazy_names_are_the_real_objects():
-    from layerwise import io, training
+    from layerwise import callbacks, io
     assert lw.load is io.load
-    assert lw.EarlyStopping is training.EarlyStopping
+    assert lw.EarlyStopping is callbacks.EarlyStopping
     assert callable(lw.gradcheck) and lw.GradcheckReport.__name__ == "GradcheckReport"
     assert lw.datasets.load_digits()[0].shape == (3823, 64)
 

@@ -45,8 +45,7 @@ from .schedules import Constant, CosineDecay, ExponentialDecay, Schedule, StepDe
 
 if TYPE_CHECKING:
     from . import datasets, metrics
-    from .io import load
-    from .training import (
+    from .callbacks import (
         Callback,
         EarlyStopping,
         GradientNorms,
@@ -54,12 +53,14 @@ if TYPE_CHECKING:
         ModelCheckpoint,
         ReduceLROnPlateau,
     )
+    from .io import load
 
 # name -> module that defines it, imported on first access (PEP 562)
 _LAZY = {
-    "datasets": "", "metrics": "", "training": "", "io": "", "explain": "", "plots": "",
+    "datasets": "", "metrics": "", "training": "", "callbacks": "", "io": "", "explain": "",
+    "plots": "",
     "load": "io",
-    **{name: "training" for name in ("Callback", "EarlyStopping", "GradientNorms", "History",
+    **{name: "callbacks" for name in ("Callback", "EarlyStopping", "GradientNorms", "History",
                                      "ModelCheckpoint", "ReduceLROnPlateau")},
 }
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from . import io
 from ._utils import is_finite
+from .callbacks import Callback
 from .errors import ModelFileError, ValidationError
-from .training import Callback
 
 if TYPE_CHECKING:
     from .training import Run

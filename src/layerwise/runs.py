@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .callbacks import Callback, History
 from .errors import BusyError, ValidationError
 from .network import Sequential
-from .training import Callback, History, evaluate_arrays
+from .training import evaluate_arrays
 
 if TYPE_CHECKING:
     from .datasets import Dataset

@@ -60,12 +60,12 @@ from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
 from ._blas import check_threads
 from ._utils import as_float_dtype, exclusive, fraction, lookup, per_layer
+from .callbacks import Callback, TrainState
 from .errors import BusyError, ConfigError, LayerwiseError, ValidationError
 from .layers import Dense, Layer
 from .network import Sequential, mlp
 from .normalization import NORMS
 from .preprocessing import Standardize
-from .training import Callback, TrainState
 from .training import fit as _train
 
 if TYPE_CHECKING:
