@@ -185,3 +185,31 @@ def test_the_estimators_pickle_a_model_rebuilt_through_the_protocol():
     copy = pickle.loads(pickle.dumps(_compact(model)))
     assert isinstance(copy.layers[1], Affine)
     np.testing.assert_array_equal(copy.predict(X), model.predict(X))
+
+
+def test_loading_a_user_layer_whose_class_is_not_defined_says_how_to_fix_it(tmp_path):
+    """A model file with a layer kind of the user's own, loaded in a process that has not
+    defined the class: the error names the kind and says to import or define it first."""
+    import subprocess
+    import sys
+    code = f"""
+import numpy as np, layerwise as lw
+class Scale(lw.Layer):
+    kind = "scale_only_in_the_writer"
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+        self.s = self.add_param("s", np.ones(n, dtype=np.float32))
+    def forward(self, A, training=False):
+        return A * self.s.value
+    def backward(self, dA, input_grad=True):
+        return dA * self.s.value
+    def config(self):
+        return {{"n": self.n}}
+lw.Sequential(lw.Dense(3, 4, rng=0), Scale(4)).save({str(tmp_path / "m.lw")!r})
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    with pytest.raises(lw.ModelFileError) as e:
+        lw.load(tmp_path / "m.lw")
+    assert "unknown kind 'scale_only_in_the_writer'" in str(e.value)
+    assert "import or define it before loading" in str(e.value)

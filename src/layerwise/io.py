@@ -483,7 +483,9 @@ def _plan_layer(z: zipfile.ZipFile, i: int, spec: Any, dtype: str, path: Any) ->
     if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str) or \
             spec["kind"] not in LAYERS:
         kind = spec.get("kind") if isinstance(spec, dict) else spec
-        raise _fail(path, f"layer {i} has unknown kind {kind!r:.100}; known: {sorted(LAYERS)}.")
+        raise _fail(path, f"layer {i} has unknown kind {kind!r:.100}; known: {sorted(LAYERS)}. "
+                    "If it is a layer class of your own (a Layer subclass with that kind), "
+                    "import or define it before loading.")
     kind = spec["kind"]
     config = spec.get("config", {})
     stored = spec.get("arrays", {})
