@@ -113,3 +113,23 @@ def test_a_run_from_python_with_the_library_pieces(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 and float(rows[-1]["val_mse"]) == pytest.approx(
         history["val_mse"][-1], rel=1e-5)
+
+
+def test_select_weight_decay_keeps_the_lowest_validation_loss_and_its_epoch():
+    """Recomputed by hand: one fresh network per candidate, the same seed, early stopping."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * rng.normal(size=120) > 0).astype(np.int64)
+    kw = {"loss": "ce", "epochs": 40, "batch_size": 16, "validation_split": 0.25, "rng": 3,
+          "threads": 1}
+    chosen, epoch, losses = runs.select_weight_decay(
+        lambda: lw.mlp([4, 16, 2], rng=0), lambda wd: lw.Adam(1e-2, weight_decay=wd),
+        X, y, (1e-4, 1e-1, 1.0), patience=5, **kw)
+    by_hand = {}
+    for wd in (1e-4, 1e-1, 1.0):
+        h = lw.mlp([4, 16, 2], rng=0).fit(X, y, optimizer=lw.Adam(1e-2, weight_decay=wd),
+                                          callbacks=[lw.EarlyStopping(5)], verbose=0, **kw)
+        by_hand[f"{wd:g}"] = (min(h["val_loss"]), int(np.argmin(h["val_loss"])) + 1)
+    assert losses == {k: v[0] for k, v in by_hand.items()}
+    best = min(by_hand, key=lambda k: by_hand[k][0])
+    assert f"{chosen:g}" == best and epoch == by_hand[best][1]

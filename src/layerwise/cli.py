@@ -777,33 +777,6 @@ def _auto_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _select(args: argparse.Namespace, X: np.ndarray, Y: np.ndarray, n_out: int, loss: Any,
-            task: str, dtype: Any, candidates: tuple[float, ...]
-            ) -> tuple[float, int, dict[str, float]]:
-    """The weight decay, among ``candidates``, whose training run (same seed, rows and
-    settings, early stopping included) reaches the lowest validation loss; that run's best
-    epoch (1-based); and each candidate's best validation loss. Small tables differ in how
-    much regularisation they need (a noisy regression such as diabetes wants 0.1, wine or
-    digits 1e-4), and the validation rows are the only honest judge."""
-    import layerwise as lw
-    best: dict[str, float] = {}
-    epochs: dict[str, int] = {}
-    for wd in candidates:
-        args.weight_decay = wd
-        net = _build(args, X.shape[1], n_out, dtype)
-        history = net.fit(X, Y, loss=loss, optimizer=_optimizer(args, task),
-                          epochs=args.epochs, batch_size=args.batch_size,
-                          validation_split=args.validation_split, schedule=args.schedule,
-                          rng=args.seed, callbacks=[lw.EarlyStopping(args.early_stopping)]
-                          if args.early_stopping else [],
-                          verbose=0, clip_norm=args.clip_norm, threads=args.threads)
-        val = history["val_loss"]
-        best[f"{wd:g}"] = min(val)
-        epochs[f"{wd:g}"] = int(np.argmin(val)) + 1      # the epoch EarlyStopping restores
-    chosen = min(candidates, key=lambda wd: best[f"{wd:g}"])   # ties: the smaller decay
-    return chosen, epochs[f"{chosen:g}"], best
-
-
 def apply_train_defaults(args: argparse.Namespace, n: int) -> dict[str, Any]:
     """Fill every training option left unset (None) from :func:`train_defaults`; return the
     options so chosen. Options given on the command line are kept as they are. Early stopping
@@ -951,8 +924,14 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         args.weight_decay = args.weight_decay[0]
     elif choose_decay or args.refit:        # chosen on the validation rows' loss
         candidates = args.weight_decay if choose_decay else (args.weight_decay,)
-        args.weight_decay, best_epoch, val_losses = _select(
-            args, Xs, Ytr, n_out, loss, data.task, dtype, candidates)
+        args.weight_decay, best_epoch, val_losses = runs.select_weight_decay(
+            lambda: _build(args, Xs.shape[1], n_out, dtype),
+            lambda wd: _optimizer(argparse.Namespace(**{**vars(args), "weight_decay": wd}),
+                                  data.task),
+            Xs, Ytr, candidates, patience=args.early_stopping, loss=loss, epochs=args.epochs,
+            batch_size=args.batch_size, validation_split=args.validation_split,
+            schedule=args.schedule, rng=args.seed, clip_norm=args.clip_norm,
+            threads=args.threads)
         # how the final run's settings were chosen; config.json's other fields are the
         # final run's own (after a refit: all rows, no validation, the chosen epochs)
         selection = {"val_loss": val_losses, "weight_decay": args.weight_decay,

@@ -23,22 +23,25 @@ import io
 import json
 import os
 import re
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .callbacks import Callback, History
+from .callbacks import Callback, EarlyStopping, History
 from .errors import BusyError, ValidationError
 from .network import Sequential
 from .training import evaluate_arrays
 
 if TYPE_CHECKING:
     from .datasets import Dataset
+    from .optimizers import Optimizer
 
 __all__ = ["RUN_FILES", "SMALL_DATA", "WEIGHT_DECAYS", "TargetUnits", "fresh_run_dir",
-           "open_run_dir", "prepare", "size_rule", "split", "targets_for", "train_and_test",
+           "open_run_dir", "prepare", "select_weight_decay", "size_rule", "split", "targets_for",
+           "train_and_test",
            "train_defaults", "write_file", "write_history"]
 
 
@@ -112,6 +115,34 @@ def train_defaults(n: int) -> dict[str, Any]:
             "epochs": 500,
             "batch_size": 32, "label_smoothing": 0.0, "validation_split": 0.2,
             "early_stopping": 20, "refit": True}
+
+
+def select_weight_decay(build: Callable[[], Sequential],
+                        optimizer: Callable[[float], Optimizer], X: np.ndarray, Y: np.ndarray,
+                        candidates: Sequence[float], *, patience: int | None,
+                        **fit_kwargs: Any) -> tuple[float, int, dict[str, float]]:
+    """The weight decay, among ``candidates``, whose training run reaches the lowest
+    validation loss; that run's best epoch (1-based, the one early stopping restores); and
+    each candidate's best validation loss, keyed by ``f"{wd:g}"``.
+
+    Each run is a fresh ``build()`` (same seed: same initial weights) trained with
+    ``optimizer(wd)`` and ``fit_kwargs`` (which must hold out validation rows:
+    ``validation_split=``), stopped after ``patience`` epochs without a lower validation loss
+    (None: all epochs). Small tables differ in how much regularisation they need (a noisy
+    regression such as diabetes wants 0.1, wine or digits 1e-4), and the validation rows are
+    the only honest judge. Ties go to the earlier candidate.
+    """
+    best: dict[str, float] = {}
+    epochs: dict[str, int] = {}
+    for wd in candidates:
+        stop = [EarlyStopping(patience)] if patience else []
+        history = build().fit(X, Y, optimizer=optimizer(wd), callbacks=stop, verbose=0,
+                              **fit_kwargs)
+        val = history["val_loss"]
+        best[f"{wd:g}"] = min(val)
+        epochs[f"{wd:g}"] = int(np.argmin(val)) + 1
+    chosen = min(candidates, key=lambda wd: best[f"{wd:g}"])
+    return chosen, epochs[f"{chosen:g}"], best
 
 
 # -- targets and preprocessing -----------------------------------------------------------------
