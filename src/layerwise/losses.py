@@ -344,7 +344,6 @@ class CrossEntropy(Loss):
         self._P = buffer(self._buf, "P", B, (K,), pred.dtype)      # e^(z − m), then dL/dz
         self._m = buffer(self._buf, "m", B, (1,), pred.dtype)      # row maxima (fallback)
         self._s = buffer(self._buf, "s", B, (), pred.dtype)        # row sums Σ_k e^(z_k − m)
-        self._s_col = self._s[:, None]
         self._rowsK = np.arange(B) * K                             # flat index of row starts
         self._idx = np.empty(B, dtype=np.int64)
         self._ones = np.ones(B, dtype=pred.dtype)                  # sums over the batch as dots
@@ -404,7 +403,9 @@ class CrossEntropy(Loss):
         B, K = P.shape
         eps = self.label_smoothing
         np.divide(1.0 / B, s, out=s)
-        P *= self._s_col                                           # softmax(z) / B = P/(B s)
+        # s[:, None] is taken here, not cached: a cached view of s would come back from
+        # copy.deepcopy or pickle as a separate array, and the gradient would use stale sums
+        P *= s[:, None]                                            # softmax(z) / B = P/(B s)
         if t.ndim == 1:                                            # integer labels: t one-hot
             P.ravel()[self._idx] -= (1 - eps) / B                  #   − (1 − ε) onehot / B
             if eps:
