@@ -306,3 +306,34 @@ def test_an_interrupted_run_resumes_bit_for_bit(name, tmp_path):
     for a, b in zip(ref.layers, model.layers):     # parameters and running statistics
         for k, v in a.arrays().items():
             np.testing.assert_array_equal(b.arrays()[k], v)
+
+
+@pytest.mark.parametrize("n, batch, last", [(33, 32, 1), (1, 32, 1), (65, 16, 1)])
+def test_fit_refuses_a_batch_of_one_row_for_batchnorm_before_the_first_step(n, batch, last):
+    """33 rows in batches of 32 leave a last batch of 1: BatchNorm stopped at the end of the
+    first epoch; fit now refuses before any step, naming the batch size that works."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(n, 3)), rng.integers(0, 2, n)
+    model = lw.mlp([3, 4, 2], norm="batch", dtype=np.float64, rng=0)
+    before = [p.value.copy() for p in model.parameters()]
+    with pytest.raises(lw.ValidationError) as e:
+        model.fit(X, y, batch_size=batch, epochs=1, verbose=0)
+    assert f"{n} training rows in batches of {batch} leave a batch of {last}" in str(e.value)
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.value, b)
+    if n >= 2:                                        # the suggested size trains
+        fix = int(str(e.value).split("pass batch_size=")[1].split(",")[0])
+        model.fit(X, y, batch_size=fix, epochs=1, verbose=0)
+    lw.mlp([3, 4, 2], norm="layer", rng=0).fit(X, y, batch_size=batch, epochs=1, verbose=0)
+
+
+def test_the_cli_names_the_flag_for_a_batchnorm_batch_of_one(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(41, 3))
+    np.savez(tmp_path / "d.npz", X=X, y=(X[:, 0] > 0).astype(int), X_test=X[:8],
+             y_test=(X[:8, 0] > 0).astype(int))
+    from layerwise.cli import main
+    assert main(["train", str(tmp_path / "d.npz"), "--norm", "batch", "--validation-split",
+                 "0.2", "--out", str(tmp_path / "r"), "--quiet", "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert "leave a batch of 1; pass --batch-size 33, or drop BatchNorm" in err

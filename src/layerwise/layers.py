@@ -88,6 +88,8 @@ class Layer:
 
     #: name used in model files and summaries; registered in ``LAYERS``.
     kind: ClassVar[str] = "layer"
+    # the fewest rows a training batch may hold (BatchNorm: 2); fit refuses splits below it
+    min_batch: ClassVar[int] = 1
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -181,6 +181,8 @@ class BatchNorm(_Norm):
     dtype : float32 (default) or float64
     """
 
+    min_batch = 2     # rows per training batch: a variance needs two (fit checks it first)
+
     kind = "batchnorm"
     _ARRAYS = ("gamma", "beta", "running_mean", "running_var")
     _STAT_AXIS = 0

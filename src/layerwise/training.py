@@ -61,6 +61,25 @@ if TYPE_CHECKING:
     from .schedules import ScheduleLike
 
 
+def _check_batch_rows(model: Sequential, n: int, batch_size: int) -> None:
+    """Refuse, before the first step, a split of ``n`` training rows into batches whose
+    smallest (the last, n mod batch_size, or a batch_size larger than n) holds fewer rows
+    than a layer needs in training (``Layer.min_batch``: BatchNorm's variance needs 2): the
+    run would otherwise stop at the end of its first epoch."""
+    need = max((getattr(layer, "min_batch", 1) for layer in model.layers), default=1)
+    smallest = min(batch_size, n) if n % batch_size == 0 or n < batch_size else n % batch_size
+    if smallest >= need:
+        return
+    kind = next(type(layer).__name__ for layer in model.layers
+                if getattr(layer, "min_batch", 1) == need)
+    fix = next((b for b in range(batch_size + 1, batch_size + need + 64)
+                if n % b == 0 or n % b >= need), None) if n >= need else None
+    hint = f"pass batch_size={fix}" if fix else "train on more rows"
+    raise ValidationError(
+        f"{kind} needs at least {need} rows in every training batch, but {n} training rows in "
+        f"batches of {batch_size} leave a batch of {smallest}; {hint}, or drop {kind}.")
+
+
 def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
     """Validate per-sample weights and rescale them to mean 1."""
     try:
@@ -318,6 +337,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
         Xv, Yv = None, None
     if weights is not None:
         weights = weights.astype(X.dtype)
+    _check_batch_rows(model, len(X), batch_size)
     if verbose not in (0, 1, 2):
         raise ValidationError(f"verbose must be 0, 1 or 2; received {verbose!r}.")
     n_threads = check_threads(threads)
