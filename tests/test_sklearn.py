@@ -426,3 +426,34 @@ def test_the_estimators_build_their_network_with_lw_mlp(monkeypatch):
     assert [type(a).__name__ for a in kw["activation"]] == ["Tanh", "ReLU"]
     assert [type(layer).__name__ for layer in est.model_.layers] == [
         "Dense", "LayerNorm", "Tanh", "Dense", "LayerNorm", "ReLU", "Dropout", "Dense"]
+
+
+def test_partial_fit_refuses_other_classes_than_its_first_call():
+    """scikit-learn's MLPClassifier raises when a later partial_fit names other classes; ours
+    accepted them silently (issue 14)."""
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    y = (X[:, 0] > 0).astype(int)
+    est = LayerwiseClassifier(random_state=0).partial_fit(X, y, classes=[0, 1])
+    est.partial_fit(X, y, classes=[1, 0])                  # the same classes, any order
+    est.partial_fit(X, y)                                  # or none
+    with pytest.raises(lw.ValidationError, match=r"classes=\[0, 1, 2\] is not the same as on "
+                       r"the first call to partial_fit, \[0, 1\]"):
+        est.partial_fit(X, y, classes=[0, 1, 2])
+
+
+def test_best_loss_is_none_with_early_stopping_and_out_activation_is_named_as_sklearn():
+    from sklearn.neural_network import MLPClassifier
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    y2, y3 = (X[:, 0] > 0).astype(int), np.digitize(X[:, 0], [-0.5, 0.5])
+    for y in (y2, y3, np.c_[y2, 1 - y2]):
+        ours = LayerwiseClassifier(max_epochs=3, random_state=0).fit(X, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = MLPClassifier(max_iter=3, random_state=0).fit(X, y)
+        assert ours.out_activation_ == theirs.out_activation_
+    reg = LayerwiseRegressor(max_epochs=3, random_state=0).fit(X, X[:, 0])
+    assert reg.out_activation_ == "identity"
+    es = LayerwiseClassifier(max_epochs=5, early_stopping=True, random_state=0).fit(X, y2)
+    assert es.best_loss_ is None and es.best_validation_score_ is not None
+    assert LayerwiseClassifier(max_epochs=3, random_state=0).fit(X, y2).best_loss_ > 0

@@ -411,7 +411,8 @@ class _LayerwiseBase(BaseEstimator):
             self.loss_curve_: list[float] = []
             self.validation_loss_curve_: list[float] | None = None
             self.validation_scores_: list[float] | None = None
-            self.best_loss_ = math.inf
+            self.best_loss_: float | None = math.inf
+            self._best_loss = math.inf
             self.best_validation_score_: float | None = None
             self.t_ = 0
             self._network_signature = signature
@@ -441,7 +442,9 @@ class _LayerwiseBase(BaseEstimator):
             early_stopping=bool(self.early_stopping) and Xv is not None and not partial,
             val_score=self._val_score(Xv, Yv) if Xv is not None and Yv is not None
             else lambda s, g: math.nan,
-            best_loss=self.best_loss_, verbose=int(self.verbose))
+            # (estimators pickled before _best_loss existed kept it in best_loss_)
+            best_loss=getattr(self, "_best_loss", self.best_loss_ if self.best_loss_ is not None
+                              else math.inf), verbose=int(self.verbose))
         try:
             schedule = schedules_mod.get(self.schedule, int(self.max_epochs))
         except LayerwiseError as exc:
@@ -460,15 +463,30 @@ class _LayerwiseBase(BaseEstimator):
         self.t_ += len(X) * self.n_iter_
         self.loss_curve_.extend(progress.losses)
         self.loss_ = self.loss_curve_[-1]
-        self.best_loss_ = progress.best_loss
+        # as scikit-learn: with early stopping the validation score rules, and best_loss_ is
+        # None; the lowest training loss is still used to continue (partial_fit, warm_start)
+        self._best_loss = progress.best_loss
+        self.best_loss_ = None if progress.early_stopping else progress.best_loss
         if Xv is not None:
             self.validation_loss_curve_ = (self.validation_loss_curve_ or []) + progress.val_losses
             self.validation_scores_ = (self.validation_scores_ or []) + progress.val_scores
             self.best_validation_score_ = max(progress.val_scores)
         self.n_layers_ = len(net["sizes"])
         self.n_outputs_ = n_out
+        self.out_activation_ = self._out_activation(loss)
         self.model_.metadata = self._metadata()
         return self
+
+    def _out_activation(self, loss: losses_mod.Loss) -> str:
+        """scikit-learn's name for the output function: "softmax" (cross-entropy over classes),
+        "logistic" (binary or multi-label: sigmoid), "identity" (regression; or the name of
+        the output activation given)."""
+        if loss.kind == "ce":
+            return "softmax"
+        if loss.kind == "bce":
+            return "logistic"
+        out = getattr(self, "output_activation", None)
+        return "identity" if out is None else str(out)
 
     def _base_lr(self) -> float:
         opt = self.optimizer
@@ -666,8 +684,10 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
         Validation loss per epoch (with ``early_stopping`` or ``X_val``), else None.
     validation_scores_ : list of float or None
         Validation accuracy per epoch (subset accuracy for multi-label), else None.
-    best_loss_ : float
-        Lowest training loss seen.
+    best_loss_ : float or None
+        Lowest training loss seen; None with ``early_stopping`` (as scikit-learn).
+    out_activation_ : str
+        The output function in scikit-learn's words: "softmax" or "logistic".
     best_validation_score_ : float or None
         Best validation accuracy of the last fit with validation data.
     n_iter_ : int
@@ -816,6 +836,13 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
                 )
             self.classes_ = found
             self._multilabel = multilabel
+        elif partial and classes is not None and not multilabel and not np.array_equal(
+                unique_labels(classes), self.classes_):
+            raise ValidationError(
+                f"classes={unique_labels(classes).tolist()} is not the same as on the first call "
+                f"to partial_fit, {self.classes_.tolist()}; pass the same classes (or none) on "
+                "later calls, or start a new estimator."
+            )
         elif multilabel != self._multilabel or (multilabel and y.shape[1] != len(self.classes_)):
             expected = f"a 0/1 indicator of shape (n_samples, {len(self.classes_)})" \
                 if self._multilabel else "class labels of shape (n_samples,)"
