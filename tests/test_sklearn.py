@@ -387,9 +387,12 @@ def test_importing_layerwise_sklearn_leaves_core_imports_lean():
 
 
 def test_no_warnings_in_normal_use(digits):
+    """None but the ConvergenceWarning MLPClassifier also gives when max_iter ends a fit."""
+    from sklearn.exceptions import ConvergenceWarning
     X, y = digits
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ConvergenceWarning)
         LayerwiseClassifier(max_epochs=2).fit(X, y).predict(X)
         LayerwiseRegressor(max_epochs=2).fit(X, y.astype(float)).predict(X)
 
@@ -457,3 +460,21 @@ def test_best_loss_is_none_with_early_stopping_and_out_activation_is_named_as_sk
     es = LayerwiseClassifier(max_epochs=5, early_stopping=True, random_state=0).fit(X, y2)
     assert es.best_loss_ is None and es.best_validation_score_ is not None
     assert LayerwiseClassifier(max_epochs=3, random_state=0).fit(X, y2).best_loss_ > 0
+
+
+def test_a_fit_that_reaches_max_epochs_before_tol_warns_as_mlpclassifier():
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.warns(ConvergenceWarning) as ours:
+        LayerwiseClassifier(max_epochs=3, random_state=0).fit(X, y)
+    with pytest.warns(ConvergenceWarning) as theirs:
+        MLPClassifier(max_iter=3, random_state=0).fit(X, y)
+    assert str(ours[0].message) == str(theirs[0].message)
+    with warnings.catch_warnings():                  # stopped by tol: no warning
+        warnings.simplefilter("error", ConvergenceWarning)
+        est = LayerwiseClassifier(max_epochs=500, tol=1.0, n_iter_no_change=1,
+                                  random_state=0).fit(X, y)
+        assert est.n_iter_ < 500
+        LayerwiseClassifier(max_epochs=3, random_state=0).partial_fit(X, y, classes=[0, 1])

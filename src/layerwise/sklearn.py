@@ -27,6 +27,7 @@ import functools
 import json
 import math
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -49,7 +50,7 @@ else:
             f"uses validate_data and __sklearn_tags__); found {sklearn.__version__}; "
             f"{install_hint(repr('scikit-learn>=1.6'), 'sklearn')}.")
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.exceptions import DataConversionWarning
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -165,6 +166,7 @@ class _Progress(Callback):
         self.best_score = -math.inf
         self.best_params: list[np.ndarray] | None = None
         self.count = 0
+        self.stopped = False                 # by the rule above, not by reaching max_epochs
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
         loss = logs["loss"]
@@ -183,7 +185,7 @@ class _Progress(Callback):
             self.count = self.count + 1 if loss > self.best_loss - tol else 0
         self.best_loss = min(self.best_loss, loss)
         if self.tol is not None and self.count > self.patience:
-            state.model.stop_training = True
+            state.model.stop_training = self.stopped = True
             if self.verbose:
                 what = "Validation score" if self.early_stopping else "Training loss"
                 print(f"{what} did not improve more than tol={self.tol:g} for "
@@ -460,6 +462,11 @@ class _LayerwiseBase(BaseEstimator):
             callbacks=[progress], verbose=2 if self.verbose else 0, schedule=schedule,
             sample_weight=sw, train_metrics=False, threads=self.n_threads)
         self.n_iter_ = len(history)
+        if not partial and not progress.stopped and self.n_iter_ == int(self.max_epochs):
+            # scikit-learn's words and category, so its users' warning filters apply too
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({int(self.max_epochs)}) "
+                          "reached and the optimization hasn't converged yet.",
+                          ConvergenceWarning, stacklevel=3)
         self.t_ += len(X) * self.n_iter_
         self.loss_curve_.extend(progress.losses)
         self.loss_ = self.loss_curve_[-1]
@@ -804,7 +811,6 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
     def _prepare_y(self, y: Any, first: bool, partial: bool, classes: Any) -> np.ndarray:
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
-            import warnings
             warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
                           "change the shape of y to (n_samples,), for example using ravel().",
                           DataConversionWarning, stacklevel=4)
