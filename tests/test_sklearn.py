@@ -478,3 +478,25 @@ def test_a_fit_that_reaches_max_epochs_before_tol_warns_as_mlpclassifier():
                                   random_state=0).fit(X, y)
         assert est.n_iter_ < 500
         LayerwiseClassifier(max_epochs=3, random_state=0).partial_fit(X, y, classes=[0, 1])
+
+
+def test_verbose_prints_scikit_learns_iteration_lines(capsys):
+    from sklearn.neural_network import MLPClassifier
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        LayerwiseClassifier(max_epochs=3, verbose=1, random_state=0).fit(X, y)
+        ours = capsys.readouterr().out.splitlines()
+        MLPClassifier(max_iter=3, verbose=True, random_state=0).fit(X, y)
+        theirs = capsys.readouterr().out.splitlines()
+    shape = [line.split("=")[0] for line in ours]
+    assert shape == [line.split("=")[0] for line in theirs] == [
+        f"Iteration {k}, loss " for k in (1, 2, 3)]
+    assert all(len(line.split("= ")[1].split(".")[1]) == 8 for line in ours)     # %.8f
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        LayerwiseClassifier(max_epochs=4, verbose=1, early_stopping=True,
+                            random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    assert "Iteration 4, loss = " in out and "Validation score: " in out

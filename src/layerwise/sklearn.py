@@ -157,8 +157,9 @@ class _Progress(Callback):
 
     def __init__(self, *, tol: float | None, patience: int, early_stopping: bool,
                  val_score: Callable[[TrainState, dict[str, float]], float],
-                 best_loss: float, verbose: int) -> None:
+                 best_loss: float, verbose: int, first_iteration: int = 0) -> None:
         self.tol, self.patience, self.early_stopping = tol, patience, early_stopping
+        self.first_iteration = first_iteration   # epochs before this call (warm start)
         self.val_score, self.best_loss, self.verbose = val_score, best_loss, verbose
         self.losses: list[float] = []
         self.val_losses: list[float] = []
@@ -171,9 +172,13 @@ class _Progress(Callback):
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
         loss = logs["loss"]
         self.losses.append(loss)
+        if self.verbose:                     # scikit-learn's lines, word for word
+            print(f"Iteration {self.first_iteration + len(self.losses)}, loss = {loss:.8f}")
         if "val_loss" in logs:
             self.val_losses.append(logs["val_loss"])
             self.val_scores.append(self.val_score(state, logs))
+            if self.verbose and self.early_stopping:
+                print(f"Validation score: {self.val_scores[-1]:f}")
         tol = self.tol if self.tol is not None else -math.inf
         if self.early_stopping:
             score = self.val_scores[-1]
@@ -188,7 +193,7 @@ class _Progress(Callback):
             state.model.stop_training = self.stopped = True
             if self.verbose:
                 what = "Validation score" if self.early_stopping else "Training loss"
-                print(f"{what} did not improve more than tol={self.tol:g} for "
+                print(f"{what} did not improve more than tol={self.tol:f} for "
                       f"{self.patience} consecutive epochs. Stopping.")
 
     def on_train_end(self, state: TrainState) -> None:
@@ -446,7 +451,8 @@ class _LayerwiseBase(BaseEstimator):
             else lambda s, g: math.nan,
             # (estimators pickled before _best_loss existed kept it in best_loss_)
             best_loss=getattr(self, "_best_loss", self.best_loss_ if self.best_loss_ is not None
-                              else math.inf), verbose=int(self.verbose))
+                              else math.inf), verbose=int(self.verbose),
+            first_iteration=len(self.loss_curve_))
         try:
             schedule = schedules_mod.get(self.schedule, int(self.max_epochs))
         except LayerwiseError as exc:
@@ -459,7 +465,7 @@ class _LayerwiseBase(BaseEstimator):
             self.model_, X, Y, loss=loss, optimizer=self.optimizer_,
             epochs=1 if partial else int(self.max_epochs), batch_size=batch_size,
             validation_data=None if Xv is None else (Xv, Yv), rng=self.rng_,
-            callbacks=[progress], verbose=2 if self.verbose else 0, schedule=schedule,
+            callbacks=[progress], verbose=0, schedule=schedule,      # progress prints
             sample_weight=sw, train_metrics=False, threads=self.n_threads)
         self.n_iter_ = len(history)
         if not partial and not progress.stopped and self.n_iter_ == int(self.max_epochs):
