@@ -323,3 +323,40 @@ def test_non_finite_targets_are_rejected_up_front(loss, y, n_out):
     """X with NaN is refused by as_input; a NaN target slips through prepare_target and fit
     then blames the learning rate ("the loss became nan ... lower the learning rate")."""
     bad_target(loss, np.array(y), n_out, "NaN")
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_bce_summed_over_outputs_is_k_times_the_mean_with_its_gradient(from_logits):
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(6, 4))
+    if not from_logits:
+        Z = 1 / (1 + np.exp(-Z))
+    T = (rng.random((6, 4)) > 0.5).astype(np.float64)
+    mean = lw.BinaryCrossEntropy(from_logits=from_logits)
+    summed = lw.BinaryCrossEntropy(from_logits=from_logits, sum_outputs=True)
+    assert summed.forward(Z, T) == pytest.approx(4 * mean.forward(Z, T), rel=1e-12)
+    G = summed.backward().copy()
+    np.testing.assert_allclose(G, 4 * mean.backward(), rtol=1e-12)
+    num = np.zeros_like(Z)                       # central differences of the summed loss
+    for idx in np.ndindex(*Z.shape):
+        d = np.zeros_like(Z)
+        d[idx] = 1e-6
+        num[idx] = (summed.forward(Z + d, T) - summed.forward(Z - d, T)) / 2e-6
+    np.testing.assert_allclose(G, num, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(summed.per_sample(Z, T), 4 * mean.per_sample(Z, T), rtol=1e-12)
+    assert lw.BinaryCrossEntropy(**summed.config()).sum_outputs
+    assert "sum_outputs" not in mean.config()            # old model files read as before
+
+
+def test_bce_summed_over_outputs_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    Z, T = rng.normal(size=(5, 3)), (rng.random((5, 3)) > 0.5).astype(np.float64)
+    loss = lw.BinaryCrossEntropy(sum_outputs=True)
+    value, grad = loss.forward(Z, T), loss.backward()
+    z = torch.tensor(Z, requires_grad=True)
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(
+        z, torch.tensor(T), reduction="sum") / len(Z)
+    ref.backward()
+    assert value == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(grad, z.grad.numpy(), rtol=1e-12, atol=1e-15)

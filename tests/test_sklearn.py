@@ -500,3 +500,21 @@ def test_verbose_prints_scikit_learns_iteration_lines(capsys):
                             random_state=0).fit(X, y)
     out = capsys.readouterr().out
     assert "Iteration 4, loss = " in out and "Validation score: " in out
+
+
+def test_multilabel_loss_is_summed_over_labels_as_mlpclassifier():
+    """MLPClassifier sums the labels' log-losses (mean over samples); ours averaged them too,
+    so each label's gradient was K times smaller and fits trailed (issue 14)."""
+    from sklearn.metrics import log_loss
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 4))
+    Y = (X[:, :3] + 0.3 * rng.normal(size=(80, 3)) > 0).astype(int)
+    est = LayerwiseClassifier(max_epochs=5, random_state=0, dtype="float64").fit(X, Y)
+    assert est.model_.loss.sum_outputs and est.model_.loss.config()["sum_outputs"]
+    P = est.predict_proba(X)
+    by_label = sum(log_loss(Y[:, k], P[:, k], labels=[0, 1]) for k in range(3))
+    loss = est.model_.loss
+    Z = est.model_.predict(X)             # logits: the loss applies the sigmoid itself
+    assert loss.forward(Z, Y.astype(np.float64)) == pytest.approx(by_label, rel=1e-6)
+    two = LayerwiseClassifier(max_epochs=3, random_state=0).fit(X, Y[:, 0])
+    assert not two.model_.loss.sum_outputs              # one output: nothing to sum

@@ -217,9 +217,13 @@ class BinaryCrossEntropy(Loss):
     takes_labels = True
     eps = 1e-7
 
-    def __init__(self, from_logits: bool = True) -> None:
+    def __init__(self, from_logits: bool = True, sum_outputs: bool = False) -> None:
         super().__init__()
         self.from_logits = bool(from_logits)
+        # sum_outputs: L = (1/B) Σ_b Σ_k ℓ_bk, summed over the outputs (labels) instead of
+        # averaged, as scikit-learn's MLPClassifier for multi-label targets (and Nielsen's
+        # cross-entropy): the gradient is K times the mean's
+        self.sum_outputs = bool(sum_outputs)
 
     def prepare_target(self, y: Any, n_out: int, dtype: Any) -> np.ndarray:
         y = super().prepare_target(y, n_out, dtype)
@@ -235,9 +239,10 @@ class BinaryCrossEntropy(Loss):
         if self.from_logits:
             z = pred
             L = np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))
-            return float(L.mean())
-        p = np.clip(pred, self.eps, 1 - self.eps)
-        return float(-(target * np.log(p) + (1 - target) * np.log1p(-p)).mean())
+        else:
+            p = np.clip(pred, self.eps, 1 - self.eps)
+            L = -(target * np.log(p) + (1 - target) * np.log1p(-p))
+        return float(L.sum() / len(L) if self.sum_outputs else L.mean())
 
     def backward(self) -> np.ndarray:
         pred, y = self._pred, self._y
@@ -253,15 +258,17 @@ class BinaryCrossEntropy(Loss):
             p = np.clip(pred, self.eps, 1 - self.eps)
             np.divide(p - y, p * (1 - p), out=G)              # (p − y)/(p(1 − p))
             G[(pred < self.eps) | (pred > 1 - self.eps)] = 0  # the clip's derivative
-        G *= 1.0 / G.size
+        G *= 1.0 / (len(G) if self.sum_outputs else G.size)  # dL/dz = (σ(z) − y)/B or /(B·K)
         return G
 
     def per_sample(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
         z = np.asarray(pred, np.float64)
         if self.from_logits:
-            return (np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))).mean(axis=1)
-        p = np.clip(z, self.eps, 1 - self.eps)
-        return -(target * np.log(p) + (1 - target) * np.log1p(-p)).mean(axis=1)
+            L = np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))
+        else:
+            p = np.clip(z, self.eps, 1 - self.eps)
+            L = -(target * np.log(p) + (1 - target) * np.log1p(-p))
+        return L.sum(axis=1) if self.sum_outputs else L.mean(axis=1)
 
     def output_transform(self, out: np.ndarray) -> np.ndarray:
         if not self.from_logits:
@@ -270,7 +277,10 @@ class BinaryCrossEntropy(Loss):
             return 1.0 / (1.0 + np.exp(-out))
 
     def config(self) -> dict[str, Any]:
-        return {"from_logits": self.from_logits}
+        config: dict[str, Any] = {"from_logits": self.from_logits}
+        if self.sum_outputs:                  # only when set: files stay readable as before
+            config["sum_outputs"] = True
+        return config
 
 
 def log_softmax(Z: np.ndarray) -> np.ndarray:

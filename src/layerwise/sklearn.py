@@ -884,8 +884,10 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
         if isinstance(loss, losses_mod.Loss):
             loss = copy.deepcopy(loss)
         elif loss == "auto":
-            loss = losses_mod.BinaryCrossEntropy() if self._multilabel or K == 2 else \
-                losses_mod.CrossEntropy()
+            # multi-label: the labels' losses summed, as MLPClassifier's (averaged, each
+            # label's gradient was K times smaller); one binary output: the same either way
+            loss = losses_mod.BinaryCrossEntropy(sum_outputs=bool(self._multilabel)) \
+                if self._multilabel or K == 2 else losses_mod.CrossEntropy()
         elif loss in ("ce", "bce"):
             loss = losses_mod.get(loss)
         else:
