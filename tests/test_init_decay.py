@@ -14,6 +14,7 @@ import pytest
 import layerwise as lw
 from layerwise import _blas
 from layerwise.cli import _resume_args, main
+from test_checkpoints import StopAt  # Ctrl-C after a number of steps
 
 try:                    # only the torch.optim agreement needs torch: the rest runs without it
     import torch
@@ -306,16 +307,6 @@ def test_weights_only_decay_never_shrinks_biases_without_gradient():
         np.testing.assert_allclose(model.layers[0].b, b0, rtol=1e-15 * (opt.kind == "adamw"),
                                    atol=0)
     np.testing.assert_allclose(model.layers[0].W, W0 * (1 - 0.05) ** 2, rtol=1e-12)
-
-
-class StopAt(lw.Callback):
-    def __init__(self, at):
-        self.at, self.n = at, 0
-
-    def on_batch_end(self, state, loss):
-        self.n += 1
-        if self.n == self.at:
-            raise KeyboardInterrupt
 
 
 def _fit(model, decay_biases, **kw):

@@ -17,6 +17,7 @@ import layerwise as lw
 from layerwise.cli import main
 from layerwise.explain import explain
 from layerwise.training import train_step
+from test_checkpoints import StopAt  # Ctrl-C after a number of steps
 
 F64 = np.float64
 TOL = 1e-10
@@ -274,16 +275,6 @@ def test_estimators_take_a_norm(name):
         LayerwiseClassifier((4,), norm="group").fit(Xtr[:20], ytr[:20])
 
 
-class _StopAt(lw.Callback):
-    def __init__(self, at):
-        self.at, self.n = at, 0
-
-    def on_batch_end(self, state, loss):
-        self.n += 1
-        if self.n == self.at:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.parametrize("name", ["layer", "batch"])
 def test_an_interrupted_run_resumes_bit_for_bit(name, tmp_path):
     """BatchNorm's running statistics are state, not parameters: the checkpoint restores
@@ -299,7 +290,7 @@ def test_an_interrupted_run_resumes_bit_for_bit(name, tmp_path):
     h_ref = run(ref)
     with pytest.raises(lw.TrainingInterrupted):
         run(lw.mlp([6, 16, 3], norm=name, rng=1), checkpoint=tmp_path / "ck.lw",
-            checkpoint_every=5, callbacks=[_StopAt(17)])
+            checkpoint_every=5, callbacks=[StopAt(17)])
     model = lw.mlp([6, 16, 3], norm=name, rng=1)
     h = run(model, resume=tmp_path / "ck.lw")
     assert h["loss"] == h_ref["loss"]

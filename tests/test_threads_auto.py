@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_info
 import layerwise as lw
 from layerwise import _blas
 from layerwise.cli import main
+from test_checkpoints import StopAt  # Ctrl-C after a number of steps
 
 
 # -- the decision, on a fake clock ----------------------------------------------------------
@@ -342,16 +343,6 @@ def test_a_forced_count_reproduces_bit_for_bit(forced):
         model.fit(X_BIG, Y_BIG, epochs=2, batch_size=64, rng=3, verbose=0, threads=forced)
         runs.append(model.flat_parameters()[0].value.copy())
     np.testing.assert_array_equal(*runs)
-
-
-class StopAt(lw.Callback):
-    def __init__(self, at):
-        self.at, self.n = at, 0
-
-    def on_batch_end(self, state, loss):
-        self.n += 1
-        if self.n == self.at:
-            raise KeyboardInterrupt
 
 
 @pytest.mark.parametrize("forced", [1, 2])
