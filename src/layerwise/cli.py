@@ -730,7 +730,8 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     from .recipes import RECIPES
     for r in RECIPES.values():
         print(f"{r.name}: {r.title}\n  published: {r.published} ({r.source})\n"
-              f"  layerwise train --recipe {r.name}   # = {r.data} {r.flags()}")
+              f"  layerwise train --recipe {r.name}   # = {r.data} "
+              + " ".join(t for k, v in r.settings.items() if (t := _flag_text(k, v))))
         for line in r.conversions:
             print(f"  conversion: {line}")
         for line in r.ours:

@@ -43,19 +43,6 @@ class Recipe:
     ours: tuple[str, ...] = ()        # settings the source does not give: our choices
     data: str = "mnist"
 
-    def flags(self) -> str:
-        """The settings as the command line would say them."""
-        out = []
-        for key, value in self.settings.items():
-            flag = "--" + key.replace("_", "-")
-            if isinstance(value, bool):          # switches: --decay-biases, --[no-]refit
-                out.append(flag if value else "--no-refit" if key == "refit" else "")
-            elif isinstance(value, list):
-                out.append(f"{flag} {','.join(map(str, value))}")
-            else:
-                out.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
-        return " ".join(o for o in out if o)
-
 
 _SGD = {"optimizer": "sgd", "momentum": 0.0, "schedule": "constant", "label_smoothing": 0.0,
         "early_stopping": 0, "refit": False, "dropout": 0.0, "scaling": "image"}
