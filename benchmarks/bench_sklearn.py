@@ -64,8 +64,8 @@ def estimator(name: str, seed: int) -> Any:
         return MLPClassifier(hidden_layer_sizes=HIDDEN, activation="relu", solver="adam",
                              learning_rate_init=1e-3, max_iter=200, random_state=seed,
                              **SETTINGS)
-    return LayerwiseClassifier(hidden_layer_sizes=HIDDEN, activation="relu", optimizer="adam",
-                               learning_rate=1e-3, max_epochs=200, init="xavier_uniform",
+    return LayerwiseClassifier(hidden_layer_sizes=HIDDEN, activation="relu", solver="adam",
+                               learning_rate_init=1e-3, max_iter=200, init="xavier_uniform",
                                random_state=seed, **SETTINGS)
 
 

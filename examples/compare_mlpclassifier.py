@@ -46,7 +46,7 @@ def main() -> None:
               "n_iter_no_change": 10, "random_state": 0}
     candidates = {
         "MLPClassifier": MLPClassifier(learning_rate_init=1e-3, max_iter=200, **recipe),
-        "LayerwiseClassifier": LayerwiseClassifier(learning_rate=1e-3, max_epochs=200, **recipe),
+        "LayerwiseClassifier": LayerwiseClassifier(learning_rate_init=1e-3, max_iter=200, **recipe),
     }
     for name, est in candidates.items():
         pipe, seconds = timed_fit(make_pipeline(StandardScaler(), est), X_train, y_train)
@@ -57,7 +57,7 @@ def main() -> None:
     print("\n2. dropout, validation loss per epoch, early stopping on the best epoch")
     clf = make_pipeline(StandardScaler(), LayerwiseClassifier(
         hidden_layer_sizes=(256,), dropout=0.2, early_stopping=True, n_iter_no_change=20,
-        max_epochs=300, random_state=0))
+        max_iter=300, random_state=0))
     clf, seconds = timed_fit(clf, X_train, y_train)
     net = clf[-1]
     best = max(range(net.n_iter_), key=net.validation_scores_.__getitem__)
@@ -69,12 +69,12 @@ def main() -> None:
     print("\n3. warm_start continues with the optimizer's state (Adam's moments are kept)")
     scaler = StandardScaler().fit(X_train)
     Xs_train, Xs_test = scaler.transform(X_train), scaler.transform(X_test)
-    warm = LayerwiseClassifier(max_epochs=5, warm_start=True, tol=None, random_state=0)
+    warm = LayerwiseClassifier(max_iter=5, warm_start=True, tol=None, random_state=0)
     for _ in range(4):
         warm.fit(Xs_train, y_train)
         print(f"   after {len(warm.loss_curve_):2d} epochs ({warm.optimizer_.t:3d} Adam steps): "
               f"loss {warm.loss_:.4f}, test accuracy {warm.score(Xs_test, y_test):.4f}")
-    once = LayerwiseClassifier(max_epochs=20, tol=None, random_state=0).fit(Xs_train, y_train)
+    once = LayerwiseClassifier(max_iter=20, tol=None, random_state=0).fit(Xs_train, y_train)
     same = all((p.value == q.value).all() for p, q in zip(once.model_.parameters(),
                                                            warm.model_.parameters()))
     print(f"   identical, bit for bit, to one 20-epoch fit: {same}")

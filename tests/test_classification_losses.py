@@ -274,7 +274,7 @@ def test_classifier_score_is_subset_accuracy_for_multilabel():
     rng = np.random.default_rng(6)
     X = rng.normal(size=(200, 6))
     Y = (X[:, :3] > 0).astype(int)
-    clf = LayerwiseClassifier(hidden_layer_sizes=(16,), max_epochs=5, random_state=0).fit(X, Y)
+    clf = LayerwiseClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(X, Y)
     assert clf.score(X, Y) == pytest.approx(accuracy_score(Y, clf.predict(X)))
 
 

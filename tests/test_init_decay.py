@@ -355,20 +355,24 @@ def test_adamw_bound_stays_an_upper_bound_when_biases_keep_their_size():
 @pytest.mark.sklearn
 @pytest.mark.sklearn
 def test_estimators_decay_weights_only_like_scikit_learn():
-    """scikit-learn's alpha penalises coefs_ only, never intercepts_: so does weight_decay."""
+    """scikit-learn's alpha penalises coefs_ only, never intercepts_, as λ = α/B on the mean
+    gradient of a batch of B rows: the estimators' SGD with alpha equals lw.SGD(weight_decay=α/B)
+    on the weights only."""
     from layerwise.sklearn import LayerwiseRegressor
-    X, Y = _data(80)
-    est = LayerwiseRegressor(hidden_layer_sizes=(6,), optimizer="sgd", weight_decay=0.5,
-                             learning_rate=0.05, max_epochs=3, random_state=0)
-    assert est._make_optimizer().decay_biases is False
+    X, Y = _data(80)                                   # batch_size "auto": B = min(200, 80)
+    est = LayerwiseRegressor(hidden_layer_sizes=(6,), solver="sgd", alpha=0.5 * 80,
+                             nesterovs_momentum=False, learning_rate_init=0.05, max_iter=3,
+                             random_state=0)
+    assert est._make_optimizer(80).decay_biases is False
+    assert est._make_optimizer(80).weight_decay == 0.5
     est.fit(X, Y[:, 0])
     other = LayerwiseRegressor(hidden_layer_sizes=(6,),
-                               optimizer=lw.SGD(0.05, momentum=0.9, weight_decay=0.5,
-                                                decay_biases=True),
-                               max_epochs=3, random_state=0).fit(X, Y[:, 0])
+                               solver=lw.SGD(0.05, momentum=0.9, weight_decay=0.5,
+                                             decay_biases=True),
+                               max_iter=3, random_state=0).fit(X, Y[:, 0])
     same = LayerwiseRegressor(hidden_layer_sizes=(6,),
-                              optimizer=lw.SGD(0.05, momentum=0.9, weight_decay=0.5),
-                              max_epochs=3, random_state=0).fit(X, Y[:, 0])
+                              solver=lw.SGD(0.05, momentum=0.9, weight_decay=0.5),
+                              max_iter=3, random_state=0).fit(X, Y[:, 0])
     np.testing.assert_array_equal(est.predict(X), same.predict(X))
     assert not np.array_equal(est.predict(X), other.predict(X))
 

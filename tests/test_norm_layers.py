@@ -263,12 +263,12 @@ def test_estimators_take_a_norm(name):
 
     from layerwise.sklearn import LayerwiseClassifier, LayerwiseRegressor
     Xtr, ytr, Xte, yte = digits()
-    clf = LayerwiseClassifier((32,), norm=name, max_epochs=10, random_state=0).fit(Xtr, ytr)
+    clf = LayerwiseClassifier((32,), norm=name, max_iter=10, random_state=0).fit(Xtr, ytr)
     assert f"{name}norm" in [layer.kind for layer in clf.model_.layers]
     assert clf.score(Xte, yte) > 0.9
     back = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(back.predict_proba(Xte), clf.predict_proba(Xte))
-    reg = LayerwiseRegressor((8,), norm=name, max_epochs=3, random_state=0)
+    reg = LayerwiseRegressor((8,), norm=name, max_iter=3, random_state=0)
     reg.fit(Xtr, Xtr[:, 10])
     assert f"{name}norm" in [layer.kind for layer in reg.model_.layers]
     with pytest.raises(lw.LayerwiseError, match="norm"):

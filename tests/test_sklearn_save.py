@@ -61,13 +61,13 @@ def _data(n=240, d=5, seed=0):
 
 
 def _clf(**kw):
-    return LayerwiseClassifier(hidden_layer_sizes=(16,), max_epochs=40, tol=None,
-                               learning_rate=1e-2, random_state=0, **kw)
+    return LayerwiseClassifier(hidden_layer_sizes=(16,), max_iter=40, tol=None,
+                               learning_rate_init=1e-2, random_state=0, **kw)
 
 
 def _reg(**kw):
-    return LayerwiseRegressor(hidden_layer_sizes=(16,), max_epochs=40, tol=None,
-                              learning_rate=1e-2, random_state=0, **kw)
+    return LayerwiseRegressor(hidden_layer_sizes=(16,), max_iter=40, tol=None,
+                              learning_rate_init=1e-2, random_state=0, **kw)
 
 
 def _write_csv(path, names, X):
@@ -149,7 +149,7 @@ def test_saving_leaves_the_estimator_unchanged(tmp_path):
     assert pipe[-1].model_.layers == layers
     assert "pipeline" not in pipe[-1].model_.metadata
     np.testing.assert_array_equal(pipe.predict_proba(X), before)
-    pipe[-1].set_params(warm_start=True, max_epochs=1).fit(pipe[0].transform(X), y)  # trains on
+    pipe[-1].set_params(warm_start=True, max_iter=1).fit(pipe[0].transform(X), y)  # trains on
 
 
 def test_pipeline_on_a_dataframe_through_the_command_line(tmp_path, capsys):

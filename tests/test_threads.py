@@ -202,9 +202,9 @@ def test_sklearn_estimators_predict_from_many_threads(dtype):
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, N_IN))
-    clf = LayerwiseClassifier((16,), dropout=0.2, max_epochs=3, dtype=dtype, random_state=0
+    clf = LayerwiseClassifier((16,), dropout=0.2, max_iter=3, dtype=dtype, random_state=0
                               ).fit(X, rng.integers(0, 3, 300))
-    reg = LayerwiseRegressor((16,), max_epochs=3, dtype=dtype, random_state=0
+    reg = LayerwiseRegressor((16,), max_iter=3, dtype=dtype, random_state=0
                              ).fit(X, rng.standard_normal(300))
     args = [(X,) for X, _ in inputs()]
     for call in (clf.predict, clf.predict_proba, reg.predict):
@@ -407,7 +407,7 @@ def test_sklearn_fit_or_partial_fit_during_a_fit_is_refused(second):
     from layerwise.sklearn import LayerwiseClassifier
 
     X, y = _data()
-    clf = LayerwiseClassifier((8,), optimizer=HoldingSGD(0.05), max_epochs=2, random_state=0)
+    clf = LayerwiseClassifier((8,), solver=HoldingSGD(0.05), max_iter=2, random_state=0)
     if second == "partial_fit":                              # a fitted model to continue
         HoldingSGD.release.set()
         clf.fit(X, y)

@@ -259,7 +259,7 @@ def test_invalid_thread_settings_are_refused_everywhere(bad):
     pytest.importorskip("sklearn", reason="the estimators need scikit-learn")
     from layerwise.sklearn import LayerwiseClassifier
     with pytest.raises(lw.ValidationError, match=r"n_threads must be 'auto'"):
-        LayerwiseClassifier((4,), n_threads=bad, max_epochs=1).fit(X, y)
+        LayerwiseClassifier((4,), n_threads=bad, max_iter=1).fit(X, y)
 
 
 # -- the real library: forced counts are applied, auto is recorded ---------------------------
@@ -452,7 +452,7 @@ def test_estimators_pass_n_threads_to_fit_and_predict():
 
     before = _all_threads()
     ProbeSGD.seen = []
-    clf = LayerwiseClassifier((512,), optimizer=ProbeSGD(0.01), max_epochs=2, batch_size=64,
+    clf = LayerwiseClassifier((512,), solver=ProbeSGD(0.01), max_iter=2, batch_size=64,
                               n_threads=2, random_state=0)
     assert clone(clf).get_params()["n_threads"] == 2
     assert LayerwiseRegressor().get_params()["n_threads"] is None

@@ -36,7 +36,7 @@ from .errors import (
 )
 from .gradcheck import GradcheckReport, gradcheck
 from .layers import Dense, Dropout, Layer, Param
-from .losses import MAE, MSE, BinaryCrossEntropy, CrossEntropy, Huber, Loss
+from .losses import MAE, MSE, BinaryCrossEntropy, CrossEntropy, Huber, Loss, Poisson
 from .network import Sequential, mlp
 from .normalization import BatchNorm, LayerNorm
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
@@ -117,6 +117,7 @@ __all__ = [
     "ModelFileError",
     "Optimizer",
     "Param",
+    "Poisson",
     "RMSprop",
     "ReLU",
     "ReduceLROnPlateau",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -89,6 +89,10 @@ class Callback:
     A callback that keeps state across epochs returns it from ``state_dict`` and takes it back
     in ``load_state_dict``, so that checkpoints hold it and a resumed run continues exactly.
     """
+
+    #: True for a callback whose ``on_batch_end`` only reads the model: ``fit`` then keeps its
+    #: cached parameter norm between steps (a callback that may edit parameters resets it)
+    reads_only: ClassVar[bool] = False
 
     def state_dict(self) -> dict[str, Any]:
         """The callback's state: JSON values (numbers, strings, lists, dicts, None) and NumPy
@@ -275,6 +279,8 @@ class GradientNorms(Callback):
     After training, ``norms[name]`` is a list with one value per epoch (names as in
     ``model.parameters()``: ``"0.W"``, ``"0.b"``, …): the gradient-flow picture.
     """
+
+    reads_only = True
 
     def __init__(self) -> None:
         self.norms: dict[str, list[float]] = {}

@@ -7,6 +7,8 @@ network's backward pass needs no further scaling. Reductions (as in docs/ARCHITE
 - ``MAE``, ``Huber``, ``BinaryCrossEntropy``: averaged over every element (batch and outputs),
   as PyTorch and Keras do.
 - ``CrossEntropy``: −Σ_k y_k log softmax(z)_k per sample, averaged over the batch.
+- ``Poisson``: e^z − y·z + y·log y − y per output on log-means z, summed over outputs,
+  averaged over the batch (scikit-learn's half Poisson deviance).
 """
 
 from __future__ import annotations
@@ -196,6 +198,53 @@ class Huber(Loss):
 
     def config(self) -> dict[str, Any]:
         return {"delta": self.delta}
+
+
+class Poisson(Loss):
+    """Poisson loss with a log link, for counts and rates: the network outputs z = log μ.
+
+        L = (1/B) Σ_b Σ_k [ e^z − y·z + y·log y − y ],   dL/dz = (e^z − y)/B
+
+    Half the Poisson deviance, summed over outputs and averaged over the batch, as
+    scikit-learn's ``MLPRegressor(loss="poisson")`` (y·log y − y, 0 for y = 0, only makes the
+    perfect prediction's loss 0; it leaves the gradient alone). The fused form never divides
+    by μ. Predictions are μ = e^z (``output_transform``); targets must be >= 0.
+    """
+
+    kind = "poisson"
+
+    def prepare_target(self, y: Any, n_out: int, dtype: Any) -> np.ndarray:
+        y = super().prepare_target(y, n_out, dtype)
+        if y.size and y.min() < 0:
+            raise ValidationError(
+                f"the Poisson loss needs targets >= 0 (counts or rates); received a minimum of "
+                f"{y.min()}. Use loss='mse' for targets that can be negative."
+            )
+        return y
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        self._pred, self._y = pred, target
+        return float(self.per_sample(pred, target).sum()) / len(pred)
+
+    def backward(self) -> np.ndarray:
+        pred = self._pred
+        G = buffer(self._buf, "G", pred.shape[0], pred.shape[1:], pred.dtype)
+        with np.errstate(over="ignore"):
+            np.exp(pred, out=G)                               # μ = e^z
+        G -= self._y                                          # μ − y
+        G *= 1.0 / len(G)                                     # dL/dz = (μ − y)/B
+        return G
+
+    def per_sample(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        z, y = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
+        with np.errstate(over="ignore"):
+            out: np.ndarray = (np.exp(z) - y * z + ylogy - y).sum(axis=1)
+        return out
+
+    def output_transform(self, out: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return np.exp(out)                                # μ = e^z
 
 
 class BinaryCrossEntropy(Loss):
@@ -448,10 +497,12 @@ class CrossEntropy(Loss):
 LOSSES: dict[str, type[Loss]] = {
     "mse": MSE,
     "mean_squared_error": MSE,
+    "squared_error": MSE,
     "mae": MAE,
     "l1": MAE,
     "mean_absolute_error": MAE,
     "huber": Huber,
+    "poisson": Poisson,
     "bce": BinaryCrossEntropy,
     "binary_crossentropy": BinaryCrossEntropy,
     "binary_cross_entropy": BinaryCrossEntropy,

@@ -118,5 +118,6 @@ def for_loss(loss: Any, out: np.ndarray, target: np.ndarray, kind: str | None = 
             metrics["subset_accuracy"] = float(np.mean(right.all(axis=1)))   # whole row right
             metrics["label_accuracy"] = float(np.mean(right))                # per label
     if loss.task != "classification":
-        metrics.update(mse=mse(target, out), mae=mae(target, out), r2=r2(target, out))
+        pred = loss.output_transform(out)           # the predictions (Poisson: μ = e^z)
+        metrics.update(mse=mse(target, pred), mae=mae(target, pred), r2=r2(target, pred))
     return metrics

@@ -29,7 +29,8 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import numpy as np
 
@@ -51,7 +52,14 @@ else:
             f"{install_hint(repr('scikit-learn>=1.6'), 'sklearn')}.")
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    Options,
+    StrOptions,
+)
 from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
@@ -62,7 +70,7 @@ from . import schedules as schedules_mod
 from ._blas import check_threads
 from ._utils import as_float_dtype, exclusive, fraction, lookup, per_layer
 from .callbacks import Callback, TrainState
-from .errors import BusyError, ConfigError, LayerwiseError, ValidationError
+from .errors import BusyError, ConfigError, DivergenceError, LayerwiseError, ValidationError
 from .layers import Dense, Layer
 from .network import Sequential, mlp
 from .normalization import NORMS
@@ -95,6 +103,12 @@ def _one_fit_at_a_time(fit: Callable[..., Any]) -> Callable[..., Any]:
         with exclusive(self, refuse):
             return fit(self, *args, **kwargs)
     return guarded
+
+
+class InvalidParameter(ValidationError, InvalidParameterError):
+    """A constructor argument outside its ``_parameter_constraints``: scikit-learn's
+    ``InvalidParameterError`` (so its users' handlers catch it) and layerwise's
+    ``ValidationError`` at once."""
 
 
 def _param_error(exc: LayerwiseError) -> ValidationError:
@@ -146,31 +160,82 @@ class _Offset(schedules_mod.Schedule):
         return self.schedule(epoch + self.offset, base_lr)
 
 
+class _InvScaling(schedules_mod.Schedule):
+    """scikit-learn's ``learning_rate="invscaling"``: η_t = η₀ / (t + 1)^power_t, t the
+    training samples seen before the epoch (``t_``), updated once per epoch."""
+
+    kind = "invscaling"
+
+    def __init__(self, t0: int, n: int, power_t: float) -> None:
+        self.t0, self.n, self.power_t = t0, n, power_t
+
+    def __call__(self, epoch: int, base_lr: float) -> float:
+        return base_lr / (self.t0 + epoch * self.n + 1) ** self.power_t
+
+
+class _L2Penalty(Callback):
+    """The L2 term scikit-learn adds to each batch's loss: ½·α·‖W‖²/B for a batch of B rows
+    (weights only, as they were before the step). An epoch's loss weighs each batch's by B/n,
+    so the epoch gets ½·α·Σ_batches ‖W‖² / n. Only reads the model."""
+
+    reads_only = True
+
+    def __init__(self, alpha: float, n: float) -> None:
+        self.alpha, self.n = alpha, n             # n: the rows (their sum of weights)
+        self.sq, self.total = 0.0, 0.0
+
+    @staticmethod
+    def _sq(model: Sequential) -> float:
+        return sum(float(np.vdot(layer.W, layer.W)) for layer in model.layers
+                   if isinstance(layer, Dense))                        # ‖W‖², weights only
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self.sq, self.total = self._sq(state.model), 0.0
+
+    def on_batch_end(self, state: TrainState, loss: float) -> None:
+        self.total += self.sq                      # the batch just done saw these weights
+        self.sq = self._sq(state.model)
+
+    def take(self) -> float:
+        """The epoch's penalty, ½·α·Σ‖W‖²/n; starts the next epoch's sum."""
+        out, self.total = 0.5 * self.alpha * self.total / self.n, 0.0
+        return out
+
+
 class _Progress(Callback):
     """Record the curves and apply scikit-learn's stopping rule after every epoch.
 
-    Training stops once the monitored quantity (the training loss, or the validation score
+    The loss recorded is scikit-learn's: the network's training loss times ``loss_scale``
+    (regression: 1/n_outputs, scikit-learn averaging the squared error over outputs) plus the
+    L2 penalty. Training stops once the monitored quantity (that loss, or the validation score
     with ``early_stopping``) has not improved by ``tol`` for more than ``patience`` epochs in
-    a row, as in ``MLPClassifier``. With ``early_stopping`` the best epoch's parameters are put
-    back at the end.
+    a row, as in ``MLPClassifier``; with ``adaptive`` (SGD's ``learning_rate="adaptive"``) the
+    rate is divided by 5 instead, until it is at most 1e-6. With ``early_stopping`` the best
+    epoch's parameters are put back at the end.
     """
 
-    def __init__(self, *, tol: float | None, patience: int, early_stopping: bool,
+    def __init__(self, *, tol: float | None, patience: float, early_stopping: bool,
                  val_score: Callable[[TrainState, dict[str, float]], float],
-                 best_loss: float, verbose: int, first_iteration: int = 0) -> None:
+                 best_loss: float, verbose: int, first_iteration: int = 0,
+                 adaptive: bool = False, lr_factor: float = 1.0, count: int = 0,
+                 penalty: _L2Penalty | None = None, loss_scale: float = 1.0) -> None:
         self.tol, self.patience, self.early_stopping = tol, patience, early_stopping
         self.first_iteration = first_iteration   # epochs before this call (warm start)
         self.val_score, self.best_loss, self.verbose = val_score, best_loss, verbose
+        self.adaptive, self.lr_factor, self.count = adaptive, lr_factor, count
+        self.penalty, self.loss_scale = penalty, loss_scale
         self.losses: list[float] = []
         self.val_losses: list[float] = []
         self.val_scores: list[float] = []
         self.best_score = -math.inf
         self.best_params: list[np.ndarray] | None = None
-        self.count = 0
-        self.stopped = False                 # by the rule above, not by reaching max_epochs
+        self.stopped = False                 # by the rule above, not by reaching max_iter
+
+    def on_train_begin(self, state: TrainState) -> None:
+        state.lr_factor = self.lr_factor     # an adaptive rate lowered by an earlier fit
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
-        loss = logs["loss"]
+        loss = logs["loss"] * self.loss_scale + (self.penalty.take() if self.penalty else 0.0)
         self.losses.append(loss)
         if self.verbose:                     # scikit-learn's lines, word for word
             print(f"Iteration {self.first_iteration + len(self.losses)}, loss = {loss:.8f}")
@@ -190,15 +255,29 @@ class _Progress(Callback):
             self.count = self.count + 1 if loss > self.best_loss - tol else 0
         self.best_loss = min(self.best_loss, loss)
         if self.tol is not None and self.count > self.patience:
+            what = "Validation score" if self.early_stopping else "Training loss"
+            msg = (f"{what} did not improve more than tol={self.tol:f} for {self.patience} "
+                   "consecutive epochs.")
+            lr = state.optimizer.lr
+            if self.adaptive and lr > 1e-6:                  # SGD "adaptive": η ← η/5
+                state.lr_factor /= 5.0
+                state.optimizer.lr = lr / 5.0
+                self.lr_factor, self.count = state.lr_factor, 0
+                if self.verbose:
+                    print(f"{msg} Setting learning rate to {lr / 5.0:f}")
+                return
             state.model.stop_training = self.stopped = True
             if self.verbose:
-                what = "Validation score" if self.early_stopping else "Training loss"
-                print(f"{what} did not improve more than tol={self.tol:f} for "
-                      f"{self.patience} consecutive epochs. Stopping.")
+                print(f"{msg} Learning rate too small. Stopping." if self.adaptive
+                      else f"{msg} Stopping.")
 
     def on_train_end(self, state: TrainState) -> None:
+        self.restore_best(state.model)
+
+    def restore_best(self, model: Sequential) -> None:
+        """With early stopping, put back the parameters of the best validation score."""
         if self.early_stopping and self.best_params is not None:
-            for p, best in zip(state.model.parameters(), self.best_params):
+            for p, best in zip(model.parameters(), self.best_params):
                 p.value[...] = best
 
 
@@ -227,35 +306,93 @@ def _compact(model: Sequential) -> Sequential:
     return out
 
 
+
+def _not_lbfgs(estimator: Any) -> bool:
+    """partial_fit exists only for the stochastic solvers, as in scikit-learn."""
+    return getattr(estimator, "solver", None) != "lbfgs"
+
+
+#: scikit-learn's activation names beside layerwise's ("logistic" is the sigmoid)
+_SKLEARN_ACTIVATIONS = {"logistic": "sigmoid"}
+#: the solvers: scikit-learn's three, and layerwise's other optimizers by name
+SOLVERS = ("lbfgs", "sgd", "adam", *(n for n in optimizers_mod.OPTIMIZERS if n not in
+                                      ("sgd", "adam")))
+
+
 class _LayerwiseBase(BaseEstimator):
     """Shared machinery; see LayerwiseClassifier and LayerwiseRegressor for the parameters."""
 
     _task = "regression"
 
+    # scikit-learn's MLP parameters with its constraints (checked by _validate_params at fit),
+    # then layerwise's extras, which their own code checks at fit ("no_validation" here)
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 0, None, closed="left")],
+        "activation": "no_validation",          # a name, an activation, or one per layer
+        "solver": [StrOptions(set(SOLVERS)), optimizers_mod.Optimizer],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state", np.random.Generator],
+        "tol": [Interval(Real, 0, None, closed="left"), None],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"),
+                             Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        # layerwise's extras
+        "loss": "no_validation",
+        "output_activation": "no_validation",
+        "dropout": "no_validation",
+        "norm": [StrOptions(set(NORMS)), None],
+        "init": "no_validation",
+        "schedule": "no_validation",
+        "dtype": "no_validation",
+        "n_threads": "no_validation",
+    }
+
     # the constructor arguments, set by the subclasses' __init__ (typed here for mypy)
     hidden_layer_sizes: Any
     activation: Any
-    output_activation: Any
-    loss: Any
-    optimizer: Any
-    learning_rate: float
+    solver: Any
+    alpha: float
+    batch_size: int | str
+    learning_rate: str
+    learning_rate_init: float
+    power_t: float
+    max_iter: int
+    shuffle: bool
+    random_state: Any
+    tol: float | None
+    verbose: int | bool
+    warm_start: bool
     momentum: float
-    nesterov: bool
-    weight_decay: float | None
+    nesterovs_momentum: bool
+    early_stopping: bool
+    validation_fraction: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    n_iter_no_change: int | float
+    max_fun: int
+    loss: Any
+    output_activation: Any
     dropout: Any
     norm: str | None
     init: Any
-    batch_size: int | str
-    max_epochs: int
     schedule: Any
-    early_stopping: bool
-    validation_fraction: float
-    n_iter_no_change: int
-    tol: float | None
-    warm_start: bool
     dtype: Any
-    random_state: Any
-    verbose: int
     n_threads: Any
 
     # -- settings -------------------------------------------------------------------------------
@@ -275,13 +412,15 @@ class _LayerwiseBase(BaseEstimator):
         if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
                    for s in out):
             raise ValidationError(
-                f"hidden_layer_sizes must be positive integers, e.g. (100,) or (256, 128); "
-                f"received {self.hidden_layer_sizes!r}."
+                f"hidden_layer_sizes must be positive integers, e.g. (100,) or (256, 128), or () "
+                f"for no hidden layer; received {self.hidden_layer_sizes!r}."
             )
         return [int(s) for s in out]
 
     def _activation_layer(self, act: Any) -> Layer:
         """A fresh activation layer (each owns its buffers) from a name or an instance."""
+        if isinstance(act, str):
+            act = _SKLEARN_ACTIVATIONS.get(act, act)
         try:
             a = activations_mod.get(act)
         except ConfigError as exc:
@@ -329,50 +468,57 @@ class _LayerwiseBase(BaseEstimator):
         except ConfigError as exc:
             raise _param_error(exc) from None
 
-    def _make_optimizer(self) -> optimizers_mod.Optimizer:
-        opt = self.optimizer
+    def _make_optimizer(self, rows: float) -> optimizers_mod.Optimizer:
+        """The solver as a layerwise optimizer. ``alpha`` becomes coupled L2 weight decay
+        λ = α/B on the weights only: scikit-learn adds α·W to the batch's summed gradient and
+        divides both by the batch's size B (its sum of sample weights, when weighted), so per
+        mean gradient the decay is α/B. ``rows``: B, the batch size times the mean weight."""
+        opt = self.solver
         if isinstance(opt, optimizers_mod.Optimizer):
             return copy.deepcopy(opt)            # never train the caller's instance
-        name = str(opt).lower()
-        names = list(optimizers_mod.OPTIMIZERS)     # the registry: no edit here for a new one
-        if name not in names:
-            raise ValidationError(
-                f"optimizer must be one of {names} or a layerwise Optimizer; received {opt!r}."
-            )
-        kw: dict[str, Any] = {"lr": self.learning_rate}
-        if self.weight_decay is not None:
-            kw["weight_decay"] = self.weight_decay
-        if name == "sgd":
-            kw.update(momentum=self.momentum, nesterov=self.nesterov and self.momentum > 0)
-        return optimizers_mod.get(name, **kw)
+        lr, decay = float(self.learning_rate_init), float(self.alpha) / rows
+        betas, eps = (float(self.beta_1), float(self.beta_2)), float(self.epsilon)
+        if opt == "sgd":
+            mu = float(self.momentum)
+            return optimizers_mod.SGD(lr, momentum=mu, nesterov=bool(self.nesterovs_momentum)
+                                      and mu > 0, weight_decay=decay)
+        if opt == "adam":
+            return optimizers_mod.Adam(lr, betas=betas, eps=eps, weight_decay=decay)
+        if opt == "adamw":                       # decoupled: W ← W − η·α·W, α as given
+            return optimizers_mod.AdamW(lr, betas=betas, eps=eps, weight_decay=float(self.alpha))
+        return optimizers_mod.get(opt, lr=lr, eps=eps, weight_decay=decay)
 
     def _batch_size(self, n: int) -> int:
+        """scikit-learn's rule: "auto" is min(200, n); a larger size is clipped to n, with
+        scikit-learn's warning."""
         bs = self.batch_size
-        if isinstance(bs, str) and bs == "auto":
+        if isinstance(bs, str):
             return min(200, n)
-        if isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1:
-            raise ValidationError(
-                f"batch_size must be 'auto' or a positive integer; received {bs!r}."
-            )
-        return int(bs)
+        if bs > n:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going "
+                          "to be clipped", UserWarning, stacklevel=4)
+        return int(min(bs, n))
 
-    def _check_training_params(self) -> None:
-        for name in ("max_epochs", "n_iter_no_change"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValidationError(f"{name} must be a positive integer; received {v!r}.")
-        if self.tol is not None and not (isinstance(self.tol, (int, float, np.number))
-                                         and 0 <= self.tol < math.inf):
+    def _check_params(self, partial: bool) -> None:
+        """scikit-learn's parameter checks (``_parameter_constraints``), then the extras'."""
+        try:
+            self._validate_params()
+        except InvalidParameterError as exc:
+            raise InvalidParameter(str(exc)) from None
+        if partial and self.solver == "lbfgs":
+            raise ValidationError("partial_fit is not available for solver='lbfgs'; use "
+                                  "solver='sgd' or 'adam'.")
+        if partial and self.early_stopping:
+            raise ValidationError("partial_fit does not support early_stopping=True: it trains "
+                                  "one epoch on the data it is given. Set early_stopping=False.")
+        if self.schedule is not None and self.learning_rate != "constant":
             raise ValidationError(
-                f"tol must be a number >= 0, or None to train for max_epochs; received "
-                f"{self.tol!r}."
-            )
-        if not 0 < float(self.validation_fraction) < 1:
-            raise ValidationError(
-                f"validation_fraction must be in (0, 1); received {self.validation_fraction!r}."
-            )
-        if not isinstance(self.verbose, (int, np.integer)):
-            raise ValidationError(f"verbose must be an integer; received {self.verbose!r}.")
+                f"pass either schedule={self.schedule!r} (layerwise's schedules) or "
+                f"learning_rate={self.learning_rate!r} (scikit-learn's), not both; leave "
+                "learning_rate='constant' to use a schedule.")
+        if self.early_stopping and not self.validation_fraction > 0:
+            raise ValidationError("early_stopping needs validation_fraction > 0; received "
+                                  f"{self.validation_fraction!r}.")
         check_threads(self.n_threads, "n_threads")
 
     # -- targets (the subclasses say how y becomes network targets) ----------------------------
@@ -385,6 +531,10 @@ class _LayerwiseBase(BaseEstimator):
     def _val_score(self, Xv: np.ndarray, Yv: np.ndarray
                    ) -> Callable[[TrainState, dict[str, float]], float]:
         return lambda state, logs: logs["val_r2"]
+
+    def _loss_scale(self, loss: losses_mod.Loss, n_out: int) -> float:
+        """Network loss → scikit-learn's reported loss (see LayerwiseRegressor)."""
+        return 1.0
 
     def _sample_weight(self, sample_weight: Any, X: np.ndarray, Y: np.ndarray, partial: bool
                        ) -> np.ndarray | None:
@@ -399,8 +549,8 @@ class _LayerwiseBase(BaseEstimator):
     @_one_fit_at_a_time
     def _fit(self, X: Any, y: Any, sample_weight: Any = None, *, partial: bool = False,
              classes: Any = None, X_val: Any = None, y_val: Any = None) -> Any:
+        self._check_params(partial)
         dtype = self._model_dtype()
-        self._check_training_params()
         fitted = hasattr(self, "model_")
         first = not fitted if partial else not (self.warm_start and fitted)
         X, y = validate_data(self, X, y, reset=first, dtype=dtype, multi_output=True,
@@ -413,7 +563,7 @@ class _LayerwiseBase(BaseEstimator):
         if first:
             init_seq, shuffle_seq = _seed_sequence(self.random_state).spawn(2)
             self.model_ = self._build(net, np.random.default_rng(init_seq))
-            self.optimizer_ = self._make_optimizer()
+            self.optimizer_: optimizers_mod.Optimizer | None = None
             self.rng_ = np.random.default_rng(shuffle_seq)
             self.loss_curve_: list[float] = []
             self.validation_loss_curve_: list[float] | None = None
@@ -421,6 +571,8 @@ class _LayerwiseBase(BaseEstimator):
             self.best_loss_: float | None = math.inf
             self._best_loss = math.inf
             self.best_validation_score_: float | None = None
+            self._no_improvement_count = 0
+            self._lr_factor = 1.0
             self.t_ = 0
             self._network_signature = signature
         else:
@@ -434,45 +586,105 @@ class _LayerwiseBase(BaseEstimator):
                     f"changed: {changed}. Set warm_start=False (or use a new estimator) to "
                     "start afresh."
                 )
-            self._sync_optimizer()
+        self.n_layers_ = len(net["sizes"])
+        self.n_outputs_ = n_out
+        self.out_activation_ = self._out_activation(loss)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, Y, sw, loss)
+        else:
+            self._fit_stochastic(X, Y, sw, loss, partial, X_val, y_val)
+        self.model_.metadata = self._metadata()
+        return self
 
+    def _fit_lbfgs(self, X: np.ndarray, Y: np.ndarray, sw: np.ndarray | None,
+                   loss: losses_mod.Loss) -> None:
+        """Full-batch L-BFGS over the flat parameter vector (``layerwise.lbfgs``), minimising
+        the mean loss + ½·(α/n)·‖W‖² as scikit-learn's ``solver="lbfgs"``."""
+        from .lbfgs import fit_lbfgs
+
+        n = len(X) if sw is None else float(sw.sum())      # scikit-learn: α/Σw with weights
+        try:
+            result = fit_lbfgs(self.model_, X, Y, loss=loss, l2=float(self.alpha) / n,
+                               max_iter=int(self.max_iter), max_fun=int(self.max_fun),
+                               tol=0.0 if self.tol is None else float(self.tol),
+                               sample_weight=sw)
+        except DivergenceError as exc:
+            self.n_iter_ = 0
+            raise _diverged(exc) from None
+        self.n_iter_ = int(result.n_iter)
+        self.t_ += len(X) * self.n_iter_
+        self.loss_ = float(result.loss) * self._loss_scale(loss, self.n_outputs_)
+        if not result.converged:
+            warnings.warn(
+                f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
+                f"({result.message}). Increase the number of iterations (max_iter="
+                f"{int(self.max_iter)}) or of function evaluations (max_fun="
+                f"{int(self.max_fun)}), or scale the data.", ConvergenceWarning, stacklevel=4)
+
+    def _fit_stochastic(self, X: np.ndarray, Y: np.ndarray, sw: np.ndarray | None,
+                        loss: losses_mod.Loss, partial: bool, X_val: Any, y_val: Any) -> None:
+        """Mini-batch training with ``layerwise.training.fit`` and scikit-learn's stopping
+        rule, learning-rate rules and reported loss (``_Progress``)."""
         Xv = Yv = None
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
                 raise ValidationError("pass both X_val and y_val, or neither.")
-            Xv = validate_data(self, X_val, reset=False, dtype=dtype)
+            Xv = validate_data(self, X_val, reset=False, dtype=self.model_.dtype)
             Yv = self._prepare_y(np.asarray(y_val), False, True, None)
-        elif self.early_stopping and not partial:
+        elif self.early_stopping:
             X, Y, Xv, Yv, sw = self._hold_out(X, Y, sw)
+        batch_size = self._batch_size(len(X))
+        # with sample weights scikit-learn divides by the batch's sum of weights: B·mean(w)
+        w_mean = 1.0 if sw is None or not sw.mean() > 0 else float(sw.mean())
+        self._sync_optimizer(batch_size * w_mean)
+        assert self.optimizer_ is not None
+        sgd = self.solver == "sgd"
+        penalty = _L2Penalty(float(self.alpha), len(X) * w_mean) \
+            if self.alpha > 0 and isinstance(self.solver, str) and self.solver != "adamw" \
+            else None
         progress = _Progress(
-            tol=None if partial else self.tol, patience=int(self.n_iter_no_change),
-            early_stopping=bool(self.early_stopping) and Xv is not None and not partial,
+            tol=None if partial else self.tol, patience=self.n_iter_no_change,
+            early_stopping=bool(self.early_stopping) and Xv is not None,
             val_score=self._val_score(Xv, Yv) if Xv is not None and Yv is not None
             else lambda s, g: math.nan,
             # (estimators pickled before _best_loss existed kept it in best_loss_)
             best_loss=getattr(self, "_best_loss", self.best_loss_ if self.best_loss_ is not None
                               else math.inf), verbose=int(self.verbose),
-            first_iteration=len(self.loss_curve_))
-        try:
-            schedule = schedules_mod.get(self.schedule, int(self.max_epochs))
-        except LayerwiseError as exc:
-            raise _param_error(exc) from None
-        if partial:                              # one epoch per call: step the schedule along
-            schedule = _Offset(schedule, len(self.loss_curve_))
+            first_iteration=len(self.loss_curve_),
+            adaptive=sgd and self.learning_rate == "adaptive",
+            # (scikit-learn: a fit starts a new optimizer at learning_rate_init; partial_fit
+            # continues the one it has)
+            lr_factor=getattr(self, "_lr_factor", 1.0) if sgd and partial else 1.0,
+            count=getattr(self, "_no_improvement_count", 0),
+            penalty=penalty, loss_scale=self._loss_scale(loss, self.n_outputs_))
+        if sgd and self.learning_rate == "invscaling":
+            schedule: schedules_mod.Schedule = _InvScaling(self.t_, len(X), float(self.power_t))
+        else:
+            try:
+                schedule = schedules_mod.get(self.schedule, int(self.max_iter))
+            except LayerwiseError as exc:
+                raise _param_error(exc) from None
+            if partial:                          # one epoch per call: step the schedule along
+                schedule = _Offset(schedule, len(self.loss_curve_))
         self.optimizer_.lr = self._base_lr()       # fit's schedules start from this rate
-        batch_size = self._batch_size(len(X))
-        history = _train(                          # n_threads: see fit's threads
-            self.model_, X, Y, loss=loss, optimizer=self.optimizer_,
-            epochs=1 if partial else int(self.max_epochs), batch_size=batch_size,
-            validation_data=None if Xv is None else (Xv, Yv), rng=self.rng_,
-            callbacks=[progress], verbose=0, schedule=schedule,      # progress prints
-            sample_weight=sw, train_metrics=False, threads=self.n_threads)
-        self.n_iter_ = len(history)
-        if not partial and not progress.stopped and self.n_iter_ == int(self.max_epochs):
-            # scikit-learn's words and category, so its users' warning filters apply too
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({int(self.max_epochs)}) "
-                          "reached and the optimization hasn't converged yet.",
-                          ConvergenceWarning, stacklevel=3)
+        diverged = None
+        try:
+            _train(self.model_, X, Y, loss=loss, optimizer=self.optimizer_,
+                   epochs=1 if partial else int(self.max_iter), batch_size=batch_size,
+                   validation_data=None if Xv is None else (Xv, Yv), rng=self.rng_,
+                   callbacks=[*([penalty] if penalty else []), progress], verbose=0,
+                   schedule=schedule, shuffle=bool(self.shuffle), sample_weight=sw,
+                   train_metrics=False, threads=self.n_threads)   # n_threads: see fit's threads
+        except DivergenceError as exc:
+            # as scikit-learn: the epoch that diverged counts, with a NaN loss and score;
+            # the parameters are those of the last finite step (the step guard's promise)
+            diverged = exc
+            progress.losses.append(math.nan)
+            if Xv is not None:
+                progress.val_losses.append(math.nan)
+                progress.val_scores.append(math.nan)
+            progress.restore_best(self.model_)
+        self.n_iter_ = len(progress.losses)
         self.t_ += len(X) * self.n_iter_
         self.loss_curve_.extend(progress.losses)
         self.loss_ = self.loss_curve_[-1]
@@ -480,51 +692,61 @@ class _LayerwiseBase(BaseEstimator):
         # None; the lowest training loss is still used to continue (partial_fit, warm_start)
         self._best_loss = progress.best_loss
         self.best_loss_ = None if progress.early_stopping else progress.best_loss
+        self._no_improvement_count = progress.count
+        self._lr_factor = progress.lr_factor
         if Xv is not None:
             self.validation_loss_curve_ = (self.validation_loss_curve_ or []) + progress.val_losses
             self.validation_scores_ = (self.validation_scores_ or []) + progress.val_scores
-            self.best_validation_score_ = max(progress.val_scores)
-        self.n_layers_ = len(net["sizes"])
-        self.n_outputs_ = n_out
-        self.out_activation_ = self._out_activation(loss)
-        self.model_.metadata = self._metadata()
-        return self
+            finite = [s for s in progress.val_scores if not math.isnan(s)]
+            self.best_validation_score_ = max(finite) if finite else math.nan
+        if diverged is not None and not progress.early_stopping:
+            raise _diverged(diverged)
+        if diverged is not None:            # as scikit-learn: finish, with the scores recorded
+            kept = "the best validation score's" if progress.best_params else \
+                "the last finite step's (no epoch had a finite validation score)"
+            warnings.warn(f"training diverged in epoch {self.n_iter_} ({diverged}); "
+                          f"{kept} parameters are kept.", ConvergenceWarning, stacklevel=4)
+        elif not partial and not progress.stopped and self.n_iter_ == int(self.max_iter):
+            # scikit-learn's words and category, so its users' warning filters apply too
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({int(self.max_iter)}) "
+                          "reached and the optimization hasn't converged yet.",
+                          ConvergenceWarning, stacklevel=4)
 
     def _out_activation(self, loss: losses_mod.Loss) -> str:
         """scikit-learn's name for the output function: "softmax" (cross-entropy over classes),
-        "logistic" (binary or multi-label: sigmoid), "identity" (regression; or the name of
-        the output activation given)."""
+        "logistic" (binary or multi-label: sigmoid), "exp" (Poisson), "identity" (regression;
+        or the name of the output activation given)."""
         if loss.kind == "ce":
             return "softmax"
         if loss.kind == "bce":
             return "logistic"
+        if loss.kind == "poisson":
+            return "exp"
         out = getattr(self, "output_activation", None)
         return "identity" if out is None else str(out)
 
     def _base_lr(self) -> float:
-        opt = self.optimizer
-        return float(opt.lr if isinstance(opt, optimizers_mod.Optimizer) else self.learning_rate)
+        opt = self.solver
+        return float(opt.lr if isinstance(opt, optimizers_mod.Optimizer)
+                     else self.learning_rate_init)
 
-    def _sync_optimizer(self) -> None:
+    def _sync_optimizer(self, rows: float) -> None:
         """Keep the optimizer (and its state) unless its kind or settings other than the
         learning rate changed; a new learning rate applies from now on."""
-        new = self._make_optimizer()
-        old = self.optimizer_
-        same = type(new) is type(old) and {**new.config(), "lr": 0} == {**old.config(), "lr": 0}
+        new = self._make_optimizer(rows)
+        old = getattr(self, "optimizer_", None)
+        same = old is not None and type(new) is type(old) and \
+            {**new.config(), "lr": 0} == {**old.config(), "lr": 0}
         if not same:
             self.optimizer_ = new
 
     def _hold_out(self, X: np.ndarray, Y: np.ndarray, sw: np.ndarray | None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """Hold out ``validation_fraction`` of the rows (stratified for single-label classes),
-        drawn with the estimator's generator."""
+        """Hold out ``validation_fraction`` of the rows (stratified for single-label classes,
+        as scikit-learn), drawn with the estimator's generator."""
         from sklearn.model_selection import train_test_split
 
-        stratify = None
-        if self._task == "classification" and Y.ndim == 1:
-            counts = np.bincount(Y.astype(np.int64))
-            if counts[counts > 0].min() >= 2:
-                stratify = Y
+        stratify = self._stratify(Y)
         seed = int(self.rng_.integers(np.iinfo(np.int32).max))
         arrays = [X, Y] if sw is None else [X, Y, sw]
         try:
@@ -545,6 +767,9 @@ class _LayerwiseBase(BaseEstimator):
         Xt, Xv, Yt, Yv = parts[:4]
         swt = parts[4] if sw is not None else None
         return Xt, Yt, Xv, Yv, swt
+
+    def _stratify(self, Y: np.ndarray) -> np.ndarray | None:
+        return None
 
     def _metadata(self) -> dict[str, Any]:
         names = getattr(self, "feature_names_in_", None)
@@ -591,46 +816,89 @@ class _LayerwiseBase(BaseEstimator):
         return state
 
 
+def _diverged(exc: DivergenceError) -> ValidationError:
+    """scikit-learn's error for a fit whose parameters became NaN or infinite, with ours."""
+    return ValidationError(
+        "Solver produced non-finite parameter weights. The input data may contain large values "
+        f"and need to be preprocessed. ({exc}) The estimator keeps the parameters of the last "
+        "finite step.")
+
+
 class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
     """Multi-layer perceptron classifier trained with layerwise (a faster ``MLPClassifier``).
 
+    Takes every parameter of scikit-learn's ``MLPClassifier`` with the same default and
+    meaning (the differences are listed in docs/sklearn.md), and layerwise's extras after them.
     Binary targets train one logistic output (binary cross-entropy), multiclass targets a
     softmax over one output per class (cross-entropy), and a 0/1 indicator matrix y of shape
-    (n_samples, n_labels) trains one independent logistic output per label (multi-label).
-    ``score(X, y)`` is scikit-learn's ``accuracy_score`` of ``predict``: the fraction of
-    samples whose class is right, and for multi-label targets the subset accuracy (every label
-    of a row right; the network's history calls it ``subset_accuracy`` and the fraction of
-    single labels right ``label_accuracy``).
+    (n_samples, n_labels) trains one independent logistic output per label (multi-label, the
+    labels' losses summed). ``score(X, y)`` is scikit-learn's ``accuracy_score`` of
+    ``predict``: for multi-label targets the subset accuracy (every label of a row right).
 
     Parameters
     ----------
     hidden_layer_sizes : int or sequence of int, default=(100,)
         Units per hidden layer; ``()`` gives a linear model (logistic regression).
     activation : str or sequence of str, default="relu"
-        Hidden activation ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu",
-        "softplus", "identity"), or one per hidden layer.
+        Hidden activation: scikit-learn's "identity", "logistic", "tanh", "relu", or
+        layerwise's "sigmoid" (= "logistic"), "gelu", "leaky_relu", "elu", "softplus"; or one
+        per hidden layer.
+    solver : {"lbfgs", "sgd", "adam", "adamw", "rmsprop"} or layerwise Optimizer, default="adam"
+        "lbfgs": full-batch L-BFGS (scipy) over the flat parameter vector. "sgd": momentum
+        SGD. "adam": Adam with ``beta_1``, ``beta_2``, ``epsilon``. "adamw" and "rmsprop" are
+        layerwise's. An Optimizer instance is copied and used with its own settings
+        (``learning_rate_init``, ``momentum``, ``beta_*``, ``epsilon`` and ``alpha`` are then
+        ignored).
+    alpha : float, default=1e-4
+        L2 penalty on the weights (never the biases), scaled as scikit-learn scales it:
+        ½·α·‖W‖² is added to the summed loss of each batch of B rows, so the mean gradient
+        gets α·W/B (for "lbfgs" B = n). For "adamw", α is the decoupled decay (W ← W − η·α·W).
+    batch_size : int or "auto", default="auto"
+        Rows per step; "auto" is ``min(200, n_samples)``, a size above n_samples is clipped.
+        Not used by "lbfgs".
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        "sgd" only, as scikit-learn: "invscaling" sets η = learning_rate_init / (t + 1)^power_t
+        after every epoch (t: samples seen, ``t_``); "adaptive" divides η by 5 whenever the
+        stopping rule would stop, until η <= 1e-6.
+    learning_rate_init : float, default=1e-3
+    power_t : float, default=0.5
+    max_iter : int, default=200
+        Epochs per ``fit`` ("sgd", "adam"), or L-BFGS iterations.
+    shuffle : bool, default=True
+        Reshuffle the rows every epoch.
+    random_state : int, RandomState, Generator or None, default=None
+        Seeds the initial weights, dropout masks, shuffling and the validation split.
+    tol : float or None, default=1e-4
+        Smallest improvement of the loss (or validation score) that counts, and L-BFGS's
+        ``gtol``; None (layerwise's) trains for all ``max_iter`` epochs.
+    verbose : bool or int, default=False
+        Print scikit-learn's "Iteration N, loss = ..." line per epoch.
+    warm_start : bool, default=False
+        Continue from the previous ``fit``: same network, optimizer state and shuffling
+        generator (scikit-learn starts a new optimizer; layerwise keeps Adam's moments and
+        SGD's velocity, so that 5 + 5 warm-started epochs equal 10).
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+        "sgd" only.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for single-label
+        targets), stop when the validation accuracy has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the best epoch's weights. Without it, training
+        stops on the same rule applied to the training loss. Not used by "lbfgs".
+    validation_fraction : float, default=0.1
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's (and AdamW's; RMSprop's ``epsilon``).
+    n_iter_no_change : int or np.inf, default=10
+        Epochs without improvement before stopping.
+    max_fun : int, default=15000
+        "lbfgs" only: the most loss evaluations.
+    loss : {"auto", "ce", "bce"} or layerwise Loss, default="auto"
+        layerwise's: "auto" is "bce" for binary and multi-label targets and "ce" for
+        multiclass (scikit-learn's log-loss). "ce" on binary targets trains two softmax
+        outputs; an instance such as ``lw.CrossEntropy(label_smoothing=0.1)`` is used as given.
     output_activation : None
         The classifier trains on logits (the loss fuses the softmax or sigmoid), so this must
         stay None; it exists for symmetry with LayerwiseRegressor.
-    loss : {"auto", "ce", "bce"} or layerwise Loss, default="auto"
-        "auto": "bce" for binary and multi-label targets, "ce" for multiclass. "ce" on binary
-        targets trains two softmax outputs. An instance such as
-        ``lw.CrossEntropy(label_smoothing=0.1)`` is used as given.
-    optimizer : a name of ``layerwise.optimizers.OPTIMIZERS`` ("sgd", "adam", "adamw",
-        "rmsprop") or a layerwise Optimizer, default="adam"
-        An instance is copied and used with its own settings (``learning_rate``, ``momentum``
-        and ``weight_decay`` are then ignored).
-    learning_rate : float, default=1e-3
-        Initial learning rate (scikit-learn's ``learning_rate_init``).
-    momentum : float, default=0.9
-        Momentum of "sgd" (ignored by the other optimizers).
-    nesterov : bool, default=False
-        Nesterov momentum for "sgd".
-    weight_decay : float or None, default=None
-        L2 weight decay; None keeps the optimizer's default (0, or 0.01 for "adamw").
-        Coupled (added to the gradient) except for "adamw". On the weights only, not the
-        biases, as scikit-learn's ``alpha`` (an Optimizer instance keeps its own
-        ``decay_biases``).
     dropout : float or sequence of float, default=0.0
         Dropout rate after each hidden activation, or one per hidden layer.
     norm : {"layer", "batch"} or None, default=None
@@ -638,41 +906,18 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
         ``BatchNorm`` (whose training batches need at least 2 rows).
     init : str, callable, None or sequence, default="xavier_uniform"
         Weight initialiser, or one per Dense layer (the hidden layers, then the output layer):
-        "xavier_uniform" (Glorot uniform, MLPClassifier's choice and the better one for the
-        shallow networks scikit-learn-sized data calls for), "he_normal" (often better for deep
-        ReLU networks), "lecun_normal", …, a callable ``(shape, rng, dtype) -> array``, or None
-        for the activation's default (He for ReLU-like units, Glorot otherwise). Biases start
-        at zero.
-    batch_size : int or "auto", default="auto"
-        Samples per step; "auto" is ``min(200, n_samples)``.
-    max_epochs : int, default=200
-        Epochs per ``fit`` call (scikit-learn's ``max_iter``).
+        "xavier_uniform" (Glorot uniform, close to MLPClassifier's), "he_normal",
+        "lecun_normal", …, a callable ``(shape, rng, dtype) -> array``, or None for the
+        activation's default. Biases start at zero.
     schedule : str, layerwise Schedule or None, default=None
-        Learning-rate schedule over the epochs of each ``fit`` ("step", "exponential",
-        "cosine" over ``max_epochs``, or an instance); None keeps the rate constant.
+        layerwise's schedules over the epochs of each ``fit`` ("step", "exponential",
+        "cosine" over ``max_iter``, or an instance), with ``learning_rate="constant"``.
         ``partial_fit`` steps it once per call.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data (stratified), stop when the
-        validation accuracy has not improved by ``tol`` for ``n_iter_no_change`` epochs, and
-        keep the best epoch's weights. Without it, training stops on the same rule applied to
-        the training loss, as in ``MLPClassifier``.
-    validation_fraction : float, default=0.1
-        Share of the training data held out when ``early_stopping`` is on.
-    n_iter_no_change : int, default=10
-        Epochs without improvement before stopping.
-    tol : float or None, default=1e-4
-        Smallest improvement that counts; None trains for all ``max_epochs``.
-    warm_start : bool, default=False
-        Continue from the previous ``fit``: same network, same optimizer state, same shuffling
-        generator.
-    dtype : float32 or float64, default=np.float32
-        Precision of the network; inputs are converted once and outputs keep it when X has it.
     class_weight : dict, "balanced" or None, default=None
         Weights per class, multiplied into ``sample_weight``.
-    random_state : int, RandomState or None, default=None
-        Seeds the initial weights, dropout masks, shuffling and the validation split.
-    verbose : int, default=0
-        Print one line per epoch when > 0.
+    dtype : float32 or float64, default=np.float32
+        Precision of the network (scikit-learn uses X's dtype); inputs are converted once and
+        outputs keep it when X has it.
     n_threads : int, "auto" or None, default=None
         BLAS threads for training and prediction. None or "auto": one thread for small
         networks; for larger ones the first steps are timed with one thread and with all, and
@@ -685,26 +930,29 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
         Class labels (``arange(n_labels)`` for multi-label targets).
     model_ : layerwise.Sequential
         The trained network; ``model_.save(path)`` writes a model file (no pickle).
-    optimizer_ : layerwise.Optimizer
-        The optimizer with its state, kept by ``warm_start`` and ``partial_fit``.
+    optimizer_ : layerwise.Optimizer or None
+        The optimizer with its state, kept by ``warm_start`` and ``partial_fit`` (None for
+        "lbfgs").
     rng_ : numpy.random.Generator
         The shuffling generator, continued by ``warm_start`` and ``partial_fit``.
     loss_ : float
-        Training loss of the last epoch.
+        scikit-learn's loss after the last epoch or L-BFGS iteration: the training loss plus
+        the L2 penalty.
     loss_curve_ : list of float
-        Training loss per epoch, over every ``fit``/``partial_fit`` since initialisation.
+        ``loss_`` per epoch, over every ``fit``/``partial_fit`` since initialisation
+        ("sgd", "adam").
     validation_loss_curve_ : list of float or None
         Validation loss per epoch (with ``early_stopping`` or ``X_val``), else None.
     validation_scores_ : list of float or None
         Validation accuracy per epoch (subset accuracy for multi-label), else None.
     best_loss_ : float or None
-        Lowest training loss seen; None with ``early_stopping`` (as scikit-learn).
-    out_activation_ : str
-        The output function in scikit-learn's words: "softmax" or "logistic".
+        Lowest ``loss_`` seen; None with ``early_stopping`` (as scikit-learn).
     best_validation_score_ : float or None
         Best validation accuracy of the last fit with validation data.
+    out_activation_ : str
+        The output function in scikit-learn's words: "softmax" or "logistic".
     n_iter_ : int
-        Epochs run by the last ``fit`` (1 after ``partial_fit``).
+        Epochs (or L-BFGS iterations) run by the last ``fit``; 1 after ``partial_fit``.
     t_ : int
         Training samples seen (sum over epochs).
     n_layers_, n_outputs_ : int
@@ -729,43 +977,58 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
 
     def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
                  activation: ActivationSpec = "relu", *,
-                 output_activation: activations_mod.ActivationLike | None = None,
+                 solver: str | optimizers_mod.Optimizer = "adam", alpha: float = 1e-4,
+                 batch_size: int | str = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 1e-3, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: Any = None, tol: float | None = 1e-4,
+                 verbose: int | bool = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
+                 max_fun: int = 15000,
                  loss: losses_mod.LossLike = "auto",
-                 optimizer: optimizers_mod.OptimizerLike = "adam", learning_rate: float = 1e-3,
-                 momentum: float = 0.9, nesterov: bool = False,
-                 weight_decay: float | None = None, dropout: float | Sequence[float] = 0.0,
-                 norm: str | None = None, init: InitSpec = "xavier_uniform",
-                 batch_size: int | str = "auto", max_epochs: int = 200,
-                 schedule: schedules_mod.ScheduleLike = None,
-                 early_stopping: bool = False, validation_fraction: float = 0.1,
-                 n_iter_no_change: int = 10, tol: float | None = 1e-4, warm_start: bool = False,
-                 dtype: Any = np.float32, class_weight: Any = None, random_state: Any = None,
-                 verbose: int = 0, n_threads: int | str | None = None) -> None:
+                 output_activation: activations_mod.ActivationLike | None = None,
+                 dropout: float | Sequence[float] = 0.0, norm: str | None = None,
+                 init: InitSpec = "xavier_uniform", schedule: schedules_mod.ScheduleLike = None,
+                 class_weight: Any = None, dtype: Any = np.float32,
+                 n_threads: int | str | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
-        self.output_activation = output_activation
-        self.loss = loss
-        self.optimizer = optimizer
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
         self.momentum = momentum
-        self.nesterov = nesterov
-        self.weight_decay = weight_decay
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.loss = loss
+        self.output_activation = output_activation
         self.dropout = dropout
         self.norm = norm
         self.init = init
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
         self.schedule = schedule
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.warm_start = warm_start
-        self.dtype = dtype
         self.class_weight = class_weight
-        self.random_state = random_state
-        self.verbose = verbose
+        self.dtype = dtype
         self.n_threads = n_threads
+
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        **_LayerwiseBase._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -774,7 +1037,7 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, *, X_val: Any = None,
             y_val: Any = None) -> LayerwiseClassifier:
-        """Train the network on (X, y) for up to ``max_epochs`` epochs.
+        """Train the network on (X, y) for up to ``max_iter`` epochs (or L-BFGS iterations).
 
         Parameters
         ----------
@@ -794,6 +1057,7 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
         """
         return self._fit(X, y, sample_weight, X_val=X_val, y_val=y_val)
 
+    @available_if(_not_lbfgs)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None
                     ) -> LayerwiseClassifier:
         """Train one epoch on (X, y), continuing the network, optimizer state and shuffling.
@@ -848,6 +1112,12 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
                 )
             self.classes_ = found
             self._multilabel = multilabel
+        elif not partial and not multilabel and not np.array_equal(unique_labels(y),
+                                                                   self.classes_):
+            # scikit-learn's rule and words: a warm start keeps the classes exactly
+            raise ValidationError(
+                f"warm_start can only be used where `y` has the same classes as in the previous "
+                f"call to fit. Previously got {self.classes_}, `y` has {unique_labels(y)}")
         elif partial and classes is not None and not multilabel and not np.array_equal(
                 unique_labels(classes), self.classes_):
             raise ValidationError(
@@ -952,6 +1222,9 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
             return None                     # equal weights: the unweighted loss, exactly
         return sw
 
+    def _stratify(self, Y: np.ndarray) -> np.ndarray | None:
+        return None if self._multilabel else Y      # (multi-label rows are not stratified)
+
     def _val_score(self, Xv: np.ndarray, Yv: np.ndarray
                    ) -> Callable[[TrainState, dict[str, float]], float]:
         if not self._multilabel:
@@ -1008,6 +1281,7 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
         return self.classes_[Z.argmax(axis=1)]
 
 
+
 def _sigmoid(Z: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         out: np.ndarray = 1 / (1 + np.exp(-Z))
@@ -1017,32 +1291,40 @@ def _sigmoid(Z: np.ndarray) -> np.ndarray:
 class LayerwiseRegressor(RegressorMixin, _LayerwiseBase):
     """Multi-layer perceptron regressor trained with layerwise (a faster ``MLPRegressor``).
 
+    Takes every parameter of scikit-learn's ``MLPRegressor`` with the same default and meaning
+    (the differences are listed in docs/sklearn.md), and layerwise's extras after them.
     y of shape (n_samples,) trains one output; (n_samples, n_targets) trains one per target.
     Targets are used as given: scale them (e.g. ``TransformedTargetRegressor`` with a
     ``StandardScaler``) when they are far from unit size.
 
     Parameters
     ----------
-    hidden_layer_sizes, activation, optimizer, learning_rate, momentum, nesterov, weight_decay, \
-dropout, norm, init, batch_size, max_epochs, schedule, n_iter_no_change, tol, warm_start, \
-dtype, random_state, verbose, n_threads
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
+learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
+momentum, nesterovs_momentum, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, \
+max_fun, dropout, norm, init, schedule, dtype, n_threads
         As for :class:`LayerwiseClassifier`.
-    output_activation : str or None, default=None
-        Activation after the output layer: None (identity), or e.g. "sigmoid" for targets in
-        (0, 1), "softplus" for positive targets.
-    loss : {"mse", "mae", "huber"} or layerwise Loss, default="mse"
-        "mse" is ½‖ŷ − y‖² per sample (summed over targets) averaged over the batch; "mae" and
-        "huber" average over every element.
+    loss : {"squared_error", "poisson", "mae", "huber"} or layerwise Loss, \
+default="squared_error"
+        "squared_error" (also "mse") trains on ½‖ŷ − y‖² per sample, summed over targets and
+        averaged over the batch, as scikit-learn's gradient; ``loss_`` reports it averaged
+        over targets too, as scikit-learn does. "poisson": half the Poisson deviance with a
+        log link, for counts (y >= 0): the network outputs log μ, ``predict`` gives μ.
+        "mae" and "huber" (layerwise's) average over every element.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data and stop when its R² has not improved by
         ``tol`` for ``n_iter_no_change`` epochs, keeping the best epoch's weights.
-    validation_fraction : float, default=0.1
+    output_activation : str or None, default=None
+        layerwise's: an activation after the output layer: None (identity), or e.g.
+        "sigmoid" for targets in (0, 1), "softplus" for positive targets.
 
     Attributes
     ----------
     model_, optimizer_, rng_, loss_, loss_curve_, validation_loss_curve_, best_loss_, n_iter_, \
 t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts_
         As for :class:`LayerwiseClassifier`.
+    out_activation_ : str
+        "identity", "exp" (Poisson), or the output activation's name.
     validation_scores_ : list of float or None
         Validation R² per epoch (with ``early_stopping`` or ``X_val``), else None.
     best_validation_score_ : float or None
@@ -1052,41 +1334,50 @@ t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts
 
     def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
                  activation: ActivationSpec = "relu", *,
+                 solver: str | optimizers_mod.Optimizer = "adam", alpha: float = 1e-4,
+                 batch_size: int | str = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 1e-3, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: Any = None, tol: float | None = 1e-4,
+                 verbose: int | bool = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
+                 max_fun: int = 15000,
+                 loss: losses_mod.LossLike = "squared_error",
                  output_activation: activations_mod.ActivationLike | None = None,
-                 loss: losses_mod.LossLike = "mse",
-                 optimizer: optimizers_mod.OptimizerLike = "adam", learning_rate: float = 1e-3,
-                 momentum: float = 0.9, nesterov: bool = False,
-                 weight_decay: float | None = None, dropout: float | Sequence[float] = 0.0,
-                 norm: str | None = None, init: InitSpec = "xavier_uniform",
-                 batch_size: int | str = "auto", max_epochs: int = 200,
-                 schedule: schedules_mod.ScheduleLike = None,
-                 early_stopping: bool = False, validation_fraction: float = 0.1,
-                 n_iter_no_change: int = 10, tol: float | None = 1e-4, warm_start: bool = False,
-                 dtype: Any = np.float32, random_state: Any = None, verbose: int = 0,
-                 n_threads: int | str | None = None) -> None:
+                 dropout: float | Sequence[float] = 0.0, norm: str | None = None,
+                 init: InitSpec = "xavier_uniform", schedule: schedules_mod.ScheduleLike = None,
+                 dtype: Any = np.float32, n_threads: int | str | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
-        self.output_activation = output_activation
-        self.loss = loss
-        self.optimizer = optimizer
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
         self.momentum = momentum
-        self.nesterov = nesterov
-        self.weight_decay = weight_decay
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.loss = loss
+        self.output_activation = output_activation
         self.dropout = dropout
         self.norm = norm
         self.init = init
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
         self.schedule = schedule
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.warm_start = warm_start
         self.dtype = dtype
-        self.random_state = random_state
-        self.verbose = verbose
         self.n_threads = n_threads
 
     def __sklearn_tags__(self) -> Any:
@@ -1096,7 +1387,7 @@ t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, *, X_val: Any = None,
             y_val: Any = None) -> LayerwiseRegressor:
-        """Train the network on (X, y) for up to ``max_epochs`` epochs.
+        """Train the network on (X, y) for up to ``max_iter`` epochs (or L-BFGS iterations).
 
         Parameters
         ----------
@@ -1113,6 +1404,7 @@ t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts
         """
         return self._fit(X, y, sample_weight, X_val=X_val, y_val=y_val)
 
+    @available_if(_not_lbfgs)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> LayerwiseRegressor:
         """Train one epoch on (X, y), continuing the network, optimizer state and shuffling.
 
@@ -1140,15 +1432,28 @@ t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts
             raise _param_error(exc) from None
         if loss.task != "regression":
             raise ValidationError(
-                f"LayerwiseRegressor needs a regression loss ('mse', 'mae', 'huber'); received "
-                f"{self.loss!r}. Use LayerwiseClassifier for classes."
+                f"LayerwiseRegressor needs a regression loss ('squared_error', 'poisson', "
+                f"'mae', 'huber'); received {self.loss!r}. Use LayerwiseClassifier for classes."
             )
+        if loss.kind == "poisson" and self.output_activation is not None:
+            raise ValidationError(
+                "loss='poisson' has its own output function (the network outputs log μ and "
+                f"predictions are μ = exp of it); output_activation must be None; received "
+                f"{self.output_activation!r}.")
         return loss, Y.shape[1]
+
+    def _loss_scale(self, loss: losses_mod.Loss, n_out: int) -> float:
+        """scikit-learn reports the squared error averaged over outputs, ½·mean((y − ŷ)²),
+        while its gradient (and layerwise's MSE) sums over them: loss_ = MSE / n_outputs."""
+        return 1.0 / n_out if loss.kind == "mse" else 1.0
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted targets, shape (n_samples,) or (n_samples, n_targets) like y in fit."""
         out = self._outputs(X)
+        if self.out_activation_ == "exp":                # Poisson: the network gives log μ
+            out = losses_mod.Poisson().output_transform(out)
         return out[:, 0] if self._y_1d else out
+
 
 
 # -- a fitted estimator or pipeline as one model file ---------------------------------------------

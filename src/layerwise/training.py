@@ -42,12 +42,7 @@ from ._utils import (
     positive_float,
     positive_int,
 )
-from .callbacks import (
-    Callback,
-    GradientNorms,
-    History,
-    TrainState,
-)
+from .callbacks import Callback, History, TrainState
 from .errors import BusyError, DivergenceError, TrainingInterrupted, ValidationError
 from .layers import Param
 from .metrics import classification_kind, for_loss
@@ -467,9 +462,8 @@ class Run:
                                 has_validation=Xv is not None)
         self.batch_callbacks = [cb for cb in callbacks
                                 if type(cb).on_batch_end is not Callback.on_batch_end]
-        # callbacks that might change the parameters between steps (GradientNorms only reads)
-        self.editing_callbacks = any(not isinstance(cb, GradientNorms)
-                                     for cb in self.batch_callbacks)
+        # callbacks that might change the parameters between steps (not reads_only ones)
+        self.editing_callbacks = any(not cb.reads_only for cb in self.batch_callbacks)
         self.saved_at: tuple[int, int, int] | None = None   # (epoch, position, steps) on disk
         # how outputs are scored (metrics.classification_kind), from the targets: labels or
         # one-hot rows give "accuracy" whatever the loss; multi-label rows (in the training or
