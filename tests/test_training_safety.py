@@ -23,7 +23,7 @@ import pytest
 import layerwise as lw
 from layerwise import checkpoints
 from layerwise.cli import main
-from layerwise.training import _sample_weights, train_step
+from layerwise.training import sample_weights, train_step
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 rng0 = np.random.default_rng(0)
@@ -308,9 +308,9 @@ def test_the_output_check_is_of_real_rows_after_a_resume_with_nothing_left(tmp_p
 # -- item 10 (API): sample weights, callbacks=None ------------------------------------------
 
 def test_huge_sample_weights_are_rescaled_not_zeroed():
-    w = _sample_weights(np.full(50, 1e308), 50)
+    w = sample_weights(np.full(50, 1e308), 50)
     np.testing.assert_array_equal(w, np.ones(50))
-    w = _sample_weights([1e308, 5e307, 0.0, 1e308], 4)
+    w = sample_weights([1e308, 5e307, 0.0, 1e308], 4)
     np.testing.assert_allclose(w, [1.6, 0.8, 0.0, 1.6])
     assert np.isfinite(w).all() and math.isclose(w.mean(), 1.0)
     a, b = (lw.mlp([6, 8, 3], rng=1) for _ in range(2))

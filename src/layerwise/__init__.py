@@ -54,12 +54,14 @@ if TYPE_CHECKING:
         ReduceLROnPlateau,
     )
     from .io import load
+    from .lbfgs import LbfgsResult, fit_lbfgs
 
 # name -> module that defines it, imported on first access (PEP 562)
 _LAZY = {
     "datasets": "", "metrics": "", "training": "", "callbacks": "", "io": "", "explain": "",
     "plots": "",
     "load": "io",
+    "fit_lbfgs": "lbfgs", "LbfgsResult": "lbfgs",
     **{name: "callbacks" for name in ("Callback", "EarlyStopping", "GradientNorms", "History",
                                      "ModelCheckpoint", "ReduceLROnPlateau")},
 }
@@ -111,6 +113,7 @@ __all__ = [
     "Layer",
     "LayerNorm",
     "LayerwiseError",
+    "LbfgsResult",
     "LeakyReLU",
     "Loss",
     "ModelCheckpoint",
@@ -133,6 +136,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "datasets",
+    "fit_lbfgs",
     "gradcheck",
     "initializers",
     "load",

@@ -75,7 +75,7 @@ def _check_batch_rows(model: Sequential, n: int, batch_size: int) -> None:
         f"batches of {batch_size} leave a batch of {smallest}; {hint}, or drop {kind}.")
 
 
-def _sample_weights(sample_weight: Any, n: int) -> np.ndarray:
+def sample_weights(sample_weight: Any, n: int) -> np.ndarray:
     """Validate per-sample weights and rescale them to mean 1."""
     try:
         if as_array(sample_weight, "sample_weight").dtype.kind not in "biuf":
@@ -159,7 +159,7 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def _one_fit_at_a_time(train: Callable[_P, _R]) -> Callable[_P, _R]:
+def one_fit_at_a_time(train: Callable[_P, _R]) -> Callable[_P, _R]:
     """Hold the model for the whole of ``fit``: a second fit of it, from another thread (or
     from a callback), raises ``BusyError`` at once, before touching anything. Training writes
     buffers and parameters the model owns, so two fits at once would corrupt both."""
@@ -179,7 +179,7 @@ def _one_fit_at_a_time(train: Callable[_P, _R]) -> Callable[_P, _R]:
     return guarded
 
 
-@_one_fit_at_a_time
+@one_fit_at_a_time
 def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
         optimizer: OptimizerLike = "adam",
         epochs: int = 10, batch_size: int = 32, validation_data: tuple[Any, Any] | None = None,
@@ -321,13 +321,13 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
                 f"X_val and y_val must have the same number of samples; received {len(Xv)} and "
                 f"{len(Yv)}."
             )
-    weights = None if sample_weight is None else _sample_weights(sample_weight, len(X))
+    weights = None if sample_weight is None else sample_weights(sample_weight, len(X))
     gen = as_generator(rng)
     if validation_data is None and validation_count(len(X), validation_split) > 0:
         rows, val = validation_rows(len(X), validation_split, gen)
         X, Y, Xv, Yv = X[rows], Y[rows], X[val], Y[val]
         if weights is not None:                     # the held-out rows' weights are unused
-            weights = _sample_weights(weights[rows], len(X))
+            weights = sample_weights(weights[rows], len(X))
     elif validation_data is None:
         Xv, Yv = None, None
     if weights is not None:
@@ -751,16 +751,7 @@ def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_m
         or the optimizer's state NaN or infinite (``Optimizer.guarded_step``). Nothing has been
         updated then: parameters and optimizer state are those after the last good step.
     """
-    A = model.forward(X, training=True)
-    L = loss.forward(A, y)
-    if weight is not None:
-        L = loss.weighted(A, y, weight)
-    if not math.isfinite(L):
-        raise DivergenceError(f"the loss became {L}")
-    dA = loss.backward()
-    if weight is not None:
-        dA *= weight[:, None]                   # dL/dA_b = w_b · dl_b/dA_b / B
-    model.backward(dA, input_grad=False)
+    L = loss_and_gradient(model, loss, X, y, weight)
     params = model.flat_parameters() if params is None else params
     norm = global_norm(params)                  # one BLAS dot per buffer: ‖g‖ = √(Σ g²)
     if not math.isfinite(norm):
@@ -772,6 +763,37 @@ def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_m
         norm = clip_norm                        # an upper bound of the clipped norm
     # W ← W − η·dW (or Adam, …), proven or checked not to overflow; else nothing changes
     optimizer.guarded_step(params, norm)
+    return L
+
+
+def loss_and_gradient(model: Sequential, loss: losses_mod.Loss, X: np.ndarray, y: np.ndarray,
+                      weight: np.ndarray | None = None) -> float:
+    """The first steps of backpropagation on a prepared batch: returns the batch loss and
+    leaves dL/dθ in every parameter's ``grad`` (``train_step`` then updates the parameters,
+    ``lbfgs.fit_lbfgs`` hands the gradient to L-BFGS).
+
+        A  = model.forward(X, training=True)      # forward, layer by layer
+        L  = loss.forward(A, y)                   # mean loss over the batch
+        model.backward(loss.backward())           # dL/dA, then every layer's dW, db
+
+    With per-sample ``weight`` w the loss is (1/B) Σ_b w_b l_b and row b of dL/dA is scaled
+    by w_b. X and y as for ``train_step``.
+
+    Raises
+    ------
+    DivergenceError
+        When the loss is NaN or infinite (before the backward pass).
+    """
+    A = model.forward(X, training=True)
+    L = loss.forward(A, y)
+    if weight is not None:
+        L = loss.weighted(A, y, weight)
+    if not math.isfinite(L):
+        raise DivergenceError(f"the loss became {L}")
+    dA = loss.backward()
+    if weight is not None:
+        dA *= weight[:, None]                   # dL/dA_b = w_b · dl_b/dA_b / B
+    model.backward(dA, input_grad=False)
     return L
 
 
