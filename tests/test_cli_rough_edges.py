@@ -411,5 +411,5 @@ def test_help_lists_the_registries_names_so_a_new_one_needs_no_cli_edit(monkeypa
                     .format_help().split())
     assert "sgd, adam, adamw, rmsprop, lion (auto: adam for small data" in text
     assert ", ".join(datasets.NAMES) in text and "diabetes" in text
-    assert "mse, mae, huber, bce, ce (default" in text and "cross_entropy" not in text
+    assert "mse, mae, huber, poisson, bce, ce (default" in text and "cross_entropy" not in text
     assert "hidden activation: relu, leaky_relu, sigmoid, tanh, elu, softplus, gelu" in text

@@ -1249,6 +1249,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if args.proba:
             raise CLIError("--proba needs a classification model; this one does regression.")
         values = model.predict(X)
+        if model.loss is not None:                  # Poisson: the network gives log μ
+            values = model.loss.output_transform(values)
         header = [model.metadata.get("target_name") or "prediction"] if values.shape[1] == 1 \
             else [f"y{k}" for k in range(values.shape[1])]
     _write_predictions(values, header, args.output)

@@ -160,12 +160,14 @@ def prepare(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, scaling: str,
             ) -> tuple[Any, Any, np.ndarray, np.ndarray]:
     """Input scaling (and, for regression, target standardisation) fitted on the training
     rows ``fit_rows`` only, never the validation rows; returns both scalers (the target's None
-    for classification), the scaled inputs and the training targets, all rows."""
+    for classification and Poisson), the scaled inputs and the training targets, all rows."""
     from .preprocessing import Standardize
     x_scaler = Standardize.fit(X[fit_rows], scaling, dtype, full_scale=full_scale)
     Y = targets_for(loss, y, n_classes)
     y_scaler = None
-    if not classify:                                 # regression: standardise targets too
+    # regression: standardise targets too, except Poisson's counts, which must stay >= 0
+    # (its network outputs log μ; the model file's loss maps them to μ)
+    if not classify and loss.kind != "poisson":
         y_scaler = Standardize.fit(Y.reshape(len(Y), -1)[fit_rows], "standard", dtype)
         Y = y_scaler.transform(Y.reshape(len(Y), -1))
     return x_scaler, y_scaler, x_scaler.transform(X), Y

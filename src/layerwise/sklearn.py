@@ -599,22 +599,48 @@ class _LayerwiseBase(BaseEstimator):
     def _fit_lbfgs(self, X: np.ndarray, Y: np.ndarray, sw: np.ndarray | None,
                    loss: losses_mod.Loss) -> None:
         """Full-batch L-BFGS over the flat parameter vector (``layerwise.lbfgs``), minimising
-        the mean loss + ½·(α/n)·‖W‖² as scikit-learn's ``solver="lbfgs"``."""
+        f = mean loss + ½·(α/n)·‖W‖² with scikit-learn's options (n: the rows, or the sum of
+        the sample weights). ``loss_`` and ``loss_curve_`` (f per iteration) are reported as
+        scikit-learn reports them (``_loss_scale`` on the loss part)."""
         from .lbfgs import fit_lbfgs
 
-        n = len(X) if sw is None else float(sw.sum())      # scikit-learn: α/Σw with weights
+        l2 = float(self.alpha) / (len(X) if sw is None else float(sw.sum()))
+        scale = self._loss_scale(loss, self.n_outputs_)
+        model = self.model_
+
+        def reported(f: float) -> float:
+            pen = 0.5 * l2 * _L2Penalty._sq(model)          # ½λ‖W‖² at these parameters
+            return (f - pen) * scale + pen
+
+        curve: list[float] = []
+        dtype = model.dtype
         try:
-            result = fit_lbfgs(self.model_, X, Y, loss=loss, l2=float(self.alpha) / n,
-                               max_iter=int(self.max_iter), max_fun=int(self.max_fun),
+            # in float64 whatever the model's dtype: a float32 f is noisy at 1e-7 relative,
+            # which fails L-BFGS's line search well before a small tol (ABNORMAL); the
+            # result is rounded back into the model's dtype
+            model.astype(np.float64)
+            result = fit_lbfgs(model, X.astype(np.float64, copy=False),
+                               Y if Y.dtype.kind != "f" else Y.astype(np.float64, copy=False),
+                               loss=loss, l2=l2, max_iter=int(self.max_iter),
+                               max_fun=int(self.max_fun),
                                tol=0.0 if self.tol is None else float(self.tol),
-                               sample_weight=sw)
+                               sample_weight=sw, threads=self.n_threads,
+                               callback=lambda it, f: curve.append(reported(f)))
         except DivergenceError as exc:
-            self.n_iter_ = 0
+            self.n_iter_ = len(curve)
+            self.loss_curve_.extend(curve)
             raise _diverged(exc) from None
+        except ConfigError as exc:                        # dropout, batch norm: not for L-BFGS
+            raise _param_error(exc) from None
+        finally:
+            model.astype(dtype)
         self.n_iter_ = int(result.n_iter)
         self.t_ += len(X) * self.n_iter_
-        self.loss_ = float(result.loss) * self._loss_scale(loss, self.n_outputs_)
+        self.loss_curve_.extend(curve)
+        self.loss_ = reported(float(result.loss))
+        self.best_loss_ = min(self.loss_curve_, default=self.loss_)
         if not result.converged:
+            # scikit-learn's category, so its users' filters apply
             warnings.warn(
                 f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
                 f"({result.message}). Increase the number of iterations (max_iter="
@@ -1519,7 +1545,8 @@ def _parts(obj: Any, where: str) -> tuple[list[tuple[str, Any]], _LayerwiseBase,
             raise ValidationError(f"{where} (TransformedTargetRegressor) is not fitted; call "
                                   "fit before saving it.")
         scalers, estimator, y_scaler = _parts(obj.regressor_, "its regressor")
-        if not isinstance(estimator, LayerwiseRegressor) or y_scaler is not None:
+        if not isinstance(estimator, LayerwiseRegressor) or y_scaler is not None or \
+                getattr(estimator, "out_activation_", None) == "exp":     # (Poisson: e^z last)
             raise _refuse(f"{where} (a TransformedTargetRegressor around "
                           f"{type(obj.regressor_).__name__})")
         transformer = obj.transformer_
