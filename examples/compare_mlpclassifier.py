@@ -45,8 +45,10 @@ def main() -> None:
     recipe = {"hidden_layer_sizes": (100,), "batch_size": 200, "tol": 1e-4,
               "n_iter_no_change": 10, "random_state": 0}
     candidates = {
+        # the same parameters for both: LayerwiseClassifier takes MLPClassifier's
         "MLPClassifier": MLPClassifier(learning_rate_init=1e-3, max_iter=200, **recipe),
-        "LayerwiseClassifier": LayerwiseClassifier(learning_rate_init=1e-3, max_iter=200, **recipe),
+        "LayerwiseClassifier": LayerwiseClassifier(learning_rate_init=1e-3, max_iter=200,
+                                                   **recipe),
     }
     for name, est in candidates.items():
         pipe, seconds = timed_fit(make_pipeline(StandardScaler(), est), X_train, y_train)

@@ -702,3 +702,32 @@ def test_scikit_learns_rules_for_partial_fit_warm_start_and_early_stopping():
         np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
     with pytest.warns(UserWarning, match="It is going to be clipped"):
         LayerwiseRegressor(batch_size=100, max_iter=1, tol=None).fit(X, X[:, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                # tol=None asks for every epoch: no
+        LayerwiseRegressor(max_iter=2, tol=None).fit(X, X[:, 0])   # ConvergenceWarning
+
+
+def test_an_estimator_pickled_with_the_old_parameter_names_loads_under_the_new_ones(digits):
+    """Before issue 14 the estimators took optimizer=, learning_rate=<float>, max_epochs=,
+    weight_decay=, nesterov=: such a pickle loads with scikit-learn's names and predicts as
+    it did."""
+    X, y = digits[0][:300], digits[1][:300]
+    est = LayerwiseClassifier(max_iter=3, solver="sgd", learning_rate_init=0.05,
+                              random_state=0, tol=None).fit(X, y)
+    state = est.__getstate__()
+    for new in ("alpha", "learning_rate", "power_t", "shuffle", "beta_1", "beta_2", "epsilon",
+                "max_fun"):
+        del state[new]
+    state.update(optimizer=state.pop("solver"), max_epochs=state.pop("max_iter"),
+                 nesterov=state.pop("nesterovs_momentum"),
+                 learning_rate=state.pop("learning_rate_init"), weight_decay=0.001)
+    old = LayerwiseClassifier.__new__(LayerwiseClassifier)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    params = old.get_params()
+    assert params["solver"] == "sgd" and params["max_iter"] == 3
+    assert params["learning_rate_init"] == 0.05 and params["learning_rate"] == "constant"
+    assert params["alpha"] == pytest.approx(0.001 * 200)      # λ·B, B = min(200, 300 rows)
+    assert params["shuffle"] is True and params["max_fun"] == 15000
+    np.testing.assert_array_equal(old.predict_proba(X), est.predict_proba(X))
+    repr(old)
+    old.set_params(warm_start=True).fit(X, y)                  # and it trains on

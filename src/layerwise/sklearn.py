@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import json
 import math
 import re
@@ -183,6 +184,8 @@ class _L2Penalty(Callback):
     def __init__(self, alpha: float, n: float) -> None:
         self.alpha, self.n = alpha, n             # n: the rows (their sum of weights)
         self.sq, self.total = 0.0, 0.0
+        self.theta: np.ndarray = np.zeros(0)
+        self.biases: list[slice] = []
 
     @staticmethod
     def _sq(model: Sequential) -> float:
@@ -190,11 +193,20 @@ class _L2Penalty(Callback):
                    if isinstance(layer, Dense))                        # ‖W‖², weights only
 
     def on_train_begin(self, state: TrainState) -> None:
-        self.sq, self.total = self._sq(state.model), 0.0
+        # fit trains the model's one flat buffer θ: ‖W‖² = ‖θ‖² − the biases' ‖b‖², a few
+        # BLAS calls per step whatever the depth
+        flat = state.model.flat_parameters()[0]
+        self.theta = flat.value
+        self.biases = [slice(a, b) for a, b in flat.no_decay]
+        self.sq, self.total = self._flat_sq(), 0.0
+
+    def _flat_sq(self) -> float:
+        v = self.theta
+        return float(np.vdot(v, v)) - sum(float(np.vdot(v[s], v[s])) for s in self.biases)
 
     def on_batch_end(self, state: TrainState, loss: float) -> None:
         self.total += self.sq                      # the batch just done saw these weights
-        self.sq = self._sq(state.model)
+        self.sq = self._flat_sq()
 
     def take(self) -> float:
         """The epoch's penalty, ½·α·Σ‖W‖²/n; starts the next epoch's sum."""
@@ -732,7 +744,8 @@ class _LayerwiseBase(BaseEstimator):
                 "the last finite step's (no epoch had a finite validation score)"
             warnings.warn(f"training diverged in epoch {self.n_iter_} ({diverged}); "
                           f"{kept} parameters are kept.", ConvergenceWarning, stacklevel=4)
-        elif not partial and not progress.stopped and self.n_iter_ == int(self.max_iter):
+        elif not partial and not progress.stopped and self.n_iter_ == int(self.max_iter) \
+                and self.tol is not None:          # (tol=None: all max_iter epochs asked for)
             # scikit-learn's words and category, so its users' warning filters apply too
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({int(self.max_iter)}) "
                           "reached and the optimization hasn't converged yet.",
@@ -834,6 +847,29 @@ class _LayerwiseBase(BaseEstimator):
         """Bias vectors, (n_out,) per layer."""
         check_is_fitted(self)
         return [layer.b for layer in self.model_.layers if isinstance(layer, Dense)]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Estimators pickled before they took scikit-learn's parameter names (issue 14) load
+        with their settings under the new names, and every newer parameter at its default, so
+        that ``get_params``, ``repr`` and a refit work; the network predicts as before."""
+        if "max_epochs" in state or "optimizer" in state:
+            state = dict(state)
+            for old, new in (("optimizer", "solver"), ("max_epochs", "max_iter"),
+                             ("nesterov", "nesterovs_momentum")):
+                if old in state:
+                    state[new] = state.pop(old)
+            lr = state.pop("learning_rate", 1e-3)
+            state["learning_rate_init"], state["learning_rate"] = lr, "constant"
+            # the old coupled decay λ on the mean gradient is scikit-learn's α/B
+            decay, bs = state.pop("weight_decay", None), state.get("batch_size", "auto")
+            epochs = len(state.get("loss_curve_") or [])
+            n = state.get("t_", 0) // epochs if epochs else 200
+            rows = bs if not isinstance(bs, str) else max(1, min(200, n))
+            state["alpha"] = 0.0 if decay is None else float(decay) * rows
+            for name, p in inspect.signature(type(self).__init__).parameters.items():
+                if name != "self" and name not in state:
+                    state[name] = p.default
+        super().__setstate__(state)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
