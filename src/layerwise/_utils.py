@@ -218,8 +218,15 @@ def cast_float(A: np.ndarray, dtype: Any, name: str, columns: Any = None,
 def as_input(X: Any, n_in: int | None, dtype: Any, name: str = "X") -> np.ndarray:
     """Validate a 2-D numeric, finite input and return it C-contiguous in ``dtype``.
 
-    Copies only when the dtype or memory layout differs.
+    Copies only when the dtype or memory layout differs. A scipy.sparse ``X`` is refused here,
+    saying how to densify it; ``as_sparse_input`` is the check of the entry points that take it.
     """
+    if is_sparse(X):
+        raise ValidationError(
+            f"{name} is a scipy.sparse {type(X).__name__}, which only a model's fit, predict and "
+            f"evaluate take (with a Dense first layer); pass a dense array here, e.g. "
+            f"{name}.toarray() (on a slice of rows, if the whole matrix is too large)."
+        )
     try:
         A = np.asarray(X)
     except (TypeError, ValueError) as exc:
@@ -248,6 +255,58 @@ def as_input(X: Any, n_in: int | None, dtype: Any, name: str = "X") -> np.ndarra
     A = cast_float(A, dtype, name)
     require_finite(A, name)
     return A
+
+
+def is_sparse(X: Any) -> bool:
+    """Whether ``X`` is a scipy.sparse matrix or array, told by its class's module, so that
+    dense input never imports scipy (an optional dependency)."""
+    return type(X).__module__.startswith("scipy.sparse")
+
+
+def as_sparse_input(X: Any, n_in: int | None, dtype: Any, name: str = "X") -> Any:
+    """Validate a scipy.sparse ``X`` as ``as_input`` validates a dense one (2-D, numeric,
+    rows, ``n_in`` features, finite values that fit ``dtype``) and return it as CSR with
+    ``dtype`` values, without ever densifying it.
+
+    CSR is what row batches need (``X[idx]`` copies only the rows' stored values): CSC, COO,
+    LIL, DOK and BSR are converted once (COO's repeated entries add up). Converting or casting
+    copies the stored values (nnz of them); a CSR ``X`` already in ``dtype`` is returned as is.
+    """
+    shape = tuple(X.shape)
+    if len(shape) != 2:
+        raise ValidationError(
+            f"{name} must be 2-D with shape (n_samples, n_features); received a scipy.sparse "
+            f"{type(X).__name__} of shape {shape}. Reshape it with {name}.reshape(1, -1).")
+    if X.dtype.kind not in "biuf":
+        raise ValidationError(f"{name} must be numeric (int or float); received a scipy.sparse "
+                              f"matrix of dtype {X.dtype}.")
+    if shape[0] == 0:
+        raise ValidationError(f"{name} is empty (shape {shape}); pass at least one sample.")
+    if n_in is not None and shape[1] != n_in:
+        raise ValidationError(
+            f"{name} has {shape[1]} features but the model expects {n_in}; pass data with "
+            f"{n_in} columns or build the model's first layer with n_in={shape[1]}."
+        )
+    A = X.tocsr()                                   # no copy when X is CSR already
+    data, dt = A.data, np.dtype(dtype)
+
+    def where(k: int) -> str:                       # stored value k's row and column
+        row = int(np.searchsorted(A.indptr, k, side="right")) - 1
+        return _where(np.array([row, A.indices[k]]), 2, None, None)
+
+    if data.dtype.kind == "f" and not is_finite(data):
+        bad = ~np.isfinite(data)
+        raise ValidationError(f"{name} contains {int(bad.sum())} NaN or infinite values"
+                              f"{where(int(np.argmax(bad)))}; remove or impute them first.")
+    top = float(np.finfo(dt).max)
+    if data.dtype.kind == "f" and data.size and max(-float(data.min()), float(data.max())) > top:
+        k = int(np.argmax(np.abs(data) > top))
+        raise ValidationError(
+            f"{name} holds values up to {float(np.abs(data).max()):.3g}{where(k)}, too large for "
+            f"{dt} (at most {top:.3g}); scale the data down or use float64 (dtype=np.float64).")
+    if data.dtype == dt:
+        return A
+    return type(A)((data.astype(dt), A.indices, A.indptr), shape=A.shape)
 
 
 # Objects held by ``exclusive``, each with the token of its holder. Kept here, not on the

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import losses as losses_mod
-from ._utils import as_float_dtype, as_generator, as_input
+from ._utils import as_float_dtype, as_generator
 
 if TYPE_CHECKING:
     from .network import Sequential
@@ -86,7 +86,8 @@ def gradcheck(model: Sequential, loss: Any, X: Any, y: Any, eps: float = 1e-6,
         Left unchanged: the check runs on a copy cast to ``dtype``.
     loss : str or Loss
     X, y : arrays
-        A batch and its targets.
+        A batch and its targets. X may be a scipy.sparse matrix (the model's first layer a
+        Dense layer): "input" then checks dL/dX at its stored values.
     eps : float
         Finite-difference step.
     dtype : float64 (default) or float32
@@ -106,7 +107,7 @@ def gradcheck(model: Sequential, loss: Any, X: Any, y: Any, eps: float = 1e-6,
     dt = as_float_dtype(dtype)
     net = copy.deepcopy(model).astype(dt)
     L = losses_mod.get(copy.deepcopy(loss) if not isinstance(loss, str) else loss)
-    Xc = as_input(X, net.n_in, dt).copy()
+    Xc = net.check_input(X).copy()              # dense, or CSR for scipy.sparse X
     Y = L.prepare_target(y, net.n_out or Xc.shape[1], dt)
     rng_states = [getattr(layer, "rng", None) for layer in net.layers]
     states = [g.bit_generator.state if g is not None else None for g in rng_states]
@@ -123,7 +124,11 @@ def gradcheck(model: Sequential, loss: Any, X: Any, y: Any, eps: float = 1e-6,
     floor = 10 * np.finfo(dt).eps * max(1.0, abs(L0)) / eps / tol
     targets: list[tuple[str, np.ndarray, np.ndarray]] = [
         (p.name, p.value, p.grad.copy()) for p in net.parameters()]
-    targets.append(("input", Xc, dX))
+    if isinstance(Xc, np.ndarray):
+        targets.append(("input", Xc, dX))
+    else:                       # sparse X: dL/dX at the stored values, perturbed in Xc.data
+        rows = np.repeat(np.arange(Xc.shape[0]), np.diff(Xc.indptr))
+        targets.append(("input", Xc.data, dX[rows, Xc.indices]))
     errors: dict[str, float] = {}
     checked: dict[str, int] = {}
     for name, value, analytic in targets:

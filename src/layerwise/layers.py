@@ -354,19 +354,25 @@ class Dense(Layer):
         if A.shape != self._shape:              # views of the buffers for this batch size
             B = A.shape[0]
             self._Z = buffer(self._buf, "Z", B, (self.n_out,), self.W.dtype)
-            self._dA = buffer(self._buf, "dA", B, (self.n_in,), self.W.dtype)
+            self._dA: np.ndarray | None = None  # made by the first backward that needs it
             self._ones = np.ones(B, dtype=self.W.dtype)
             self._shape = A.shape
         Z = self._Z
         self._A_prev = A                        # cached for dW = dZ.T @ A_prev
-        np.dot(A, self._W.value.T, out=Z)       # Z = A_prev @ W.T   (BLAS; refuses mixed dtypes)
+        if isinstance(A, np.ndarray):
+            np.dot(A, self._W.value.T, out=Z)   # Z = A_prev @ W.T   (BLAS; refuses mixed dtypes)
+        else:
+            Z[...] = _sparse_times_WT(A, self._W.value)   # Z = A_prev @ W.T, A_prev CSR
         if self.bias:
             Z += self._b.value                  #     + b
         return Z
 
     def infer(self, A: np.ndarray) -> np.ndarray:
-        Z = np.empty((A.shape[0], self.n_out), dtype=self.W.dtype)
-        np.dot(A, self.W.T, out=Z)              # Z = A_prev @ W.T   (forward's call, new array)
+        if isinstance(A, np.ndarray):
+            Z = np.empty((A.shape[0], self.n_out), dtype=self.W.dtype)
+            np.dot(A, self.W.T, out=Z)          # Z = A_prev @ W.T   (forward's call, new array)
+        else:
+            Z = _sparse_times_WT(A, self.W)     # Z = A_prev @ W.T, A_prev CSR (a new array)
         if self.bias:
             Z += self.b                         #     + b
         return Z
@@ -375,11 +381,18 @@ class Dense(Layer):
         """Fill ``dW`` and ``db`` and return dA_prev (``None`` when ``input_grad`` is False)."""
         A_prev = self._A_prev
         assert A_prev is not None, "backward called before forward"
-        np.dot(dZ.T, A_prev, out=self._W.grad)  # dW = dZ.T @ A_prev
+        if isinstance(A_prev, np.ndarray):
+            np.dot(dZ.T, A_prev, out=self._W.grad)  # dW = dZ.T @ A_prev
+        else:
+            # dW = dZ.T @ A_prev = (A_prev.T @ dZ).T: scipy multiplies a sparse matrix by a dense
+            # one, so the product is formed as (n_in, n_out) and copied into dW transposed
+            self._W.grad[...] = (A_prev.T @ dZ).T
         if self.bias:
             np.dot(self._ones, dZ, out=self._b.grad)    # db = Σ_batch dZ = 1ᵀ·dZ  (a GEMV)
         if not input_grad:                      # the first layer's dX is not needed to train
             return None  # type: ignore[return-value]
+        if self._dA is None:
+            self._dA = buffer(self._buf, "dA", dZ.shape[0], (self.n_in,), self.W.dtype)
         dA_prev = self._dA
         np.dot(dZ, self._W.value, out=dA_prev)  # dA_prev = dZ @ W
         return dA_prev
@@ -406,6 +419,15 @@ class Dense(Layer):
         layer.init = str(config.get("init", "zeros"))
         layer.bias_init = str(config.get("bias_init", "zeros"))
         return layer
+
+
+def _sparse_times_WT(A: Any, W: np.ndarray) -> np.ndarray:
+    """Z = A @ W.T for a scipy.sparse CSR batch A (B, n_in), as a new dense (B, n_out) array:
+    B·nnz-per-row·n_out multiply-adds on the stored values, where the dense product does
+    B·n_in·n_out. (scipy's kernel reads W.T row by row, so it copies W.T once per call: one
+    pass over W, as each optimizer step makes several.)"""
+    assert A.dtype == W.dtype, "sparse input in another dtype than the layer's"
+    return np.asarray(A @ W.T)
 
 
 class Dropout(Layer):

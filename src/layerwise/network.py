@@ -20,7 +20,9 @@ from ._utils import (
     as_float_dtype,
     as_generator,
     as_input,
+    as_sparse_input,
     fraction,
+    is_sparse,
     lookup,
     per_layer,
     positive_int,
@@ -256,6 +258,28 @@ class Sequential:
         return text
 
     # -- training and inference -----------------------------------------------------------------
+    def check_input(self, X: Any, name: str = "X") -> Any:
+        """``X`` checked for this model (2-D, numeric, finite, ``n_in`` features) in its dtype:
+        a C-contiguous array, or for a scipy.sparse ``X`` a CSR matrix (never densified).
+
+        Only a ``Dense`` first layer takes sparse rows (Z = X·Wᵀ + b and dW = dZᵀ·X on the
+        stored values); any other first layer is refused here, before any work: centring
+        (Standardize, LayerNorm) would make every row dense, and activations or Dropout act
+        on each element. ``fit``, ``predict`` and ``evaluate`` check X with it.
+        """
+        if not is_sparse(X):
+            return as_input(X, self.n_in, self.dtype, name)
+        first = self.layers[0] if self.layers else None
+        if not isinstance(first, Dense):
+            what = type(first).__name__ if first is not None else "missing"
+            raise ValidationError(
+                f"{name} is a scipy.sparse {type(X).__name__}, but the model's first layer is "
+                f"{what}: only a Dense first layer takes sparse input (Z = X·Wᵀ + b on the "
+                f"stored values). Put a Dense layer first, scale the data before (e.g. "
+                f"scikit-learn's MaxAbsScaler keeps it sparse), or pass {name}.toarray()."
+            )
+        return as_sparse_input(X, self.n_in, self.dtype, name)
+
     def fit(self, X: Any, y: Any, loss: losses_mod.LossLike = "ce",
             optimizer: OptimizerLike = "adam", epochs: int = 10,
             batch_size: int = 32, **kwargs: Any) -> Any:
@@ -267,6 +291,7 @@ class Sequential:
     def predict(self, X: Any, batch_size: int = 1024, threads: int | str | None = "auto"
                 ) -> np.ndarray:
         """Network outputs for X (N, n_in) in inference mode, computed in chunks; (N, n_out).
+        X may be a scipy.sparse matrix (see ``check_input``): each chunk is then a CSR slice.
 
         Outputs are what the last layer gives: logits when trained with a loss on logits.
         Use ``predict_proba`` for probabilities and ``predict_classes`` for labels.
@@ -278,11 +303,12 @@ class Sequential:
         ones with one thread and with all and keeps the faster. Results of large networks can
         differ in the last bits between thread counts: force a count to reproduce them exactly.
         """
-        X = as_input(X, self.n_in, self.dtype)
+        X = self.check_input(X)                # an array, or CSR rows (sliced per chunk)
         bs = positive_int("batch_size", batch_size)
         setting = check_threads(threads)
         out: np.ndarray | None = None
-        with Threads(setting, is_small(self.macs() * min(bs, len(X))), -(-len(X) // bs),
+        N = X.shape[0]
+        with Threads(setting, is_small(self.macs() * min(bs, N)), -(-N // bs),
                      fit=False) as th:
             for s in range(0, X.shape[0], bs):
                 t0 = th.start_step()
@@ -316,11 +342,12 @@ class Sequential:
             raise ConfigError("this model has no layer with parameters (no Dense layer), so it "
                               "has no outputs to evaluate; add lw.Dense(n_in, n_out).")
         L = self._require_loss(loss)
-        X = as_input(X, self.n_in, self.dtype)
+        X = self.check_input(X)
         Y = L.prepare_target(y, self.n_out or X.shape[1], self.dtype)
-        if len(Y) != len(X):
+        if len(Y) != X.shape[0]:
             raise ValidationError(
-                f"X and y must have the same number of samples; received {len(X)} and {len(Y)}."
+                f"X and y must have the same number of samples; received {X.shape[0]} and "
+                f"{len(Y)}."
             )
         return evaluate_arrays(self, L, X, Y, positive_int("batch_size", batch_size),
                                check_threads(threads))

@@ -35,7 +35,6 @@ from ._utils import (
     RngLike,
     as_array,
     as_generator,
-    as_input,
     exclusive,
     format_seconds,
     is_finite,
@@ -195,7 +194,10 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
 
     Parameters
     ----------
-    X : array (N, n_in)
+    X : array (N, n_in), or a scipy.sparse matrix
+        Sparse X (CSR, CSC, COO, ...: TfidfVectorizer's or OneHotEncoder's output) is converted
+        once to CSR in the model's dtype and never densified: each batch is a CSR slice of
+        rows, which only a ``Dense`` first layer takes (``Sequential.check_input``).
     y : array
         Integer labels (N,) or one-hot (N, K) for CrossEntropy; (N, n_out) or (N,) otherwise.
         MSE and BCE also take integer labels (N,) for a network of K >= 2 outputs, as one-hot
@@ -207,6 +209,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
     epochs, batch_size : int
         Passes over the data and samples per step (the last batch may be shorter).
     validation_data : (X_val, y_val), optional
+        X_val dense or scipy.sparse, as X.
     validation_split : float or int
         Held out for validation when there is no ``validation_data``. A float f in [0, 1): a
         random sample of round(N·f) rows, drawn from ``rng`` before any shuffling (the command
@@ -298,14 +301,15 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
             f"the learning rate {opt.lr:g} does not fit in the model's {dtype} (largest value "
             f"{float(np.finfo(dtype).max):.3g}); use a learning rate such as 0.1 or 1e-3."
         )
-    n_in, n_out = model.n_in, model.n_out
-    X = as_input(X, n_in, dtype)
+    n_out = model.n_out
+    X = model.check_input(X)                    # an array, or CSR rows for scipy.sparse X
     if n_out is None:
         raise ValidationError("the model has no Dense layer, so there is nothing to train.")
     Y = L.prepare_target(y, n_out, dtype)
-    if len(Y) != len(X):
+    N = X.shape[0]
+    if len(Y) != N:
         raise ValidationError(
-            f"X and y must have the same number of samples; received {len(X)} and {len(Y)}."
+            f"X and y must have the same number of samples; received {N} and {len(Y)}."
         )
     Xv: np.ndarray | None
     Yv: np.ndarray | None
@@ -314,25 +318,25 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
             Xv_raw, yv_raw = validation_data
         except (TypeError, ValueError) as exc:
             raise ValidationError("validation_data must be a pair (X_val, y_val).") from exc
-        Xv = as_input(Xv_raw, n_in, dtype, name="X_val")
+        Xv = model.check_input(Xv_raw, name="X_val")
         Yv = L.prepare_target(yv_raw, n_out, dtype)
-        if len(Yv) != len(Xv):
+        if len(Yv) != Xv.shape[0]:
             raise ValidationError(
-                f"X_val and y_val must have the same number of samples; received {len(Xv)} and "
-                f"{len(Yv)}."
+                f"X_val and y_val must have the same number of samples; received {Xv.shape[0]} "
+                f"and {len(Yv)}."
             )
-    weights = None if sample_weight is None else sample_weights(sample_weight, len(X))
+    weights = None if sample_weight is None else sample_weights(sample_weight, N)
     gen = as_generator(rng)
-    if validation_data is None and validation_count(len(X), validation_split) > 0:
-        rows, val = validation_rows(len(X), validation_split, gen)
+    if validation_data is None and validation_count(N, validation_split) > 0:
+        rows, val = validation_rows(N, validation_split, gen)
         X, Y, Xv, Yv = X[rows], Y[rows], X[val], Y[val]
         if weights is not None:                     # the held-out rows' weights are unused
-            weights = sample_weights(weights[rows], len(X))
+            weights = sample_weights(weights[rows], len(rows))
     elif validation_data is None:
         Xv, Yv = None, None
     if weights is not None:
         weights = weights.astype(X.dtype)
-    _check_batch_rows(model, len(X), batch_size)
+    _check_batch_rows(model, X.shape[0], batch_size)
     if verbose not in (0, 1, 2):
         raise ValidationError(f"verbose must be 0, 1 or 2; received {verbose!r}.")
     n_threads = check_threads(threads)
@@ -446,10 +450,13 @@ class Run:
         self.X, self.Y, self.weights, self.Xv, self.Yv = X, Y, weights, Xv, Yv
         self.epochs, self.batch_size, self.shuffle, self.gen = epochs, batch_size, shuffle, gen
         self.clip_norm, self.callbacks, self.verbose = clip_norm, callbacks, verbose
-        self.N = len(X)
-        B_max = min(batch_size, self.N)
-        # Batch buffers, filled in place every step (no per-step batch-sized allocation).
-        self.Xb = np.empty((B_max, *X.shape[1:]), dtype=X.dtype)
+        self.N = X.shape[0]
+        B_max = self.B_max = min(batch_size, self.N)
+        # scipy.sparse X (CSR, from Sequential.check_input): each batch is a CSR slice of rows,
+        # allocated per step; dense X: batch buffers filled in place every step (no per-step
+        # batch-sized allocation).
+        self.sparse = not isinstance(X, np.ndarray)
+        self.Xb = np.empty((0 if self.sparse else B_max, *X.shape[1:]), dtype=X.dtype)
         self.Yb = np.empty((B_max, *Y.shape[1:]), dtype=Y.dtype)
         self.Wb = np.empty(B_max, dtype=X.dtype)
         self.params = model.flat_parameters()      # one contiguous buffer: cheap optimizer steps
@@ -616,7 +623,7 @@ class Run:
         """No later loss checks the last update, so check that the trained model's outputs on
         a batch of training rows are finite (one forward pass, once per fit): finite
         parameters can still be so large that every output overflows."""
-        A = self.model.infer(self.X[:len(self.Xb)])
+        A = self.model.infer(self.X[:self.B_max])
         if not is_finite(A):
             raise DivergenceError(
                 f"after the last update the model's outputs on training rows are NaN or "
@@ -646,8 +653,12 @@ class Run:
         s = self.position
         idx = self.order[s:s + self.batch_size]
         B = len(idx)
-        Xb, Yb = self.Xb[:B], self.Yb[:B]
-        np.take(self.X, idx, axis=0, out=Xb, mode="clip")      # (mode="raise" would buffer)
+        if self.sparse:
+            Xb = self.X[idx]                                    # the rows' stored values, CSR
+        else:
+            Xb = self.Xb[:B]
+            np.take(self.X, idx, axis=0, out=Xb, mode="clip")  # (mode="raise" would buffer)
+        Yb = self.Yb[:B]
         np.take(self.Y, idx, axis=0, out=Yb, mode="clip")
         Wb = None
         if self.weights is not None:
@@ -813,27 +824,29 @@ def evaluate_arrays(model: Sequential, L: losses_mod.Loss, X: np.ndarray, Y: np.
                     batch_size: int = 1024, threads: int | None = None,
                     kind: str | None = "auto") -> dict[str, float]:
     """Loss and metrics (``metrics.for_loss``) of ``model`` on arrays already in the model's
-    form: X (N, n_in) of its dtype and Y as ``L.prepare_target`` gives it. No checks: this is
-    what ``Sequential.evaluate`` runs after checking its inputs, and what ``fit`` runs on the
-    validation data at each epoch's end. ``kind``: how to score classification
-    (``metrics.classification_kind``; "auto": from Y); ``threads``: BLAS threads (None: auto).
+    form: X (N, n_in) of its dtype (or CSR rows, sliced per chunk) and Y as
+    ``L.prepare_target`` gives it. No checks: this is what ``Sequential.evaluate`` runs after
+    checking its inputs, and what ``fit`` runs on the validation data at each epoch's end.
+    ``kind``: how to score classification (``metrics.classification_kind``; "auto": from Y);
+    ``threads``: BLAS threads (None: auto).
 
     Thread-safe: ``model.infer`` shares no buffer, and the loss is a fresh instance, since a
     loss's ``forward`` writes into buffers of its own (the model's loss is fit's training loss).
     """
-    out = np.empty((len(X), model.n_out or 0), dtype=model.dtype)
+    N = X.shape[0]                              # (len() is refused by scipy.sparse X)
+    out = np.empty((N, model.n_out or 0), dtype=model.dtype)
     L = L.fresh()
     total = 0.0
     # BLAS threads as predict chooses them; inside fit, under fit's count
-    macs = model.macs() * min(batch_size, len(X))
-    with Threads(threads, is_small(macs), -(-len(X) // batch_size), fit=False) as th:
-        for s in range(0, len(X), batch_size):
+    macs = model.macs() * min(batch_size, N)
+    with Threads(threads, is_small(macs), -(-N // batch_size), fit=False) as th:
+        for s in range(0, N, batch_size):
             t0 = th.start_step()
             A = model.infer(X[s:s + batch_size])
             th.end_step(t0)
             total += L.forward(A, Y[s:s + batch_size]) * len(A)
             out[s:s + batch_size] = A
-    return {"loss": total / len(X), **for_loss(L, out, Y, kind)}
+    return {"loss": total / N, **for_loss(L, out, Y, kind)}
 
 
 def _terminal() -> bool:
