@@ -267,6 +267,10 @@ class Dense(Layer):
         dW      = dZ.T @ A_prev           (n_out, n_in)     textbook: dW = dZ·A_prevᵀ
         db      = Σ_batch dZ = 1ᵀ dZ      (n_out,)
         dA_prev = dZ @ W                  (B, n_in)         textbook: dX = Wᵀ·dZ
+
+    A_prev may be a scipy.sparse CSR batch (a first layer given sparse X): Z and dW are then
+    formed on the batch's non-zero columns only (``_nonzero_columns``), and dA_prev, which
+    training never asks of the first layer, is still dZ @ W, dense, when asked.
     """
 
     kind = "dense"
@@ -310,7 +314,7 @@ class Dense(Layer):
             self._b = self.add_param("b", b, decay=False)
         else:                                   # stored (zeros) so model files keep "b"
             self.add_state("b", b)
-        self._A_prev: np.ndarray | None = None
+        self._A_prev: Any = None                # the input, or (A_cols, cols) for sparse input
 
     # The public names of the textbook: W, b and their gradients dW, db, which are the values
     # of the layer's Params. Assigning one replaces the Param's array (as an attribute would).
@@ -361,8 +365,10 @@ class Dense(Layer):
         self._A_prev = A                        # cached for dW = dZ.T @ A_prev
         if isinstance(A, np.ndarray):
             np.dot(A, self._W.value.T, out=Z)   # Z = A_prev @ W.T   (BLAS; refuses mixed dtypes)
-        else:
-            Z[...] = _sparse_times_WT(A, self._W.value)   # Z = A_prev @ W.T, A_prev CSR
+        else:                                   # A_prev CSR: on its non-zero columns only
+            assert A.dtype == Z.dtype, "sparse input in another dtype than the layer's"
+            A_cols, cols = self._A_prev = _nonzero_columns(A)
+            Z[...] = A_cols @ self._W.value[:, cols].T      # Z = A_prev @ W.T
         if self.bias:
             Z += self._b.value                  #     + b
         return Z
@@ -371,8 +377,10 @@ class Dense(Layer):
         if isinstance(A, np.ndarray):
             Z = np.empty((A.shape[0], self.n_out), dtype=self.W.dtype)
             np.dot(A, self.W.T, out=Z)          # Z = A_prev @ W.T   (forward's call, new array)
-        else:
-            Z = _sparse_times_WT(A, self.W)     # Z = A_prev @ W.T, A_prev CSR (a new array)
+        else:                                   # A_prev CSR: forward's calls, a new array
+            assert A.dtype == self.W.dtype, "sparse input in another dtype than the layer's"
+            A_cols, cols = _nonzero_columns(A)
+            Z = np.asarray(A_cols @ self.W[:, cols].T)      # Z = A_prev @ W.T
         if self.bias:
             Z += self.b                         #     + b
         return Z
@@ -383,10 +391,10 @@ class Dense(Layer):
         assert A_prev is not None, "backward called before forward"
         if isinstance(A_prev, np.ndarray):
             np.dot(dZ.T, A_prev, out=self._W.grad)  # dW = dZ.T @ A_prev
-        else:
-            # dW = dZ.T @ A_prev = (A_prev.T @ dZ).T: scipy multiplies a sparse matrix by a dense
-            # one, so the product is formed as (n_in, n_out) and copied into dW transposed
-            self._W.grad[...] = (A_prev.T @ dZ).T
+        else:                                   # sparse A_prev, as forward kept it
+            A_cols, cols = A_prev
+            self._W.grad.fill(0.0)              # dW = dZ.T @ A_prev: 0 where a column is all 0
+            self._W.grad[:, cols] = (A_cols.T @ dZ).T       # (scipy: sparse @ dense only)
         if self.bias:
             np.dot(self._ones, dZ, out=self._b.grad)    # db = Σ_batch dZ = 1ᵀ·dZ  (a GEMV)
         if not input_grad:                      # the first layer's dX is not needed to train
@@ -421,13 +429,18 @@ class Dense(Layer):
         return layer
 
 
-def _sparse_times_WT(A: Any, W: np.ndarray) -> np.ndarray:
-    """Z = A @ W.T for a scipy.sparse CSR batch A (B, n_in), as a new dense (B, n_out) array:
-    B·nnz-per-row·n_out multiply-adds on the stored values, where the dense product does
-    B·n_in·n_out. (scipy's kernel reads W.T row by row, so it copies W.T once per call: one
-    pass over W, as each optimizer step makes several.)"""
-    assert A.dtype == W.dtype, "sparse input in another dtype than the layer's"
-    return np.asarray(A @ W.T)
+def _nonzero_columns(A: Any) -> tuple[Any, np.ndarray]:
+    """A CSR batch A (B, n_in) as (A_cols, cols): ``cols`` the columns holding a stored value
+    (sorted), and A_cols = A[:, cols], CSR (B, len(cols)) sharing A's values, so that
+
+        Z  = A @ W.T  = A_cols @ W[:, cols].T
+        dW = dZ.T @ A : dW[:, cols] = (A_cols.T @ dZ).T, and 0 in every other column
+
+    cost O(nnz·n_out) in scipy's sparse-times-dense kernels, not O(n_in·n_out): with
+    TF-IDF or one-hot rows a batch touches a small part of the vocabulary.
+    """
+    cols, inv = np.unique(A.indices, return_inverse=True)
+    return type(A)((A.data, inv, A.indptr), shape=(A.shape[0], len(cols))), cols
 
 
 class Dropout(Layer):
