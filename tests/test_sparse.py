@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import layerwise as lw
+from test_checkpoints import StopAt  # Ctrl-C after a number of steps
 
 sp = pytest.importorskip("scipy.sparse")
 
@@ -189,6 +190,35 @@ def test_the_dense_layer_on_sparse_rows_computes_the_equations_in_plain_numpy(bi
     assert layer.dW.flags.c_contiguous
     dX = layer.backward(dZ)                                   # asked for explicitly: dZ·W
     np.testing.assert_allclose(dX, dZ @ W, rtol=1e-13)
+
+
+def test_columns_a_batch_does_not_touch_get_a_zero_gradient_not_the_last_one():
+    layer = lw.Dense(N_IN, N_OUT, dtype=np.float64, rng=0)
+    rng = np.random.default_rng(7)
+    layer.forward(rng.standard_normal((4, N_IN)), training=True)       # a dense step first
+    layer.backward(rng.standard_normal((4, N_OUT)), input_grad=False)
+    assert np.all(layer.dW != 0)
+    X = sp.csr_matrix(([2.0, -1.0, 3.0], ([0, 2, 2], [4, 4, 9])), shape=(3, N_IN))
+    dZ = rng.standard_normal((3, N_OUT))
+    layer.forward(X, training=True)
+    layer.backward(dZ, input_grad=False)
+    expected = dZ.T @ X.toarray()                                       # dW = dZᵀ·X
+    np.testing.assert_allclose(layer.dW, expected, rtol=1e-14)
+    assert np.count_nonzero(layer.dW.any(axis=0)) == 2                  # columns 4 and 9 only
+
+
+def test_a_sparse_run_interrupted_and_resumed_ends_as_the_uninterrupted_one(tmp_path):
+    kw = {"epochs": 3, "batch_size": 16, "verbose": 0, "rng": 0, "threads": 1}
+    reference = net()
+    reference.fit(X_SP, LABELS, optimizer=lw.Adam(1e-2), **kw)
+    ck = tmp_path / "ck.lw"
+    with pytest.raises(lw.TrainingInterrupted):
+        net().fit(X_SP, LABELS, optimizer=lw.Adam(1e-2), checkpoint=ck, checkpoint_every=1,
+                  callbacks=[StopAt(5)], **kw)
+    resumed = net()
+    resumed.fit(X_SP, LABELS, optimizer=lw.Adam(1e-2), resume=ck, **kw)
+    for p, q in zip(params(resumed), params(reference)):
+        np.testing.assert_array_equal(p, q)
 
 
 @pytest.mark.parametrize("B", [1, 7, N])
