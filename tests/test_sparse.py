@@ -43,6 +43,11 @@ def sparse_data(n: int = N, n_in: int = N_IN, density: float = 0.25, seed: int =
 
 
 X_SP = sparse_data()
+# 40 features at density 0.02: a batch of 16 rows holds fewer than 40/2 stored values, so the
+# first layer multiplies only the batch's non-zero columns; X_SP's batches hold more, and are
+# multiplied whole (layers._nonzero_columns). Both must train the same network as dense rows.
+X_THIN = sparse_data(n_in=40, density=0.02, seed=10)
+DATA = {"thick": X_SP, "thin": X_THIN}
 LABELS = np.random.default_rng(1).integers(0, N_OUT, N)
 TARGETS = {"ce": LABELS,
            "bce": np.random.default_rng(2).integers(0, 2, (N, N_OUT)).astype(np.float64),
@@ -54,7 +59,7 @@ def net(dtype=np.float64, n_in: int = N_IN, **kw) -> lw.Sequential:
 
 
 def train(X, loss: str, optimizer, dtype=np.float64, **kw):
-    model = net(dtype)
+    model = net(dtype, n_in=X.shape[1])
     kw = {"epochs": 3, "batch_size": 16, "verbose": 0, "rng": 0, "threads": 1, **kw}
     history = model.fit(X, TARGETS[loss], loss=loss, optimizer=optimizer(), **kw)
     return model, history
@@ -74,22 +79,26 @@ TOLERANCES = {np.float64: (1e-12, 1e-12), np.float32: (2e-4, 2e-5)}
 
 
 # -- training: the same network as on the dense copy --------------------------------------------
+@pytest.mark.parametrize("data", ["thick", "thin"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("loss", ["ce", "bce", "mse"])
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
-def test_training_on_csr_gives_the_network_training_on_the_dense_copy_gives(opt, loss, dtype):
+def test_training_on_csr_gives_the_network_training_on_the_dense_copy_gives(opt, loss, dtype,
+                                                                           data):
+    X = DATA[data]
     weights = np.random.default_rng(4).uniform(0.0, 2.0, N)
-    X_val = sparse_data(20, seed=5)
+    X_val = sparse_data(20, n_in=X.shape[1], seed=5)
     y_val = TARGETS[loss][:20]
     kw = {"sample_weight": weights} if loss != "mse" else {}
-    sparse, h_sparse = train(X_SP, loss, OPTIMIZERS[opt], dtype,
+    sparse, h_sparse = train(X, loss, OPTIMIZERS[opt], dtype,
                              validation_data=(X_val, y_val), **kw)
-    dense, h_dense = train(X_SP.toarray(), loss, OPTIMIZERS[opt], dtype,
+    dense, h_dense = train(X.toarray(), loss, OPTIMIZERS[opt], dtype,
                            validation_data=(X_val.toarray(), y_val), **kw)
     rtol, atol = TOLERANCES[dtype]
     assert_same_network(sparse, dense, rtol, atol)
     assert sparse.dtype == dtype
-    assert all(np.any(p != q) for p, q in zip(params(sparse), params(net(dtype))))  # it trained
+    untrained = net(dtype, n_in=X.shape[1])
+    assert all(np.any(p != q) for p, q in zip(params(sparse), params(untrained)))  # it trained
     for key in ("loss", "val_loss"):
         np.testing.assert_allclose(h_sparse[key], h_dense[key], rtol=rtol * 10, atol=atol)
 
@@ -221,15 +230,28 @@ def test_a_sparse_run_interrupted_and_resumed_ends_as_the_uninterrupted_one(tmp_
         np.testing.assert_array_equal(p, q)
 
 
+def test_a_batch_multiplied_on_its_non_zero_columns_gives_the_bits_of_a_whole_one():
+    """A few rows use only their non-zero columns; stacked under rows with many values the
+    same rows go through the whole product: each row's sum is the same, bit for bit."""
+    layer = lw.Dense(40, 5, dtype=np.float64, rng=0)
+    few = X_THIN[:6]
+    many = sp.csr_matrix(np.random.default_rng(8).standard_normal((3, 40)))
+    assert 2 * few.nnz < 40 <= 2 * (few.nnz + many.nnz)
+    np.testing.assert_array_equal(layer.infer(few), layer.infer(sp.vstack([few, many]))[:6])
+    np.testing.assert_array_equal(layer.forward(few).copy(), layer.infer(few))
+
+
+@pytest.mark.parametrize("data", ["thick", "thin"])
 @pytest.mark.parametrize("B", [1, 7, N])
 @pytest.mark.parametrize("loss", ["ce", "bce", "mse"])
-def test_gradcheck_through_the_sparse_first_layer(B, loss):
-    model = lw.mlp([N_IN, 6, N_OUT], activation="tanh", dtype=np.float64, rng=0,
+def test_gradcheck_through_the_sparse_first_layer(B, loss, data):
+    X = DATA[data]
+    model = lw.mlp([X.shape[1], 6, N_OUT], activation="tanh", dtype=np.float64, rng=0,
                    bias_init="normal:0.5")
-    X = X_SP[2:2 + B] if B < N else X_SP
+    X = X[2:2 + B] if B < N else X
     report = lw.gradcheck(model, loss, X, TARGETS[loss][:X.shape[0]], max_elements=None)
     assert report.passed, str(report)
-    assert report.checked["0.W"] == 6 * N_IN
+    assert report.checked["0.W"] == 6 * X.shape[1]
     assert report.checked["input"] == X.nnz            # dL/dX at the stored entries
     dense = lw.gradcheck(model, loss, X.toarray(), TARGETS[loss][:X.shape[0]],
                          max_elements=None)

@@ -368,7 +368,7 @@ class Dense(Layer):
         else:                                   # A_prev CSR: on its non-zero columns only
             assert A.dtype == Z.dtype, "sparse input in another dtype than the layer's"
             A_cols, cols = self._A_prev = _nonzero_columns(A)
-            Z[...] = A_cols @ self._W.value[:, cols].T      # Z = A_prev @ W.T
+            Z[...] = A_cols @ _columns(self._W.value, cols).T   # Z = A_prev @ W.T
         if self.bias:
             Z += self._b.value                  #     + b
         return Z
@@ -380,7 +380,7 @@ class Dense(Layer):
         else:                                   # A_prev CSR: forward's calls, a new array
             assert A.dtype == self.W.dtype, "sparse input in another dtype than the layer's"
             A_cols, cols = _nonzero_columns(A)
-            Z = np.asarray(A_cols @ self.W[:, cols].T)      # Z = A_prev @ W.T
+            Z = np.asarray(A_cols @ _columns(self.W, cols).T)   # Z = A_prev @ W.T
         if self.bias:
             Z += self.b                         #     + b
         return Z
@@ -391,7 +391,9 @@ class Dense(Layer):
         assert A_prev is not None, "backward called before forward"
         if isinstance(A_prev, np.ndarray):
             np.dot(dZ.T, A_prev, out=self._W.grad)  # dW = dZ.T @ A_prev
-        else:                                   # sparse A_prev, as forward kept it
+        elif A_prev[1] is None:                 # sparse A_prev, as forward kept it: all columns
+            self._W.grad[...] = (A_prev[0].T @ dZ).T        # dW = dZ.T @ A_prev = (A_prev.T @ dZ).T
+        else:                                   # only the columns holding a stored value
             A_cols, cols = A_prev
             self._W.grad.fill(0.0)              # dW = dZ.T @ A_prev: 0 where a column is all 0
             self._W.grad[:, cols] = (A_cols.T @ dZ).T       # (scipy: sparse @ dense only)
@@ -429,18 +431,28 @@ class Dense(Layer):
         return layer
 
 
-def _nonzero_columns(A: Any) -> tuple[Any, np.ndarray]:
+def _nonzero_columns(A: Any) -> tuple[Any, np.ndarray | None]:
     """A CSR batch A (B, n_in) as (A_cols, cols): ``cols`` the columns holding a stored value
     (sorted), and A_cols = A[:, cols], CSR (B, len(cols)) sharing A's values, so that
 
         Z  = A @ W.T  = A_cols @ W[:, cols].T
         dW = dZ.T @ A : dW[:, cols] = (A_cols.T @ dZ).T, and 0 in every other column
 
-    cost O(nnz·n_out) in scipy's sparse-times-dense kernels, not O(n_in·n_out): with
-    TF-IDF or one-hot rows a batch touches a small part of the vocabulary.
+    cost O(nnz·n_out) in scipy's sparse-times-dense kernels, not O(n_in·n_out): with TF-IDF
+    or one-hot rows a training batch touches a small part of the vocabulary. A batch with at
+    least n_in/2 stored values (predict's chunks of 1024 rows) is returned whole, cols None:
+    gathering most of W costs more than scipy's one copy of W.T. Either way each row's sum
+    runs over the same values in the same order, so the bits are the same.
     """
+    if 2 * A.nnz >= A.shape[1]:
+        return A, None
     cols, inv = np.unique(A.indices, return_inverse=True)
     return type(A)((A.data, inv, A.indptr), shape=(A.shape[0], len(cols))), cols
+
+
+def _columns(W: np.ndarray, cols: np.ndarray | None) -> np.ndarray:
+    """W[:, cols], or W itself for cols None (all columns)."""
+    return W if cols is None else W[:, cols]
 
 
 class Dropout(Layer):
