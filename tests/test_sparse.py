@@ -299,6 +299,21 @@ def test_predict_and_evaluate_on_sparse_rows_equal_those_on_the_dense_copy(dtype
                                rtol=rtol, atol=rtol)
 
 
+@pytest.mark.parametrize("data", ["thick", "thin"])
+def test_lbfgs_on_csr_gives_the_network_lbfgs_on_the_dense_copy_gives(data):
+    from layerwise.lbfgs import fit_lbfgs
+    X = DATA[data]
+    weights = np.random.default_rng(4).uniform(0.0, 2.0, N)
+    sparse, dense = net(n_in=X.shape[1]), net(n_in=X.shape[1])
+    r_sparse = fit_lbfgs(sparse, X, LABELS, l2=1e-3, max_iter=15, sample_weight=weights,
+                         threads=1)
+    r_dense = fit_lbfgs(dense, X.toarray(), LABELS, l2=1e-3, max_iter=15,
+                        sample_weight=weights, threads=1)
+    assert r_sparse.n_iter == r_dense.n_iter == 15
+    assert r_sparse.loss == pytest.approx(r_dense.loss, rel=1e-10)
+    assert_same_network(sparse, dense, 1e-8, 1e-10)
+
+
 def test_a_saved_model_predicts_sparse_rows(tmp_path):
     model, _ = train(X_SP, "ce", OPTIMIZERS["adam"])
     model.save(tmp_path / "m.lw")

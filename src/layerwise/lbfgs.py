@@ -24,7 +24,7 @@ import numpy as np
 
 from . import losses as losses_mod
 from ._blas import Threads, check_threads, is_small
-from ._utils import as_input, install_hint, is_finite, positive_float, positive_int
+from ._utils import install_hint, is_finite, positive_float, positive_int
 from .errors import ConfigError, DivergenceError, TrainingInterrupted, ValidationError
 from .layers import Dropout, Param
 from .network import Sequential
@@ -160,15 +160,16 @@ def objective(model: Sequential, X: Any, y: Any, loss: LossLike = "ce", *, l2: f
     L = losses_mod.get(loss)
     l2 = positive_float("l2", l2, allow_zero=True)
     dtype, n_out = model.dtype, model.n_out
-    X = as_input(X, model.n_in, dtype)
+    X = model.check_input(X)                # an array, or CSR rows for scipy.sparse X
     if n_out is None:
         raise ValidationError("the model has no Dense layer, so there is nothing to train.")
     Y = L.prepare_target(y, n_out, dtype)
-    if len(Y) != len(X):
+    N = X.shape[0]
+    if len(Y) != N:
         raise ValidationError(
-            f"X and y must have the same number of samples; received {len(X)} and {len(Y)}.")
+            f"X and y must have the same number of samples; received {N} and {len(Y)}.")
     weights = None if sample_weight is None else \
-        sample_weights(sample_weight, len(X)).astype(dtype)
+        sample_weights(sample_weight, N).astype(dtype)
     _check_deterministic(model)
     params = model.flat_parameters()
     if len(params) != 1:                    # only with parameters of several dtypes
@@ -198,7 +199,7 @@ def fit_lbfgs(model: Sequential, X: Any, y: Any, loss: LossLike = "ce", *, l2: f
     model : Sequential
         Trained in place, starting from its current parameters; float32 or float64. Layers
         must be deterministic in training mode: Dropout (p > 0) and BatchNorm are refused.
-    X : array (N, n_in)
+    X : array (N, n_in), or a scipy.sparse matrix (as for ``fit``: never densified)
     y : array
         As for ``fit`` (integer labels or one-hot for "ce"; (N, n_out) or (N,) otherwise).
     loss : str or Loss
@@ -265,7 +266,7 @@ def fit_lbfgs(model: Sequential, X: Any, y: Any, loss: LossLike = "ce", *, l2: f
     # as in fit: overflow surfaces as a non-finite f or ∇f (DivergenceError), so NumPy's own
     # floating-point warnings would only be noise before it
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), \
-            Threads(setting, is_small(model.macs() * len(fun.X)), max_fun) as fun.threads:
+            Threads(setting, is_small(model.macs() * fun.X.shape[0]), max_fun) as fun.threads:
         try:
             res = minimize(fun, fun.theta0, method="L-BFGS-B", jac=True,
                            callback=each_iteration,
