@@ -315,6 +315,7 @@ class Dense(Layer):
         else:                                   # stored (zeros) so model files keep "b"
             self.add_state("b", b)
         self._A_prev: Any = None                # the input, or (A_cols, cols) for sparse input
+        self._dA: np.ndarray | None = None      # dA_prev's buffer, made when first needed
 
     # The public names of the textbook: W, b and their gradients dW, db, which are the values
     # of the layer's Params. Assigning one replaces the Param's array (as an attribute would).
@@ -358,7 +359,7 @@ class Dense(Layer):
         if A.shape != self._shape:              # views of the buffers for this batch size
             B = A.shape[0]
             self._Z = buffer(self._buf, "Z", B, (self.n_out,), self.W.dtype)
-            self._dA: np.ndarray | None = None  # made by the first backward that needs it
+            self._dA = None                     # made by the first backward that needs it
             self._ones = np.ones(B, dtype=self.W.dtype)
             self._shape = A.shape
         Z = self._Z
