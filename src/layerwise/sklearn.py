@@ -69,7 +69,7 @@ from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import schedules as schedules_mod
 from ._blas import check_threads
-from ._utils import as_float_dtype, exclusive, fraction, lookup, per_layer
+from ._utils import as_float_dtype, exclusive, fraction, is_sparse, lookup, per_layer
 from .callbacks import Callback, TrainState
 from .errors import BusyError, ConfigError, DivergenceError, LayerwiseError, ValidationError
 from .layers import Dense, Layer
@@ -566,7 +566,7 @@ class _LayerwiseBase(BaseEstimator):
         fitted = hasattr(self, "model_")
         first = not fitted if partial else not (self.warm_start and fitted)
         X, y = validate_data(self, X, y, reset=first, dtype=dtype, multi_output=True,
-                             y_numeric=self._task == "regression")
+                             y_numeric=self._task == "regression", accept_sparse="csr")
         Y = self._prepare_y(y, first, partial, classes)
         sw = self._sample_weight(sample_weight, X, Y, partial)
         loss, n_out = self._loss_and_outputs(Y)
@@ -616,7 +616,7 @@ class _LayerwiseBase(BaseEstimator):
         scikit-learn reports them (``_loss_scale`` on the loss part)."""
         from .lbfgs import fit_lbfgs
 
-        l2 = float(self.alpha) / (len(X) if sw is None else float(sw.sum()))
+        l2 = float(self.alpha) / (X.shape[0] if sw is None else float(sw.sum()))
         scale = self._loss_scale(loss, self.n_outputs_)
         model = self.model_
 
@@ -647,11 +647,11 @@ class _LayerwiseBase(BaseEstimator):
         finally:
             model.astype(dtype)
         self.n_iter_ = int(result.n_iter)
-        self.t_ += len(X) * self.n_iter_
+        self.t_ += X.shape[0] * self.n_iter_
         self.loss_curve_.extend(curve)
         self.loss_ = reported(float(result.loss))
         self.best_loss_ = min(self.loss_curve_, default=self.loss_)
-        if not result.converged:
+        if not result.converged and self.tol is not None:   # (tol=None: run max_iter)
             # scikit-learn's category, so its users' filters apply
             warnings.warn(
                 f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
@@ -667,17 +667,18 @@ class _LayerwiseBase(BaseEstimator):
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
                 raise ValidationError("pass both X_val and y_val, or neither.")
-            Xv = validate_data(self, X_val, reset=False, dtype=self.model_.dtype)
+            Xv = validate_data(self, X_val, reset=False, dtype=self.model_.dtype,
+                               accept_sparse="csr")
             Yv = self._prepare_y(np.asarray(y_val), False, True, None)
         elif self.early_stopping:
             X, Y, Xv, Yv, sw = self._hold_out(X, Y, sw)
-        batch_size = self._batch_size(len(X))
+        batch_size = self._batch_size(X.shape[0])
         # with sample weights scikit-learn divides by the batch's sum of weights: B·mean(w)
         w_mean = 1.0 if sw is None or not sw.mean() > 0 else float(sw.mean())
         self._sync_optimizer(batch_size * w_mean)
         assert self.optimizer_ is not None
         sgd = self.solver == "sgd"
-        penalty = _L2Penalty(float(self.alpha), len(X) * w_mean) \
+        penalty = _L2Penalty(float(self.alpha), X.shape[0] * w_mean) \
             if self.alpha > 0 and isinstance(self.solver, str) and self.solver != "adamw" \
             else None
         progress = _Progress(
@@ -696,7 +697,7 @@ class _LayerwiseBase(BaseEstimator):
             count=getattr(self, "_no_improvement_count", 0),
             penalty=penalty, loss_scale=self._loss_scale(loss, self.n_outputs_))
         if sgd and self.learning_rate == "invscaling":
-            schedule: schedules_mod.Schedule = _InvScaling(self.t_, len(X), float(self.power_t))
+            schedule: schedules_mod.Schedule = _InvScaling(self.t_, X.shape[0], float(self.power_t))
         else:
             try:
                 schedule = schedules_mod.get(self.schedule, int(self.max_iter))
@@ -723,7 +724,7 @@ class _LayerwiseBase(BaseEstimator):
                 progress.val_scores.append(math.nan)
             progress.restore_best(self.model_)
         self.n_iter_ = len(progress.losses)
-        self.t_ += len(X) * self.n_iter_
+        self.t_ += X.shape[0] * self.n_iter_
         self.loss_curve_.extend(progress.losses)
         self.loss_ = self.loss_curve_[-1]
         # as scikit-learn: with early stopping the validation score rules, and best_loss_ is
@@ -794,12 +795,12 @@ class _LayerwiseBase(BaseEstimator):
         except ValueError as exc:
             raise ValidationError(
                 f"early_stopping could not hold out validation_fraction="
-                f"{self.validation_fraction} of {len(X)} samples: {exc}"
+                f"{self.validation_fraction} of {X.shape[0]} samples: {exc}"
             ) from None
         if len(parts[1]) < 2 or len(parts[0]) < 1:
             raise ValidationError(
                 f"The validation set is too small: validation_fraction="
-                f"{self.validation_fraction} of {len(X)} samples leaves {len(parts[1])} for "
+                f"{self.validation_fraction} of {X.shape[0]} samples leaves {len(parts[1])} for "
                 "validation. Increase validation_fraction or the size of your dataset, or set "
                 "early_stopping=False."
             )
@@ -827,9 +828,10 @@ class _LayerwiseBase(BaseEstimator):
         model = self.model_                     # one network throughout, even if a fit in
         dtype = model.dtype                     # another thread replaces model_ meanwhile
         other = np.float64 if dtype == np.float32 else np.float32
-        X = validate_data(self, X, reset=False, dtype=[dtype, other])
+        X = validate_data(self, X, reset=False, dtype=[dtype, other], accept_sparse="csr")
         out_dtype = np.promote_types(dtype, X.dtype)
-        out = model.predict(np.ascontiguousarray(X, dtype=dtype),
+        out = model.predict(X.astype(dtype) if is_sparse(X) else
+                            np.ascontiguousarray(X, dtype=dtype),
                             threads=check_threads(self.n_threads, "n_threads"))
         return out.astype(out_dtype, copy=False)
 
@@ -1095,6 +1097,7 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
+        tags.input_tags.sparse = True
         return tags
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, *, X_val: Any = None,
@@ -1445,6 +1448,7 @@ t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
         return tags
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None, *, X_val: Any = None,
