@@ -122,6 +122,7 @@ def main() -> None:
           f"{'; inner hold-out of the training rows' if a.inner else ''}\n")
     print("| data | metric | layerwise (defaults) | epochs | seconds | baselines |")
     print("|---|---|---|---|---|---|")
+    paired: list[str] = []
     for name in names:
         official = lw.datasets.load(name).X_test is not None
         res, secs, eps, base = [], [], [], {}
@@ -137,6 +138,16 @@ def main() -> None:
         baselines = "; ".join(f"{k} {f(v)}" for k, v in base.items())
         print(f"| {name} | {metric} | {f(res)} | {np.mean(eps):.0f} | {np.mean(secs):.1f} | "
               f"{baselines} |", flush=True)
+        # the same splits for all: the paired difference's standard error says whether a gap
+        # between the means is more than the splits' noise
+        scale = 100 if task == "classification" else 1
+        for k, v in base.items():
+            d = scale * (np.asarray(res) - np.asarray(v))
+            se = np.std(d, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            paired.append(f"{name}: layerwise − {k} = {d.mean():+.3g} ± {se:.2g} "
+                          f"(paired over {len(d)} splits, ± one standard error)")
+    if paired:
+        print("\n" + "\n".join(paired))
 
 
 if __name__ == "__main__":

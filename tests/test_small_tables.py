@@ -113,10 +113,10 @@ def test_a_negative_split_seed_is_refused_in_one_line(tmp_path, capsys):
 # -- the rule --------------------------------------------------------------------------------------
 SMALL = {"optimizer": "adam", "weight_decay": (1e-4, 1e-2, 1e-1), "schedule": "constant",
          "epochs": 500, "batch_size": 32, "label_smoothing": 0.0, "validation_split": 0.2,
-         "early_stopping": 20, "refit": True}
+         "early_stopping": 20, "refit": True, "ensemble": 5}
 LARGE = {"optimizer": "sgd", "weight_decay": 0.0, "schedule": "cosine", "epochs": 20,
          "batch_size": 64, "label_smoothing": 0.1, "validation_split": 0.1,
-         "early_stopping": None, "refit": False}
+         "early_stopping": None, "refit": False, "ensemble": 1}
 
 
 @pytest.mark.parametrize("n, expected", [(1, SMALL), (142, SMALL), (1_999, SMALL),
@@ -136,7 +136,7 @@ def test_options_given_on_the_command_line_are_kept():
     auto = cli.apply_train_defaults(args, 100)
     assert (args.optimizer, args.epochs, args.weight_decay, args.batch_size) == ("sgd", 7, 0, 8)
     assert set(auto) == {"schedule", "label_smoothing", "validation_split", "early_stopping",
-                         "refit"}
+                         "refit", "ensemble"}
     assert args.early_stopping == 20 and args.validation_split == 0.2
 
     args = unset()                                     # nothing given: all from the rule
@@ -235,7 +235,7 @@ def test_the_refit_is_the_validation_runs_epochs_on_every_training_row(tmp_path)
     wine's training rows (seed 0) picks the epoch count, then a fresh network of the same seed
     trains on all 142 rows for that many epochs; the CLI's saved model is that network."""
     run, stdout = train(tmp_path, "run", "wine", "--layers", 16, "--weight-decay", "0.01",
-                        "--threads", 1)
+                        "--threads", 1, "--ensemble", 1)     # (one network: see --ensemble)
     config = json.loads((run / "config.json").read_text())
     data = lw.datasets.load("wine")
     test = np.random.default_rng(0).permutation(178)[:36]                  # --split-seed 0
@@ -314,3 +314,51 @@ def test_an_interrupted_refit_resumes_to_the_same_model(tmp_path, monkeypatch):
     for p, q in zip(lw.load(full / "model.lw").parameters(),
                     lw.load(cut / "model.lw").parameters()):
         np.testing.assert_array_equal(p.value, q.value)
+
+
+# -- --ensemble ------------------------------------------------------------------------------------
+def test_ensemble_saves_one_network_whose_first_block_is_the_single_run(tmp_path, index_csv):
+    """--ensemble K: network 1 is the run --ensemble 1 trains (same seed, rows, settings);
+    the saved model is lw.ensemble of the K, so its first Dense rows are network 1's and the
+    last Dense's first block is network 1's divided by K."""
+    common = ("--layers", 6, "--epochs", 4, "--validation-split", 0.2, "--early-stopping", 0,
+              "--no-refit", "--seed", 3, "--threads", 1)
+    one, _ = train(tmp_path, "one", index_csv, *common, "--ensemble", 1)
+    three, out = train(tmp_path, "three", index_csv, *common, "--ensemble", 3)
+    single = [layer for layer in lw.load(one / "model.lw").layers if isinstance(layer, lw.Dense)]
+    merged = [layer for layer in lw.load(three / "model.lw").layers
+              if isinstance(layer, lw.Dense)]
+    assert merged[0].W.shape == (18, 2) and merged[1].W.shape == (single[1].n_out, 18)
+    np.testing.assert_array_equal(merged[0].W[:6], single[0].W)
+    np.testing.assert_array_equal(merged[0].b[:6], single[0].b)
+    np.testing.assert_allclose(merged[1].W[:, :6] * 3, single[1].W, rtol=1e-6)
+    assert not np.array_equal(merged[0].W[6:12], single[0].W)      # its own initial weights
+    config = json.loads((three / "config.json").read_text())
+    assert config["ensemble"] == 3 and config["args"]["ensemble"] == 3
+    # the table is the saved model's: evaluate gives the same test row
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        cli.main(["evaluate", str(three / "model.lw"), str(index_csv)])
+    assert table(stdout.getvalue())["evaluate"] == table(out)["test"]
+
+
+def test_ensemble_defaults_and_refusals(tmp_path, index_csv, capsys):
+    # a sigmoid output cannot be averaged by a Dense layer: auto falls back to one network,
+    train(tmp_path, "sig", index_csv, "--loss", "mse", "--layers", 4, "--epochs", 2)
+    assert json.loads((tmp_path / "sig" / "config.json").read_text())["ensemble"] == 1
+    # an explicit --ensemble is refused in one line
+    code = cli.main(["train", str(index_csv), "--loss", "mse", "--ensemble", "2", "--out",
+                     str(tmp_path / "bad"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--ensemble 2" in err and "last layer to be Dense" in err
+    with pytest.raises(SystemExit):
+        cli.main(["train", str(index_csv), "--ensemble", "0"])
+    assert "expected a whole number >= 1" in capsys.readouterr().err
+    train(tmp_path, "plain", index_csv, "--plain", "--layers", 4)
+    assert json.loads((tmp_path / "plain" / "config.json").read_text())["ensemble"] == 1
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "checkpoint.lw").write_bytes(b"")
+    (run / "config.json").write_text(json.dumps({"args": {"data": "wine", "seed": 3}}))
+    args = cli._parser().parse_args(["train", "--resume", str(run)])
+    assert cli._resume_args(args).ensemble == 1          # a run from before --ensemble

@@ -37,7 +37,7 @@ from .errors import (
 from .gradcheck import GradcheckReport, gradcheck
 from .layers import Dense, Dropout, Layer, Param
 from .losses import MAE, MSE, BinaryCrossEntropy, CrossEntropy, Huber, Loss, Poisson
-from .network import Sequential, mlp
+from .network import Sequential, ensemble, mlp
 from .normalization import BatchNorm, LayerNorm
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .preprocessing import Standardize
@@ -136,6 +136,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "datasets",
+    "ensemble",
     "fit_lbfgs",
     "gradcheck",
     "initializers",

@@ -134,6 +134,17 @@ def _int_list(text: str) -> list[int]:
     return sizes
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; received {text!r}"
+                                         ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; received {text!r}")
+    return value
+
+
 def _network_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("network")
     g.add_argument("--layers", type=_int_list, default=[128], metavar="N,N,…",
@@ -268,6 +279,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="stop after PATIENCE epochs without a better validation loss and "
                         "restore the best epoch's weights (auto: 20 for small data, else off; "
                         "0: off)")
+    g.add_argument("--ensemble", type=_positive_int, default=None, metavar="K",
+                   help="train K networks alike from different initial weights (seeds drawn "
+                        "from --seed) and save them as one network that outputs the mean of "
+                        "their outputs (lw.ensemble; the history and curves are the first "
+                        "one's) (auto: 5 for small data, else 1)")
     g.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
                    help="after early stopping has chosen the epochs (and the weight decay) on "
                         "the validation rows, train the final model afresh on all training "
@@ -577,7 +593,7 @@ RESUMABLE = ("data", "layers", "activation", "output_activation", "init", "bias_
              "schedule", "epochs", "batch_size", "dropout", "label_smoothing",
              "validation_split", "validation_rows", "test_split", "early_stopping", "scaling",
              "dtype", "clip_norm", "checkpoint_every", "quiet", "no_plots", "no_header",
-             "threads", "plain", "plain_implied", "refit",
+             "threads", "plain", "plain_implied", "refit", "ensemble",
              "recipe")
 
 
@@ -597,6 +613,8 @@ def _resume_args(args: argparse.Namespace) -> argparse.Namespace:
     if "split_seed" not in saved:                    # a run from before --split-seed: its
         merged.split_seed = merged.seed              # test split was seeded by --seed
     merged.refit = False     # a refit's choice is made before its config.json is written
+    if "ensemble" not in saved:                      # a run from before --ensemble: one net
+        merged.ensemble = 1
     if "decay_biases" not in saved:                  # a run from before --decay-biases: its
         merged.decay_biases = True                   # weight decay included the biases
     merged.out, merged.resume = str(run_dir), str(checkpoint)
@@ -671,7 +689,7 @@ def _flag_text(key: str, value: Any) -> str:
 #: is off (None would let the small-data default turn it on with --validation-split).
 PLAIN = {"optimizer": "sgd", "momentum": 0.0, "schedule": "constant", "label_smoothing": 0.0,
          "weight_decay": 0.0, "validation_split": 0.0, "early_stopping": 0, "epochs": 20,
-         "batch_size": 64, "refit": False}
+         "batch_size": 64, "refit": False, "ensemble": 1}
 
 
 def _recipe_names() -> list[str]:
@@ -893,6 +911,13 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
                                            loss, n_classes, classify, dtype)
 
     net = _build(args, Xtr.shape[1], n_out, dtype)
+    if args.ensemble > 1:
+        try:
+            lw.ensemble([net, net])                  # can these networks be averaged?
+        except lw.ValidationError as exc:
+            if "ensemble" not in auto:
+                raise CLIError(f"--ensemble {args.ensemble}: {exc}") from None
+            args.ensemble = auto["ensemble"] = 1     # (a sigmoid output, a LayerNorm: one net)
     out = Path(args.out) if args.out else runs.fresh_run_dir(args.data)
     if not args.quiet:
         print(f"{data!r}\n{len(Xtr) - n_val} training, {n_val} validation, {len(Xte)} test "
@@ -987,6 +1012,10 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
                           f"step. Continue it with: layerwise train --resume "
                           f"{shlex.quote(str(out))}") from None
 
+    if args.ensemble > 1:
+        net = _ensemble(args, net, Xs, Ytr, fit_rows, val_rows, n_out, dtype, loss,
+                        data.task, callbacks)
+
     # The saved model takes raw inputs: preprocessing first, target scaling undone last.
     layers = [x_scaler, *net.layers]
     if inverse is not None:
@@ -1002,6 +1031,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         "bias_init": args.bias_init, "decay_biases": args.decay_biases, "loss": repr(loss),
         "optimizer": opt_settings, "schedule": args.schedule, "epochs": args.epochs,
         "epochs_run": len(history), "batch_size": args.batch_size, "dropout": args.dropout,
+        "ensemble": args.ensemble,
         "validation_split": args.validation_split, "test_split": args.test_split,
         "early_stopping": args.early_stopping, "seed": args.seed,
         "split_seed": args.split_seed, "defaults": {
@@ -1052,9 +1082,48 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         else:
             print(f"early stopping: the best validation loss was at epoch "
                   f"{stopper.best_epoch + 1}, whose weights are kept")
+    if args.ensemble > 1:
+        print(f"the model averages {args.ensemble} networks trained alike from different "
+              "initial weights (the mean of their outputs); the history and curves are the "
+              "first one's")
     print(f"{len(history)} epochs in {format_seconds(seconds)} ({samples / seconds:,.0f} "
           f"samples/s); run directory {out}/")
     return 0
+
+
+def _ensemble(args: argparse.Namespace, first: Sequential, Xs: np.ndarray, Y: np.ndarray,
+              fit_rows: np.ndarray, val_rows: np.ndarray, n_out: int, dtype: Any, loss: Any,
+              task: str, callbacks: list[Any]) -> Sequential:
+    """``--ensemble K``: K − 1 more networks trained as ``first`` was (same rows, validation
+    rows, settings, stopping rule), each from its own initial weights and shuffling (seeds
+    from SeedSequence([--seed, k])), then ``lw.ensemble``: one network outputting the mean."""
+    import layerwise as lw
+
+    from .runs import TargetUnits
+
+    members = [first]
+    for k in range(1, args.ensemble):
+        init_seq, fit_seq = np.random.SeedSequence([args.seed, k]).spawn(2)
+        net = _build(argparse.Namespace(**{**vars(args), "seed": np.random.default_rng(
+            init_seq)}), Xs.shape[1], n_out, dtype)
+        # the first network's callbacks that decide its weights, afresh: the validation
+        # loss in the targets' units (TargetUnits is stateless), early stopping
+        own: list[Any] = [cb for cb in callbacks if isinstance(cb, TargetUnits)]
+        if args.early_stopping:
+            own.append(lw.EarlyStopping(patience=args.early_stopping))
+        held = len(val_rows) > 0
+        try:
+            net.fit(Xs[fit_rows], Y[fit_rows], loss=loss, optimizer=_optimizer(args, task),
+                    epochs=args.epochs, batch_size=args.batch_size,
+                    validation_data=(Xs[val_rows], Y[val_rows]) if held else None,
+                    schedule=args.schedule, rng=np.random.default_rng(fit_seq),
+                    callbacks=own, verbose=0, clip_norm=args.clip_norm, threads=args.threads)
+        except lw.TrainingInterrupted:
+            raise Interrupted(f"interrupted while training network {k + 1} of the "
+                              f"--ensemble {args.ensemble}; no model was saved. Run the "
+                              "command again (--ensemble 1 trains one network).") from None
+        members.append(net)
+    return lw.ensemble(members)
 
 
 def _warn_forced_classes(args: argparse.Namespace, data: Dataset, what: str) -> None:

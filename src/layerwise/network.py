@@ -439,3 +439,74 @@ def mlp(sizes: Sequence[int],
         out_act = activations.get(output)
         layers.append(type(out_act)(**out_act.config()))
     return Sequential(layers)
+
+
+def ensemble(models: Sequence[Sequential]) -> Sequential:
+    """One network whose output is the mean of the outputs of K networks of one shape.
+
+    K MLPs (Dense layers, elementwise activations, Dropout; the last layer Dense) are put side
+    by side, member k's hidden units feeding only member k's next layer:
+
+        first Dense:   W = [W₁; …; W_K],  b = [b₁; …; b_K]      every member sees the input
+        hidden Dense:  W = diag(W₁, …, W_K), b = [b₁; …; b_K]   block-diagonal
+        last Dense:    W = [W₁ … W_K] / K, b = (b₁ + … + b_K)/K  z = (1/K) Σ_k z_k
+
+    Elementwise activations and Dropout act on each unit alone, so one layer serves all K
+    blocks. The result is an ordinary ``Sequential`` (saved, loaded, exported like any other)
+    whose outputs equal the mean of the members' outputs, to rounding: for a classifier the
+    mean of the logits, for a regression the mean of the predictions. Averaging K networks
+    trained from different initial weights lowers the variance of a small data set's fit.
+    """
+    models = list(models)
+    if not models or not all(isinstance(m, Sequential) for m in models):
+        raise ValidationError(f"ensemble takes a non-empty list of Sequential models; "
+                              f"received {[type(m).__name__ for m in models]}.")
+    K, first = len(models), models[0]
+    shape = [(layer.kind, layer.config()) for layer in first.layers]
+    for i, m in enumerate(models[1:], 2):
+        if [(layer.kind, layer.config()) for layer in m.layers] != shape:
+            raise ValidationError(f"ensemble needs networks of one shape; model {i} differs "
+                                  f"from model 1: {m.layers} against {first.layers}.")
+    dense = [i for i, layer in enumerate(first.layers) if isinstance(layer, Dense)]
+    for layer in first.layers:
+        ok = isinstance(layer, (Dense, Dropout)) or (
+            isinstance(layer, activations.Activation) and
+            not isinstance(layer, activations.Softmax))
+        if not ok:
+            raise ValidationError(
+                f"ensemble can merge Dense layers, elementwise activations and Dropout; "
+                f"{layer!r} mixes units across members. Average the models' predictions "
+                "yourself instead.")
+    if not dense or dense[-1] != len(first.layers) - 1:
+        raise ValidationError(
+            f"ensemble needs the last layer to be Dense (linear outputs, whose mean a Dense "
+            f"layer can compute); the models end with {first.layers[-1]!r}. Train them on "
+            "logits (loss='ce' or 'bce') or without an output activation.")
+    dtype = first.dtype
+    layers: list[Layer] = []
+    for i, layer in enumerate(first.layers):
+        if not isinstance(layer, Dense):
+            layers.append(type(layer).from_config(layer.config(), dtype))
+            continue
+        members = [m.layers[i] for m in models]
+        Ws = [d.W for d in members if isinstance(d, Dense)]
+        bs = [d.b for d in members if isinstance(d, Dense)] if layer.bias else None
+        if i == dense[-1]:                              # the mean of the members' outputs
+            W = np.hstack(Ws) / K if i != dense[0] else np.mean(Ws, axis=0)
+            b = None if bs is None else np.mean(bs, axis=0)
+        elif i == dense[0]:                             # all see the input
+            W = np.vstack(Ws)
+            b = None if bs is None else np.concatenate(bs)
+        else:                                           # member k's units feed member k's
+            W = np.zeros((K * layer.n_out, K * layer.n_in), dtype)
+            for k, Wk in enumerate(Ws):
+                W[k * layer.n_out:(k + 1) * layer.n_out, k * layer.n_in:(k + 1) * layer.n_in] = Wk
+            b = None if bs is None else np.concatenate(bs)
+        config = {**layer.config(), "n_out": W.shape[0], "n_in": W.shape[1]}
+        merged = Dense.from_config(config, dtype)
+        merged.set_arrays({"W": W.astype(dtype), **({} if b is None else {"b": b.astype(dtype)})})
+        layers.append(merged)
+    out = Sequential(layers)
+    out.loss = first.loss
+    out.metadata = {**first.metadata, "ensemble": K}
+    return out

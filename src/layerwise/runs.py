@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .datasets import Dataset
     from .optimizers import Optimizer
 
-__all__ = ["RUN_FILES", "SMALL_DATA", "WEIGHT_DECAYS", "TargetUnits", "fresh_run_dir",
+__all__ = ["ENSEMBLE", "RUN_FILES", "SMALL_DATA", "WEIGHT_DECAYS", "TargetUnits", "fresh_run_dir",
            "open_run_dir", "prepare", "select_weight_decay", "size_rule", "split", "targets_for",
            "train_and_test",
            "train_defaults", "write_file", "write_history"]
@@ -78,6 +78,7 @@ def train_and_test(data: Dataset, fraction: float, seed: int,
 # -- defaults that follow the data's size ------------------------------------------------------
 SMALL_DATA = 2_000       # training rows (after the test split) below which a table is "small"
 WEIGHT_DECAYS = (1e-4, 1e-2, 1e-1)   # small data: the one with the best validation loss
+ENSEMBLE = 5               # small data: networks averaged (lw.ensemble)
 
 
 def size_rule(n: int) -> str:
@@ -110,11 +111,11 @@ def train_defaults(n: int) -> dict[str, Any]:
     if n >= SMALL_DATA:
         return {"optimizer": "sgd", "weight_decay": 0.0, "schedule": "cosine", "epochs": 20,
                 "batch_size": 64, "label_smoothing": 0.1, "validation_split": 0.1,
-                "early_stopping": None, "refit": False}
+                "early_stopping": None, "refit": False, "ensemble": 1}
     return {"optimizer": "adam", "weight_decay": WEIGHT_DECAYS, "schedule": "constant",
             "epochs": 500,
             "batch_size": 32, "label_smoothing": 0.0, "validation_split": 0.2,
-            "early_stopping": 20, "refit": True}
+            "early_stopping": 20, "refit": True, "ensemble": ENSEMBLE}
 
 
 def select_weight_decay(build: Callable[[], Sequential],
