@@ -29,7 +29,7 @@ from .errors import ConfigError, DivergenceError, TrainingInterrupted, Validatio
 from .layers import Dropout, Param
 from .network import Sequential
 from .normalization import BatchNorm
-from .training import loss_and_gradient, one_fit_at_a_time, sample_weights
+from .training import loss_and_gradient, one_fit_at_a_time, sample_weights, training_data
 
 if TYPE_CHECKING:
     from .losses import LossLike
@@ -159,15 +159,9 @@ def objective(model: Sequential, X: Any, y: Any, loss: LossLike = "ce", *, l2: f
                           f"{type(model).__name__}. Build one with lw.mlp or lw.Sequential.")
     L = losses_mod.get(loss)
     l2 = positive_float("l2", l2, allow_zero=True)
-    dtype, n_out = model.dtype, model.n_out
-    X = model.check_input(X)                # an array, or CSR rows for scipy.sparse X
-    if n_out is None:
-        raise ValidationError("the model has no Dense layer, so there is nothing to train.")
-    Y = L.prepare_target(y, n_out, dtype)
+    dtype = model.dtype
+    X, Y = training_data(model, L, X, y)
     N = X.shape[0]
-    if len(Y) != N:
-        raise ValidationError(
-            f"X and y must have the same number of samples; received {N} and {len(Y)}.")
     weights = None if sample_weight is None else \
         sample_weights(sample_weight, N).astype(dtype)
     _check_deterministic(model)

@@ -301,16 +301,8 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
             f"the learning rate {opt.lr:g} does not fit in the model's {dtype} (largest value "
             f"{float(np.finfo(dtype).max):.3g}); use a learning rate such as 0.1 or 1e-3."
         )
-    n_out = model.n_out
-    X = model.check_input(X)                    # an array, or CSR rows for scipy.sparse X
-    if n_out is None:
-        raise ValidationError("the model has no Dense layer, so there is nothing to train.")
-    Y = L.prepare_target(y, n_out, dtype)
-    N = X.shape[0]
-    if len(Y) != N:
-        raise ValidationError(
-            f"X and y must have the same number of samples; received {N} and {len(Y)}."
-        )
+    X, Y = training_data(model, L, X, y)
+    N, n_out = X.shape[0], int(model.n_out or 0)          # (training_data checked n_out)
     Xv: np.ndarray | None
     Yv: np.ndarray | None
     if validation_data is not None:
@@ -738,6 +730,20 @@ class Run:
             print(line, flush=True)
         elif self.verbose == 1:      # no terminal to redraw a bar in: one line per epoch
             print(line[0].upper() + line[1:], file=sys.stderr, flush=True)
+
+
+def training_data(model: Sequential, L: losses_mod.Loss, X: Any, y: Any) -> tuple[Any, Any]:
+    """X checked for ``model`` (an array, or CSR rows for scipy.sparse X) and y as ``L``
+    trains on it, once, up front (``fit`` and ``fit_lbfgs``)."""
+    X = model.check_input(X)
+    if model.n_out is None:
+        raise ValidationError("the model has no Dense layer, so there is nothing to train.")
+    Y = L.prepare_target(y, model.n_out, model.dtype)
+    if len(Y) != X.shape[0]:
+        raise ValidationError(
+            f"X and y must have the same number of samples; received {X.shape[0]} and "
+            f"{len(Y)}.")
+    return X, Y
 
 
 def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_mod.Optimizer,
