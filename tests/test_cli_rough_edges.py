@@ -77,7 +77,9 @@ def reg_run(diabetes_csv, tmp_path_factory):
         stdout, stderr = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             # --no-refit: the final run keeps its validation rows, whose figures are checked
-            code = main(["train", str(diabetes_csv), *QUICK, "--no-refit", "--out", str(out)])
+            # --ensemble 1: the history is the saved network's own
+            code = main(["train", str(diabetes_csv), *QUICK, "--no-refit", "--ensemble", "1",
+                         "--out", str(out)])
     finally:
         plots._save = original
     assert code == 0, stderr.getvalue()

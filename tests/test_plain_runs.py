@@ -231,7 +231,7 @@ def test_the_cli_holds_out_the_same_rows_as_the_api(capsys, tmp_path, monkeypatc
     monkeypatch.setattr(training, "fit", spy)
     code, out, err = run(capsys, "train", data, "--validation-split", "0.25", "--seed", "3",
                          "--test-split", "0.2", "--epochs", "2", "--layers", "4", "--quiet",
-                         "--no-plots", "--weight-decay", "0", "--no-refit",
+                         "--no-plots", "--weight-decay", "0", "--no-refit", "--ensemble", "1",
                          "--out", tmp_path / "run")
     assert code == 0, err
     (Xs, split, seed), = calls               # fit is given every training row, in file order
@@ -285,7 +285,8 @@ def test_the_cli_refuses_bad_validation_settings(capsys, tmp_path, flags, match)
 # -- item 7: --plain ----------------------------------------------------------------------------
 LONG_FORM = ["--optimizer", "sgd", "--momentum", "0", "--schedule", "constant",
              "--label-smoothing", "0", "--weight-decay", "0", "--validation-split", "0",
-             "--early-stopping", "0", "--epochs", "20", "--batch-size", "64", "--lr", "0.1"]
+             "--early-stopping", "0", "--epochs", "20", "--batch-size", "64", "--lr", "0.1",
+             "--ensemble", "1"]
 
 
 def _history(run_dir: Path) -> dict:

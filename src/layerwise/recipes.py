@@ -22,7 +22,7 @@ __all__ = ["RECIPES", "Recipe", "get", "names"]
 
 # What --plain and the size-based defaults set: a recipe must set each of them itself.
 PLAIN_KEYS = ("optimizer", "momentum", "schedule", "label_smoothing", "weight_decay",
-              "early_stopping", "epochs", "batch_size", "refit")
+              "early_stopping", "epochs", "batch_size", "refit", "ensemble")
 # ... and which rows validate: a fraction (validation_split) or the last N (validation_rows)
 VALIDATION_KEYS = ("validation_split", "validation_rows")
 
@@ -45,7 +45,7 @@ class Recipe:
 
 
 _SGD = {"optimizer": "sgd", "momentum": 0.0, "schedule": "constant", "label_smoothing": 0.0,
-        "early_stopping": 0, "refit": False, "dropout": 0.0, "scaling": "image"}
+        "early_stopping": 0, "refit": False, "ensemble": 1, "dropout": 0.0, "scaling": "image"}
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe(
