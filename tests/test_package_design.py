@@ -363,6 +363,30 @@ def test_tests_needing_scikit_learn_skip_without_it(tmp_path):
     assert "skipped" in r.stdout and "needs scikit-learn" in r.stdout
 
 
+def test_onnx_loads_only_for_an_export():
+    """``onnx_export`` imports onnx, so no module imports it at module level (``to_onnx`` and
+    ``layerwise export`` import it when called), and the package, the estimators and the
+    command line load without onnx."""
+    import subprocess
+    import sys
+    graph = import_graph()
+    assert "onnx_export" in graph
+    assert not [m for m, edges in graph.items() if "onnx_export" in edges]
+    assert not graph["onnx_export"] & {"sklearn", "cli", "training", "io", "datasets"}
+    code = ("import sys, layerwise, layerwise.network, layerwise.cli; "
+            "print(sorted(m for m in ('onnx', 'onnxruntime', 'skl2onnx', "
+            "'layerwise.onnx_export') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=_env_with_package()).stdout.strip()
+    assert out == "[]"
+
+
+def _env_with_package() -> dict[str, str]:
+    import os
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(PACKAGE.parent), os.environ.get("PYTHONPATH", "")])}
+
+
 def test_the_sklearn_extra_asks_for_the_scikit_learn_the_code_needs():
     """validate_data and __sklearn_tags__ are new in scikit-learn 1.6: the extra's floor is
     that, and an older scikit-learn is refused on import with the version to install."""
