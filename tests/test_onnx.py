@@ -279,6 +279,8 @@ def test_without_onnx_the_import_error_says_how_to_install(monkeypatch):
 # -- the command line -----------------------------------------------------------------------------
 def test_the_export_command(tmp_path, capsys):
     from layerwise.cli import main
+    assert main([]) == 0 and "export" in capsys.readouterr().out         # listed in --help
+    assert lw.onnx_export is onnx_export                                  # lazy, like plots
     run_dir = tmp_path / "run"
     assert main(["train", "digits", "--epochs", "1", "--layers", "8", "--quiet", "--no-plots",
                  "--out", str(run_dir)]) == 0

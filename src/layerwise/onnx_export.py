@@ -61,6 +61,8 @@ DEFAULT_OPSET = 17
 #: inputs: the operator forms of opset 13).
 MIN_OPSET = 13
 
+#: the graph's input and output names (see the module)
+OUTPUTS = ("output", "label", "probabilities", "prediction")
 _ONNX_TYPE = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
 
 
@@ -77,7 +79,7 @@ class Builder:
         self.opset = int(opset)
         self.nodes: list[tuple[str, list[str], list[str], dict[str, Any]]] = []
         self.constants: dict[str, np.ndarray] = {}
-        self._used: set[str] = {"X"}
+        self._used: set[str] = {"X", *OUTPUTS}   # generated names never take these
 
     def name(self, hint: str) -> str:
         """A tensor name not used yet, from ``hint``."""
@@ -97,8 +99,10 @@ class Builder:
         return name
 
     def op(self, op_type: str, *inputs: str, out: str | None = None, **attributes: Any) -> str:
-        """Add the node ``op_type(inputs, attributes)``; returns its output's name."""
-        y = self.name(out or op_type.lower())
+        """Add the node ``op_type(inputs, attributes)``; returns its output's name (``out``
+        exactly when given: the graph's outputs)."""
+        y = out if out is not None else self.name(op_type.lower())
+        self._used.add(y)
         self.nodes.append((op_type, list(inputs), [y], attributes))
         return y
 
