@@ -383,3 +383,14 @@ def test_a_regressor_pipeline_converts_with_skl2onnx(digits, sklearn_parts):
         (pred,) = session(proto).run(None, {"X": Xte.astype(np.float32)})
         assert pred.shape == (len(Xte), 1)
         assert rel_err(pred[:, 0], pipe.predict(Xte)) <= 1e-5
+
+
+def test_an_ensemble_exports_like_any_model():
+    """lw.ensemble's block-diagonal network is plain layers: it exports with no converter of
+    its own, and the ONNX output is the members' mean."""
+    members = [lw.mlp([4, 6, 3], activation="tanh", rng=k).astype(np.float64) for k in range(3)]
+    model = lw.ensemble(members)
+    X = np.random.default_rng(5).standard_normal((40, 4))
+    got = assert_matches(model, X)
+    mean = np.mean([m.predict(X) for m in members], axis=0)
+    assert rel_err(got["output"], mean) <= 1e-10
