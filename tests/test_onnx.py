@@ -23,7 +23,7 @@ TOL = {np.float32: 1e-5, np.float64: 1e-10}
 ACTIVATIONS = [lw.Identity(), lw.ReLU(), lw.LeakyReLU(0.1), lw.LeakyReLU(3.0), lw.Sigmoid(),
                lw.Tanh(), lw.ELU(0.7), lw.Softplus(threshold=1.0), lw.GELU(),
                lw.GELU("tanh"), lw.Softmax()]
-OPSETS = sorted({onnx_export.MIN_OPSET, onnx_export.DEFAULT_OPSET, 18})
+OPSETS = sorted({onnx_export.MIN_OPSET, onnx_export.DEFAULT_OPSET, 18, 20})   # 20: ORT 1.17
 
 
 # -- helpers --------------------------------------------------------------------------------------
