@@ -57,8 +57,9 @@ if TYPE_CHECKING:
 #: the opset used when none is given: LayerNormalization is an operator from 17 on, and
 #: ONNX Runtime has supported 17 since 1.14.
 DEFAULT_OPSET = 17
-#: the oldest opset the exporter writes (Softmax over one axis, Squeeze/ReduceSum with axes
-#: inputs: the operator forms of opset 13).
+#: the oldest opset the exporter writes, and the tests run (ONNX 1.8, 2020). Where an operator
+#: changed since (LeakyRelu's float64 in 16, LayerNormalization in 17, ReduceMean's axes input
+#: in 18), the converters write the form of the opset asked for.
 MIN_OPSET = 13
 
 #: the graph's input and output names (see the module)
