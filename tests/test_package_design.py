@@ -4,6 +4,7 @@ other only through public names, and the small promises of the packaging hold.""
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 import numpy as np
@@ -361,6 +362,55 @@ def test_tests_needing_scikit_learn_skip_without_it(tmp_path):
                        capture_output=True, text=True, timeout=300, env=env, cwd=tests.parent)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert "skipped" in r.stdout and "needs scikit-learn" in r.stdout
+
+
+def test_onnx_loads_only_for_an_export():
+    """``onnx_export`` imports onnx, so no module imports it at module level (``to_onnx`` and
+    ``layerwise export`` import it when called), and the package, the estimators and the
+    command line load without onnx."""
+    import subprocess
+    import sys
+    graph = import_graph()
+    assert "onnx_export" in graph
+    assert not [m for m, edges in graph.items() if "onnx_export" in edges]
+    assert not graph["onnx_export"] & {"sklearn", "cli", "training", "io", "datasets"}
+    code = ("import sys, layerwise, layerwise.network, layerwise.cli; "
+            "print(sorted(m for m in ('onnx', 'onnxruntime', 'skl2onnx', "
+            "'layerwise.onnx_export') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=_env_with_package()).stdout.strip()
+    assert out == "[]"
+
+
+def test_without_onnx_the_onnx_tests_skip_and_export_says_how_to_install(tmp_path):
+    """With onnx made unimportable, tests/test_onnx.py skips with the install hint and
+    `layerwise export` fails in one line naming what to install."""
+    import subprocess
+    import sys
+    blocker = tmp_path / "blocked"
+    (blocker / "onnx").mkdir(parents=True)
+    (blocker / "onnx" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'onnx'\", name='onnx')\n")
+    env = _env_with_package()
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker), env["PYTHONPATH"]])
+    tests = Path(__file__).parent
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                        str(tests / "test_onnx.py")], capture_output=True, text=True,
+                       timeout=300, env=env, cwd=tmp_path)
+    # the whole module skips, so nothing is collected: pytest's exit status 5, not a failure
+    assert r.returncode == 5, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "1 skipped" in r.stdout and "onnx not installed: pip install '.[onnx]'" in r.stdout
+    lw.mlp([3, 4, 2], rng=0).save(tmp_path / "m.lw")
+    r = subprocess.run([sys.executable, "-m", "layerwise", "export", "m.lw", "m.onnx"],
+                       capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("layerwise: error: ONNX export needs the onnx package")
+    assert "pip install onnx" in r.stderr and not (tmp_path / "m.onnx").exists()
+
+
+def _env_with_package() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(PACKAGE.parent), os.environ.get("PYTHONPATH", "")])}
 
 
 def test_the_sklearn_extra_asks_for_the_scikit_learn_the_code_needs():

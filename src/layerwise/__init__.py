@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 # name -> module that defines it, imported on first access (PEP 562)
 _LAZY = {
     "datasets": "", "metrics": "", "training": "", "callbacks": "", "io": "", "explain": "",
-    "plots": "",
+    "plots": "", "onnx_export": "",                    # onnx_export needs the onnx package
     "load": "io",
     "fit_lbfgs": "lbfgs", "LbfgsResult": "lbfgs",
     **{name: "callbacks" for name in ("Callback", "EarlyStopping", "GradientNorms", "History",

@@ -1,4 +1,4 @@
-"""The ``layerwise`` command line: train, evaluate, predict, info, gradcheck, explain.
+"""The ``layerwise`` command line: train, evaluate, predict, info, export, gradcheck, explain.
 
 Every subcommand turns a ``LayerwiseError`` (bad data, bad option, damaged model file) into one
 line on stderr, ``layerwise: error: …``, and exit status 2; argparse does the same for unknown
@@ -61,6 +61,13 @@ examples:
 INFO_EXAMPLES = """\
 examples:
   layerwise info runs/digits-…/model.lw    # layers, loss, classes and the training settings
+"""
+
+
+EXPORT_EXAMPLES = """\
+examples:
+  layerwise export runs/digits-…/model.lw digits.onnx        # then serve it with ONNX Runtime
+  layerwise export model.lw model.onnx --opset 13 --force    # an older opset, replacing the file
 """
 
 
@@ -348,6 +355,20 @@ def _parser() -> argparse.ArgumentParser:
                        description="A saved model's layers, loss, classes and training "
                                    "configuration.")
     i.add_argument("model", help="model file (.lw)")
+
+    x = sub.add_parser("export", help="write a saved model as ONNX, for ONNX Runtime",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=EXPORT_EXAMPLES,
+                       description="Write a saved model as an ONNX file: input X (N, features), "
+                                   "outputs 'output' (the network's), and for classifiers "
+                                   "'label' and 'probabilities' (needs the onnx package).")
+    x.add_argument("model", help="model file (.lw)")
+    x.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
+    x.add_argument("--opset", type=int, default=None,
+                   help="ONNX opset, 13 up to the newest the installed onnx knows (default 17)")
+    x.add_argument("--no-labels", action="store_true",
+                   help="only the network's output: no 'label' and 'probabilities' outputs")
+    x.add_argument("--force", action="store_true", help="replace OUT.onnx if it exists")
 
     sub.add_parser("recipes", help="the classic MNIST experiments --recipe runs",
                    description="The classic published MNIST experiments `layerwise train "
@@ -1364,6 +1385,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if os.path.lexists(out) and not args.force:
+        raise CLIError(f"{out} already exists; pass --force to replace it, or choose another "
+                       "OUT.onnx.")
+    model = _load_model(args.model)
+    try:
+        from .onnx_export import export
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    proto = export(model, out, opset=args.opset, labels=not args.no_labels)
+    names = ", ".join(o.name for o in proto.graph.output)
+    print(f"wrote {out} (opset {proto.opset_import[0].version}; input X, outputs {names})")
+    return 0
+
+
 # -- gradcheck and explain ----------------------------------------------------------------------
 def _model_and_batch(args: argparse.Namespace) -> tuple[Sequential, Any, np.ndarray, np.ndarray]:
     """The model (loaded or built from options), its loss, and a batch of DATA."""
@@ -1471,6 +1508,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict, "info": _cmd_info,
     "gradcheck": _cmd_gradcheck, "explain": _cmd_explain, "recipes": _cmd_recipes,
+    "export": _cmd_export,
 }
 
 

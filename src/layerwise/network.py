@@ -367,6 +367,13 @@ class Sequential:
         from .io import save
         save(self, path)
 
+    def to_onnx(self, path: str | os.PathLike[str] | None = None, *, opset: int | None = None,
+                labels: bool = True) -> Any:
+        """The model as an ``onnx.ModelProto``, written to ``path`` if given; see
+        :func:`layerwise.onnx_export.export` (needs the onnx package: the ``onnx`` extra)."""
+        from .onnx_export import export
+        return export(self, path, opset=opset, labels=labels)
+
 
 def mlp(sizes: Sequence[int],
         activation: activations.ActivationLike | Sequence[activations.ActivationLike] = "relu",

@@ -1345,6 +1345,13 @@ class LayerwiseClassifier(ClassifierMixin, _LayerwiseBase):
             return self.classes_[(Z[:, 0] > 0).astype(np.int64)]
         return self.classes_[Z.argmax(axis=1)]
 
+    def to_onnx(self, path: Any = None, **kwargs: Any) -> Any:
+        """The fitted network as an ONNX model (``onnx.ModelProto``), written to ``path`` if
+        given: outputs "output" (logits), "label" (classes_) and "probabilities" (as
+        ``predict_proba``); ``kwargs`` as :func:`layerwise.onnx_export.export`."""
+        from .onnx_export import export
+        return export(to_model(self), path, **kwargs)
+
 
 
 def _sigmoid(Z: np.ndarray) -> np.ndarray:
@@ -1519,6 +1526,13 @@ t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_, coefs_, intercepts
         if self.out_activation_ == "exp":                # Poisson: the network gives log μ
             out = losses_mod.Poisson().output_transform(out)
         return out[:, 0] if self._y_1d else out
+
+    def to_onnx(self, path: Any = None, **kwargs: Any) -> Any:
+        """The fitted network as an ONNX model (``onnx.ModelProto``), written to ``path`` if
+        given: output "output" of shape (N, n_outputs) ("prediction" = e^output as well for
+        loss='poisson'); ``kwargs`` as :func:`layerwise.onnx_export.export`."""
+        from .onnx_export import export
+        return export(to_model(self), path, **kwargs)
 
 
 
