@@ -27,6 +27,14 @@ OPSETS = sorted({onnx_export.MIN_OPSET, onnx_export.DEFAULT_OPSET, 18, 20})   # 
 
 
 # -- helpers --------------------------------------------------------------------------------------
+# About 1 run in 20 of this file, a one-row float32 predict right after an ONNX Runtime
+# session warned "invalid value encountered in dot" from NumPy's check of the CPU's
+# floating-point flags, with finite inputs, weights and results (the flag was left by code
+# outside layerwise; it did not reproduce outside pytest). Every comparison below checks the
+# values themselves, so that warning alone is not an error here.
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered in dot:RuntimeWarning")
+
+
 def session(proto):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
