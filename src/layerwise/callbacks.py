@@ -81,6 +81,8 @@ class TrainState:
     epoch: int = 0
     has_validation: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    rank: int = 0                   # data-parallel fit (comm=): this process's rank, of ranks;
+    ranks: int = 1                  # callbacks run on every rank, only rank 0 writes files
 
 
 class Callback:
@@ -345,7 +347,8 @@ class ModelCheckpoint(Callback):
             if not v < self._monitor.best:
                 return
             self._monitor.best = v
-        state.model.save(self.path.format(epoch=state.epoch + 1))
+        if state.rank == 0:                 # data-parallel: one file, written by rank 0
+            state.model.save(self.path.format(epoch=state.epoch + 1))
 
 
 def _is_number(x: Any) -> bool:

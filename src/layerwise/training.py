@@ -42,7 +42,13 @@ from ._utils import (
     positive_int,
 )
 from .callbacks import Callback, History, TrainState
-from .errors import BusyError, DivergenceError, TrainingInterrupted, ValidationError
+from .errors import (
+    BusyError,
+    DivergenceError,
+    LayerwiseError,
+    TrainingInterrupted,
+    ValidationError,
+)
 from .layers import Param
 from .metrics import classification_kind, for_loss
 
@@ -189,7 +195,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
         checkpoint_every: int | str | None = "epoch",
         resume: str | os.PathLike[str] | None = None,
         train_metrics: bool = True, threads: int | str | None = "auto",
-        decay_biases: bool | None = None) -> History:
+        decay_biases: bool | None = None, comm: Any = None) -> History:
     """Train ``model`` on (X, y) with mini-batch gradient descent.
 
     Parameters
@@ -264,6 +270,16 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
         the optimizer's own setting, which is False unless set: weights only, the textbook's
         L2 penalty ½λ‖W‖² and scikit-learn's ``alpha``. True decays every parameter, as
         ``torch.optim`` given all parameters. A bool sets it on the optimizer.
+    comm : None, "auto" or an mpi4py communicator
+        Data-parallel training over MPI (docs/distributed.md): every rank draws the same
+        shuffled order, trains on its share of each global batch of ``batch_size`` rows, and
+        the gradients, losses and metric counts are summed with Allreduce weighted by row
+        counts, so the result equals one process's training on the same global batches up to
+        the order of floating-point sums. Rank 0's initial parameters and generators are
+        broadcast; dropout draws per-rank streams derived from the seed. Only rank 0 prints and
+        writes checkpoints; a checkpoint resumes on any number of ranks. "auto": the world
+        communicator when started by ``mpiexec`` with more than one process, else one process.
+        None (default): one process.
 
     Raises
     ------
@@ -319,6 +335,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
             )
     weights = None if sample_weight is None else sample_weights(sample_weight, N)
     gen = as_generator(rng)
+    dp = _data_parallel(comm, model, gen)
     if validation_data is None and validation_count(N, validation_split) > 0:
         rows, val = validation_rows(N, validation_split, gen)
         X, Y, Xv, Yv = X[rows], Y[rows], X[val], Y[val]
@@ -332,12 +349,17 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
     if verbose not in (0, 1, 2):
         raise ValidationError(f"verbose must be 0, 1 or 2; received {verbose!r}.")
     n_threads = check_threads(threads)
+    if dp is not None and dp.rank != 0:             # only rank 0 prints
+        verbose = 0
 
     run = Run(model, L, opt, sched, X, Y, weights, Xv, Yv, epochs=epochs,
                batch_size=batch_size, shuffle=shuffle, gen=gen,
                clip_norm=clip_norm, callbacks=_callback_list(callbacks), verbose=verbose,
                threads=n_threads)
     run.classify = run.classify and bool(train_metrics)
+    run.dp = dp
+    if dp is not None:
+        run.state.rank, run.state.ranks = dp.rank, dp.size
     every = _checkpoint_every(checkpoint, checkpoint_every)
     # on_train_begin first: it checks the settings and starts each callback afresh; resume
     # then puts back the state the callbacks had when the checkpoint was written.
@@ -346,12 +368,15 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
     if resume is not None:
         from .checkpoints import restore
         restore(resume, run)
+    if dp is not None:          # rank 0's parameters everywhere, then a dropout stream per rank
+        dp.broadcast_model(model)
+        dp.split_dropout(model)
     # Overflow shows up as a non-finite loss or gradient, or is caught by the optimizer's
     # guarded step, which all raise DivergenceError; NumPy's own floating-point warnings would
     # only be noise before it. run.threads sets the BLAS thread count for the run and
     # restores the previous one at the end.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), \
-            _deferred_interrupt(run), run.threads:
+            _deferred_interrupt(run), run.threads, _abort_on_error(dp):
         try:
             run.loop(checkpoint, every)
             run.check_outputs()
@@ -370,6 +395,38 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
     for cb in run.callbacks:
         cb.on_train_end(run.state)
     return run.history
+
+
+def _data_parallel(comm: Any, model: Sequential, gen: np.random.Generator) -> Any:
+    """The ``distributed.DataParallel`` of ``fit(comm=...)``, or None for one process; every
+    rank then holds rank 0's shuffling generator."""
+    if comm is None:
+        return None
+    from . import distributed
+    comm = distributed.resolve_comm(comm)
+    if comm is None:
+        return None
+    distributed.check_model(model)
+    dp = distributed.DataParallel(comm)
+    dp.broadcast_generator(gen)
+    return dp
+
+
+@contextlib.contextmanager
+def _abort_on_error(dp: Any) -> Iterator[None]:
+    """Data-parallel: an exception other than the library's own (which every rank raises
+    together, from reduced values) and Ctrl-C ends the whole MPI job (``MPI_Abort``), since
+    the other ranks may be waiting in a collective this rank will never join."""
+    try:
+        yield
+    except (LayerwiseError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        if dp is None:
+            raise
+        from .distributed import abort_on_error
+        abort_on_error(dp.comm, exc)
+        raise
 
 
 def _callback_list(callbacks: Any) -> list[Callback]:
@@ -403,7 +460,10 @@ def _deferred_interrupt(run: Run) -> Iterator[None]:
         return
 
     def handler(signum: int, frame: Any) -> None:
-        run.interrupted = True
+        if run.dp is None:
+            run.interrupted = True
+        else:                   # data-parallel: every rank stops after the same step
+            run.interrupt_pending = True
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -474,6 +534,8 @@ class Run:
         self.threshold = 0.0 if getattr(loss, "from_logits", False) else 0.5
         self.epoch, self.position, self.steps = 0, 0, 0
         self.interrupted = False
+        self.dp: Any = None             # distributed.DataParallel of a data-parallel fit
+        self.interrupt_pending = False  # data-parallel: Ctrl-C seen here, not yet agreed on
         self.order = np.arange(self.N)
         self.loss_sum, self.correct, self.seen, self.seconds = 0.0, 0.0, 0, 0.0
         self.label_correct = 0.0        # multi-label: labels right, in rows (sum of fractions)
@@ -638,13 +700,18 @@ class Run:
         at = (self.epoch, self.position, self.steps)
         if at != self.saved_at:
             from .checkpoints import save
-            save(checkpoint, self)
+            if self.dp is None or self.dp.rank == 0:    # data-parallel: rank 0 writes
+                save(checkpoint, self)
             self.saved_at = at
 
     def _step(self, bar: Any) -> None:
         s = self.position
         idx = self.order[s:s + self.batch_size]
-        B = len(idx)
+        B = B_all = len(idx)
+        if self.dp is not None:                         # this rank's share of the batch
+            a, b = self.dp.rows(B_all)
+            idx = idx[a:b]
+            B = len(idx)
         if self.sparse:
             Xb = self.X[idx]                                    # the rows' stored values, CSR
         else:
@@ -658,20 +725,23 @@ class Run:
             np.take(self.weights, idx, out=Wb, mode="clip")
         t0 = self.threads.start_step()
         try:
-            Lb = train_step(self.model, self.loss, self.opt, Xb, Yb, self.params, Wb,
-                            self.clip_norm)
+            if self.dp is not None:
+                Lb = self._parallel_step(Xb, Yb, Wb, B_all)
+            else:
+                Lb = train_step(self.model, self.loss, self.opt, Xb, Yb, self.params, Wb,
+                                self.clip_norm)
         except DivergenceError as exc:
             raise DivergenceError(
                 f"{exc}, at epoch {self.epoch + 1}, step {s // self.batch_size + 1}; training "
                 "stopped there and the model and optimizer keep the parameters and state of the "
                 f"step before. {self._remedies()}"
             ) from None
-        if self.classify:
+        if self.classify and self.dp is None:
             self._count_correct(self.model.output, Yb)  # type: ignore[arg-type]
         self.threads.end_step(t0)
-        self.loss_sum += Lb * B
-        self.seen += B
-        self.position = s + B
+        self.loss_sum += Lb * B_all
+        self.seen += B_all
+        self.position = s + B_all
         self.steps += 1
         for cb in self.batch_callbacks:                     # the step is complete: state agrees
             cb.on_batch_end(self.state, Lb)
@@ -681,6 +751,28 @@ class Run:
             bar.update(1)
             if bar.n % max(1, bar.total // 20) == 0:
                 bar.set_postfix_str(f"loss={self.loss_sum / self.seen:.4f}", refresh=False)
+
+    def _parallel_step(self, Xb: Any, Yb: np.ndarray, Wb: np.ndarray | None, B: int) -> float:
+        """``train_step`` of a data-parallel fit: this rank's B_r rows of the global batch of B
+        give L_r and g_r; one Allreduce makes g = Σ_r (B_r/B)·g_r and L = Σ_r (B_r/B)·L_r on
+        every rank (``DataParallel.reduce_gradient``), and the checks, clipping and update then
+        run on identical values everywhere. The metric counts and Ctrl-C are summed alike."""
+        from .distributed import local_step_loss
+        B_r = Xb.shape[0]
+        correct, label_correct = self.correct, self.label_correct
+        L_r, ok = float("nan"), False
+        if B_r:
+            L_r, ok = local_step_loss(lambda: loss_and_gradient(self.model, self.loss, Xb, Yb,
+                                                                Wb))
+            if ok and self.classify:
+                self._count_correct(self.model.output, Yb)  # type: ignore[arg-type]
+        counts = (self.correct - correct, self.label_correct - label_correct)
+        Lb = self.dp.reduce_gradient(self.params, L_r, B_r, B, counts, self.interrupt_pending)
+        s = self.dp.scalars
+        self.correct, self.label_correct = correct + s[1], label_correct + s[2]
+        self.interrupted = self.interrupted or bool(s[3])
+        apply_gradient(self.opt, self.params, Lb, self.clip_norm)
+        return Lb
 
     def _count_correct(self, A: np.ndarray, Yb: np.ndarray) -> None:
         """Add a training batch's right answers to the epoch's counts (metrics.for_loss's
@@ -706,6 +798,8 @@ class Run:
             for k, v in evaluate_arrays(self.model, self.loss, self.Xv, self.Yv,
                                         kind=self.kind).items():
                 logs[f"val_{k}"] = v
+            if self.dp is not None:     # rank 0's values on every rank: callbacks agree
+                logs = self.dp.agree(logs)
             if not math.isfinite(logs["val_loss"]):
                 raise DivergenceError(
                     f"the validation loss became {logs['val_loss']} at the end of epoch "
@@ -770,6 +864,20 @@ def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_m
     """
     L = loss_and_gradient(model, loss, X, y, weight)
     params = model.flat_parameters() if params is None else params
+    apply_gradient(optimizer, params, L, clip_norm)
+    return L
+
+
+def apply_gradient(optimizer: optimizers_mod.Optimizer, params: Sequence[Param], L: float,
+                   clip_norm: float | None = None) -> None:
+    """The last steps of ``train_step``, on gradients already in ``params`` (of a batch whose
+    loss was ``L``): check them, clip them to global norm ``clip_norm``, update.
+
+    Raises ``DivergenceError`` when L or the gradient is NaN or infinite, or the update would
+    make a parameter or the optimizer's state so (then nothing changes).
+    """
+    if not math.isfinite(L):
+        raise DivergenceError(f"the loss became {L}")
     norm = global_norm(params)                  # one BLAS dot per buffer: ‖g‖ = √(Σ g²)
     if not math.isfinite(norm):
         raise DivergenceError(f"the gradient became {norm} (loss {L:.6g})")
@@ -780,7 +888,6 @@ def train_step(model: Sequential, loss: losses_mod.Loss, optimizer: optimizers_m
         norm = clip_norm                        # an upper bound of the clipped norm
     # W ← W − η·dW (or Adam, …), proven or checked not to overflow; else nothing changes
     optimizer.guarded_step(params, norm)
-    return L
 
 
 def loss_and_gradient(model: Sequential, loss: losses_mod.Loss, X: np.ndarray, y: np.ndarray,
