@@ -22,6 +22,7 @@ import pytest
 
 import layerwise as lw
 from layerwise import distributed
+from layerwise.cli import main as cli_main
 from layerwise.errors import ConfigError, ValidationError
 from layerwise.training import apply_gradient, loss_and_gradient
 
@@ -235,3 +236,26 @@ def test_a_failing_rank_ends_the_job(how, tmp_path):
         assert "rank 1 of 2 failed, aborting every rank" in proc.stderr
         assert "rank 1 fails on purpose" in proc.stderr
     assert not (tmp_path / f"out-{how}.npz").exists()
+
+
+@needs_mpi
+def test_cli_under_mpiexec_is_data_parallel(tmp_path):
+    """`mpiexec -n 2 layerwise train`: the first line says data-parallel (ranks, per-rank
+    batch), rank 0 alone prints and writes one run directory, and the model equals the one a
+    single process trains with the same command."""
+    flags = ["train", "digits", "--epochs", "2", "--dtype", "float64", "--no-plots",
+             "--threads", "1", "--quiet"]
+    proc = launch(2, ["-m", "layerwise", *flags[:-1], "--out", "two"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "data-parallel over 2 MPI processes: global batch 64, 32 rows per process"
+    assert sum(line.startswith("Dataset(") for line in lines) == 1       # rank 0 alone prints
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two"]
+    assert {p.name for p in (tmp_path / "two").iterdir()} == {
+        "config.json", "history.csv", "history.json", "model.lw"}
+    assert cli_main([*flags, "--out", str(tmp_path / "one")]) == 0
+    two, one = lw.load(tmp_path / "two" / "model.lw"), lw.load(tmp_path / "one" / "model.lw")
+    np.testing.assert_allclose(flat(two), flat(one), rtol=0, atol=1e-10)
+    h2 = json.loads((tmp_path / "two" / "history.json").read_text())
+    h1 = json.loads((tmp_path / "one" / "history.json").read_text())
+    np.testing.assert_allclose(h2["val_loss"], h1["val_loss"], rtol=1e-10)

@@ -876,6 +876,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     import layerwise as lw
 
+    from . import distributed
     from .preprocessing import Standardize
     from .training import validation_rows
 
@@ -885,6 +886,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     recipe_info = _recipe_info(args)
     _check_train_args(args)
 
+    comm = distributed.cli_comm(cleanup)         # under mpiexec -n R > 1: data-parallel
     dtype = np.dtype(args.dtype)
     data = _load_data(args.data, args, dtype)
     if recipe_info and data.task != "classification":
@@ -940,6 +942,13 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
                 raise CLIError(f"--ensemble {args.ensemble}: {exc}") from None
             args.ensemble = auto["ensemble"] = 1     # (a sigmoid output, a LayerNorm: one net)
     out = Path(args.out) if args.out else runs.fresh_run_dir(args.data)
+    if comm is not None:                    # rank 0 writes the run directory, alone
+        out = distributed.run_dir(comm, comm.bcast(out, root=0), cleanup)
+        args.no_plots = args.no_plots or comm.Get_rank() != 0
+    if not args.quiet and comm is not None:
+        print(f"data-parallel over {comm.Get_size()} MPI processes: global batch "
+              f"{args.batch_size}, {distributed.per_rank_batch(args.batch_size, comm.Get_size())}"
+              " rows per process")
     if not args.quiet:
         print(f"{data!r}\n{len(Xtr) - n_val} training, {n_val} validation, {len(Xte)} test "
               f"samples; writing to {out}/")
@@ -1027,7 +1036,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
                           rng=args.seed, callbacks=callbacks, verbose=verbose,
                           clip_norm=args.clip_norm, checkpoint=checkpoint,
                           checkpoint_every=args.checkpoint_every or "interrupt",
-                          resume=args.resume, threads=args.threads)
+                          resume=args.resume, threads=args.threads, comm=comm)
     except lw.TrainingInterrupted:
         raise Interrupted(f"interrupted; {checkpoint} holds the run up to the last completed "
                           f"step. Continue it with: layerwise train --resume "
@@ -1138,7 +1147,8 @@ def _ensemble(args: argparse.Namespace, first: Sequential, Xs: np.ndarray, Y: np
                     epochs=args.epochs, batch_size=args.batch_size,
                     validation_data=(Xs[val_rows], Y[val_rows]) if held else None,
                     schedule=args.schedule, rng=np.random.default_rng(fit_seq),
-                    callbacks=own, verbose=0, clip_norm=args.clip_norm, threads=args.threads)
+                    callbacks=own, verbose=0, clip_norm=args.clip_norm, threads=args.threads,
+                    comm="auto")
         except lw.TrainingInterrupted:
             raise Interrupted(f"interrupted while training network {k + 1} of the "
                               f"--ensemble {args.ensemble}; no model was saved. Run the "
@@ -1514,6 +1524,13 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``layerwise`` command; returns the exit status."""
+    code = _main(argv)
+    from .distributed import end_job
+    end_job(code)                   # data-parallel: a rank that failed ends every rank
+    return code
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -17,10 +17,14 @@ ranks. Only rank 0 prints and writes files.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -206,3 +210,42 @@ def install_abort_hook(comm: Any) -> None:
         abort_on_error(comm, exc)
 
     sys.excepthook = hook
+
+
+# -- the command line: `mpiexec -n R layerwise train ...` -----------------------------------------
+
+def cli_comm(cleanup: contextlib.ExitStack) -> Any:
+    """The communicator of a ``layerwise train`` started by ``mpiexec`` with more than one
+    process (None otherwise). An uncaught exception on any rank then ends the job, and ranks
+    other than 0 print nothing to stdout (their errors still go to stderr)."""
+    comm = resolve_comm("auto")
+    if comm is None:
+        return None
+    install_abort_hook(comm)
+    if comm.Get_rank() != 0:
+        devnull = cleanup.enter_context(open(os.devnull, "w"))
+        cleanup.enter_context(contextlib.redirect_stdout(devnull))
+    return comm
+
+
+def run_dir(comm: Any, out: Path, cleanup: contextlib.ExitStack) -> Path:
+    """Where this rank writes the run's files: rank 0 the run directory ``out``, every other
+    rank a private temporary directory removed at the end (one run directory per job)."""
+    if comm.Get_rank() == 0:
+        return out
+    private = Path(tempfile.mkdtemp(prefix=f"layerwise-rank{comm.Get_rank()}-"))
+    cleanup.callback(shutil.rmtree, private, ignore_errors=True)
+    return private
+
+
+def end_job(code: int) -> None:
+    """After a data-parallel command failed on this rank (exit status ``code``, not 0 and not
+    130, a Ctrl-C every rank agreed on): end every rank with MPI_Abort, since the others may
+    be waiting in a collective this rank will never join."""
+    if code in (0, 130) or "mpi4py.MPI" not in sys.modules:
+        return
+    from mpi4py import MPI
+    if MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(code)
