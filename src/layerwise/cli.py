@@ -1038,6 +1038,8 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
                           checkpoint_every=args.checkpoint_every or "interrupt",
                           resume=args.resume, threads=args.threads, comm=comm)
     except lw.TrainingInterrupted:
+        if comm is not None and comm.Get_rank() != 0:  # rank 0 says where its checkpoint is
+            return 130
         raise Interrupted(f"interrupted; {checkpoint} holds the run up to the last completed "
                           f"step. Continue it with: layerwise train --resume "
                           f"{shlex.quote(str(out))}") from None

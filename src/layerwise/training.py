@@ -388,6 +388,8 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
                     "To be able to resume, pass checkpoint='run.lw' to fit."
                 ) from None
             run.save(checkpoint)           # still deferring Ctrl-C: the write completes
+            if dp is not None:             # no rank ends (and mpiexec ends the job) before
+                dp.comm.Barrier()          # rank 0 has written the checkpoint
             raise TrainingInterrupted(
                 f"{where}; checkpoint written to {checkpoint}. Resume with the same data and "
                 f"settings and fit(..., resume={str(checkpoint)!r})."
