@@ -590,7 +590,7 @@ def _load_folder(path: Path, task: str | None) -> Dataset:
     if X is not None and y is not None:
         X_test, y_test = (_npy(p) if p.is_file() else None
                           for p in (path / "X_test.npy", path / "y_test.npy"))
-        features = _npy(X)
+        features = read_npy(X, mmap=True)           # memory-mapped (outofcore)
         return _finish(path.name, features, _npy(y), X_test, y_test, task,
                        "image" if features.ndim >= 3 else "standard")
     files = _idx_files(path)
@@ -609,7 +609,7 @@ def _load_npy_pair(source: str, task: str | None) -> Dataset:
     if len(parts) != 2 or not all(p.suffix.lower() == ".npy" for p in parts):
         raise DataError(f"a pair of arrays must be given as 'features.npy,labels.npy'; received "
                         f"{source!r}, so pass exactly two .npy paths separated by a comma.")
-    X, y = (_npy(p) for p in parts)
+    X, y = read_npy(parts[0], mmap=True), _npy(parts[1])  # X memory-mapped (outofcore)
     return _finish(parts[0].stem, X, y, None, None, task,
                    "image" if X.ndim >= 3 else "standard")
 
@@ -618,21 +618,29 @@ def _npy(path: Path) -> np.ndarray:
     return read_npy(path)
 
 
-def _npy_header(f: IO[bytes], what: str, available: int) -> None:
+def _npy_header(f: IO[bytes], what: str, available: int
+                ) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
     """Refuse a .npy header that does not parse, holds Python objects, or declares more data
     than the ``available`` bytes can hold (before anything of that size is allocated)."""
     from . import _npy
     try:
-        _npy.read_header(f, available)
+        shape, fortran, dtype, _ = _npy.read_header(f, available)
+        return shape, fortran, dtype
     except ValueError as exc:
         raise DataError(f"{what}: expected plain arrays of numbers or text in .npy form; {exc}. "
                         f"Save it again with np.save (e.g. np.save(path, X.astype(float))).",
                         ) from None
 
 
-def read_npy(path: PathLike) -> np.ndarray:
+def read_npy(path: PathLike, *, mmap: bool = False) -> np.ndarray:
     """A plain array from a ``.npy`` file, refusing Python objects and truncated files before
-    allocating anything (the declared shape must fit in the file)."""
+    allocating anything (the declared shape must fit in the file).
+
+    ``mmap=True`` opens a file of floats in C order memory-mapped and read-only
+    (``np.load(path, mmap_mode="r")``): nothing is read until rows are used, so ``fit`` trains
+    on files larger than memory (``outofcore``). Other dtypes, and Fortran order, are read
+    into memory as without it, since they would be converted (copied) whole anyway.
+    """
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -641,8 +649,11 @@ def read_npy(path: PathLike) -> np.ndarray:
                                 f"received an .npz archive, so pass the .npz file itself "
                                 f"instead of a pair.")
             f.seek(0)
-            _npy_header(f, path.name, os.fstat(f.fileno()).st_size)
+            shape, fortran, dtype = _npy_header(f, path.name, os.fstat(f.fileno()).st_size)
             f.seek(0)
+            if mmap and dtype in (np.dtype(np.float32), np.dtype(np.float64)) and not fortran \
+                    and math.prod(shape) > 0:
+                return np.load(path, mmap_mode="r", allow_pickle=False)
             return np.lib.format.read_array(f, allow_pickle=False)
     except FileNotFoundError as exc:
         raise DataError(f"expected the file {str(path)!r}; it does not exist, so check the "
