@@ -236,7 +236,7 @@ def as_input(X: Any, n_in: int | None, dtype: Any, name: str = "X") -> np.ndarra
         as_input(X.X[:1], n_in, X.dtype, name)  # shape, features (dtype: checked just below)
         outofcore.check_dtype(X.X, dtype, name)
         outofcore.require_finite(X, name)
-        return X
+        return X  # type: ignore[return-value]  # sliced as an array is (predict, evaluate)
     try:
         A = np.asarray(X)
     except (TypeError, ValueError) as exc:

@@ -170,6 +170,9 @@ class Rows:
     X's validation rows as one.
     """
 
+    X: np.ndarray
+    rows: np.ndarray
+
     def __init__(self, X: Any, rows: Any) -> None:
         if isinstance(X, Rows):                         # rows of rows: one level
             X, rows = X.X, X.rows[np.asarray(rows)]

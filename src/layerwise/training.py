@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import numpy as np
 
 from . import losses as losses_mod
-from . import outofcore
 from . import optimizers as optimizers_mod
+from . import outofcore
 from . import schedules as schedules_mod
 from ._blas import Threads, check_threads, is_small
 from ._utils import (
