@@ -588,7 +588,7 @@ def _load_folder(path: Path, task: str | None) -> Dataset:
     X = next((path / n for n in ("X.npy", "X_train.npy") if (path / n).is_file()), None)
     y = next((path / n for n in ("y.npy", "y_train.npy") if (path / n).is_file()), None)
     if X is not None and y is not None:
-        X_test, y_test = (_npy(p) if p.is_file() else None
+        X_test, y_test = (read_npy(p, mmap=p.name.startswith("X")) if p.is_file() else None
                           for p in (path / "X_test.npy", path / "y_test.npy"))
         features = read_npy(X, mmap=True)           # memory-mapped (outofcore)
         return _finish(path.name, features, _npy(y), X_test, y_test, task,
@@ -636,10 +636,11 @@ def read_npy(path: PathLike, *, mmap: bool = False) -> np.ndarray:
     """A plain array from a ``.npy`` file, refusing Python objects and truncated files before
     allocating anything (the declared shape must fit in the file).
 
-    ``mmap=True`` opens a file of floats in C order memory-mapped and read-only
-    (``np.load(path, mmap_mode="r")``): nothing is read until rows are used, so ``fit`` trains
-    on files larger than memory (``outofcore``). Other dtypes, and Fortran order, are read
-    into memory as without it, since they would be converted (copied) whole anyway.
+    ``mmap=True`` opens a file of floats in C order of at least ``outofcore.MAP_BYTES`` (64 MiB)
+    memory-mapped and read-only (``np.load(path, mmap_mode="r")``): nothing is read until rows
+    are used, so ``fit`` trains on files larger than memory (``outofcore``). Smaller files,
+    other dtypes and Fortran order are read into memory as without it (other dtypes would be
+    converted, so copied, whole anyway).
     """
     path = Path(path)
     try:
@@ -651,8 +652,9 @@ def read_npy(path: PathLike, *, mmap: bool = False) -> np.ndarray:
             f.seek(0)
             shape, fortran, dtype = _npy_header(f, path.name, os.fstat(f.fileno()).st_size)
             f.seek(0)
+            from .outofcore import MAP_BYTES
             if mmap and dtype in (np.dtype(np.float32), np.dtype(np.float64)) and not fortran \
-                    and math.prod(shape) > 0:
+                    and math.prod(shape) * dtype.itemsize >= MAP_BYTES:
                 return np.load(path, mmap_mode="r", allow_pickle=False)
             return np.lib.format.read_array(f, allow_pickle=False)
     except FileNotFoundError as exc:

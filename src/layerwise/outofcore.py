@@ -27,6 +27,11 @@ import numpy as np
 
 from .errors import ValidationError
 
+#: ``.npy`` files of at least this many bytes of floats are memory-mapped by the data loaders
+#: (``datasets.read_npy(..., mmap=True)``); smaller ones are read into memory, where every
+#: code path (copies, whole-array statistics) costs little
+MAP_BYTES = 64 << 20
+
 #: bytes of rows a streaming pass reads before it drops the pages (and the training loop's
 #: batches read before it does): 64 MiB bounds RSS while keeping reads large
 CHUNK_BYTES = 64 << 20
@@ -139,6 +144,38 @@ def moments(A: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndar
         M2 += M2b + delta ** 2 * (n * nb / total)
         n = total
     return mean, np.sqrt(M2 / max(n, 1))
+
+
+def is_large(X: Any) -> bool:
+    """Whether ``X`` is memory-mapped or ``Rows``: what must be read in chunks, never whole."""
+    return isinstance(X, Rows) or mapping(X) is not None
+
+
+def as_rows(X: Any) -> Any:
+    """A memory-mapped ``X`` as ``Rows`` of all its rows (so that ``X[rows]`` selects rows
+    without reading them); anything else as it is."""
+    return Rows(X, np.arange(X.shape[0])) if mapping(X) is not None else X
+
+
+def feature_stats(X: Any, method: str, full_scale: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(offset, scale) per feature of ``preprocessing.Standardize.fit``'s ``method`` as one
+    streaming pass over ``X`` (bounded memory): "standard" the mean and standard deviation
+    (:func:`moments`), "minmax" the minimum and max − min, "image" 0 and ``full_scale`` (or the
+    largest |x|), "none" 0 and 1. Standardize.fit then maps zero scales to 1."""
+    d = X.shape[1]
+    if method == "standard":
+        return moments(X)
+    if method == "none" or (method == "image" and full_scale is not None):
+        return np.zeros(d), np.full(d, 1.0 if method == "none" else float(full_scale or 1.0))
+    lo, hi = np.full(d, np.inf), np.full(d, -np.inf)
+    for _, part in chunks(X):
+        lo = np.minimum(lo, part.min(axis=0))
+        hi = np.maximum(hi, part.max(axis=0))
+    if method == "minmax":
+        return lo, hi - lo
+    top = float(max(np.abs(lo).max(initial=0.0), np.abs(hi).max(initial=0.0)))
+    return np.zeros(d), np.full(d, top)                 # image: one scale, the largest |x|
 
 
 class PageBudget:
