@@ -9,7 +9,10 @@ the mapping is told to drop it: after a full epoch the whole file would be resid
 - whole-array passes (the finiteness check, scaling statistics) read ``CHUNK_BYTES`` of rows at a
   time and drop the pages after each chunk (``madvise(MADV_DONTNEED)``: the kernel's page cache
   keeps them, only this process's mapping lets go, and a later read maps them again);
-- the training loop drops them every ``CHUNK_BYTES`` of batch rows read (:class:`PageBudget`);
+- the training loop, and reads of scattered rows (validation rows, ``Rows``), drop them every
+  ``CHUNK_BYTES`` of mapped memory (:class:`PageBudget`). What a row maps is more than its own
+  bytes: the kernel maps the whole page-cache folio a fault lands in, up to ``FOLIO_BYTES``
+  (2 MiB, a huge page, on Linux 6 with large folios), so each scattered row counts that much;
 - a memory-mapped array is never converted or copied whole: its dtype must already be the
   model's (a float32 file for a float32 model), else ``fit`` refuses it and says how to convert.
 
@@ -31,6 +34,10 @@ from .errors import ValidationError
 #: (``datasets.read_npy(..., mmap=True)``); smaller ones are read into memory, where every
 #: code path (copies, whole-array statistics) costs little
 MAP_BYTES = 64 << 20
+
+#: the most one read of a row may map: a 2 MiB folio (Linux maps whole page-cache folios on a
+#: fault, and large folios reach the PMD size), plus the row's own bytes
+FOLIO_BYTES = 2 << 20
 
 #: bytes of rows a streaming pass reads before it drops the pages (and the training loop's
 #: batches read before it does): 64 MiB bounds RSS while keeping reads large
@@ -56,13 +63,14 @@ def release(mm: mmap.mmap | None) -> None:
         mm.madvise(mmap.MADV_DONTNEED)
 
 
-def chunk_rows(A: Any, chunk_bytes: int = CHUNK_BYTES) -> int:
-    """Rows of ``A`` in about ``chunk_bytes`` (at least one)."""
+def chunk_rows(A: Any, chunk_bytes: int | None = None) -> int:
+    """Rows of ``A`` in about ``chunk_bytes`` (default ``CHUNK_BYTES``; at least one)."""
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
     row = A.dtype.itemsize * int(np.prod(A.shape[1:], dtype=np.int64))
     return max(1, chunk_bytes // max(row, 1))
 
 
-def chunks(A: Any, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
+def chunks(A: Any, chunk_bytes: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """(first row, rows) of ``A`` in consecutive pieces of about ``chunk_bytes``; for a
     memory-mapped ``A`` the pieces' pages are dropped after each one (bounded RSS)."""
     mm = mapping(A)
@@ -126,13 +134,15 @@ def moments(A: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndar
     Each chunk's own mean and M2 are exact two-pass sums, so the result agrees with
     ``A[rows].mean(0)``, ``.std(0)`` to rounding without ever holding more than a chunk.
     """
-    n_rows = A.shape[0] if rows is None else len(rows)
+    if rows is not None:
+        A = Rows(A, rows)                       # scattered rows: read within the page budget
+    n_rows = A.shape[0]
     step = chunk_rows(A)
     d = int(np.prod(A.shape[1:], dtype=np.int64))
     n, mean, M2 = 0, np.zeros(d), np.zeros(d)
     mm = mapping(A)
     for s in range(0, n_rows, step):
-        part = A[s:s + step] if rows is None else A[rows[s:s + step]]
+        part = A[s:s + step]
         C = np.asarray(part, dtype=np.float64).reshape(len(part), d)
         release(mm)
         nb = len(C)
@@ -179,21 +189,34 @@ def feature_stats(X: Any, method: str, full_scale: float | None = None
 
 
 class PageBudget:
-    """Drops a memory map's resident pages after every ``chunk_bytes`` of rows read from it,
-    so that a training run's RSS stays bounded however many batches it reads."""
+    """Drops a memory map's resident pages once scattered row reads may have mapped
+    ``CHUNK_BYTES``: each row counts its bytes plus ``FOLIO_BYTES`` (what a fault may map), so a
+    training run's RSS stays below about ``CHUNK_BYTES`` plus one batch's rows of folios,
+    however many batches it reads and however large the file."""
 
-    def __init__(self, mm: mmap.mmap, row_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> None:
-        self.mm, self.row_bytes, self.chunk_bytes = mm, row_bytes, chunk_bytes
-        self.read = 0
+    def __init__(self, mm: mmap.mmap, row_bytes: int) -> None:
+        self.mm, self.row_bytes = mm, row_bytes
+        self.mapped = 0
+
+    def rows_per_chunk(self) -> int:
+        """Scattered rows that fit in the budget (at least one)."""
+        return max(1, CHUNK_BYTES // (self.row_bytes + FOLIO_BYTES))
 
     def touch(self, rows: int) -> None:
-        """Count ``rows`` rows read; drop the pages once a chunk's worth has been read. (Rows
-        are counted as their bytes; each also maps the rest of its pages, at most one page
-        more per row, so with rows smaller than a page RSS may reach a few chunks.)"""
-        self.read += rows * self.row_bytes
-        if self.read >= self.chunk_bytes:
+        """Count ``rows`` scattered rows read; drop the pages once the budget is spent."""
+        self.mapped += rows * (self.row_bytes + FOLIO_BYTES)
+        if self.mapped >= CHUNK_BYTES:
             release(self.mm)
-            self.read = 0
+            self.mapped = 0
+
+    def gather(self, X: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """``X[idx]``, read a budget's worth of rows at a time (dropping the pages between)."""
+        out = np.empty((len(idx), *X.shape[1:]), dtype=X.dtype)
+        step = self.rows_per_chunk()
+        for s in range(0, len(idx), step):
+            np.take(X, idx[s:s + step], axis=0, out=out[s:s + step])
+            self.touch(len(out[s:s + step]))
+        return out
 
 
 class Rows:
@@ -239,7 +262,6 @@ class Rows:
     def __getitem__(self, key: Any) -> Any:
         if not isinstance(key, slice):
             return Rows(self, key)
-        part = self.X[self.rows[key]]
         if self.pages is not None:
-            self.pages.touch(len(part))
-        return part
+            return self.pages.gather(self.X, self.rows[key])
+        return self.X[self.rows[key]]

@@ -336,9 +336,8 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
         rows, val = validation_rows(N, validation_split, gen)
         if outofcore.mapping(X) is not None:        # memory-mapped X is never copied: the
             Y, Yv = Y[rows], Y[val]                 # batches read X[train_rows[idx]]
-            if train_rows is not None:
-                rows, val = train_rows[rows], train_rows[val]
-            train_rows, Xv = rows, outofcore.Rows(X, val)
+            base = np.arange(N) if train_rows is None else train_rows
+            train_rows, Xv = base[rows], outofcore.Rows(X, base[val])
         else:
             X, Y, Xv, Yv = X[rows], Y[rows], X[val], Y[val]
         if weights is not None:                     # the held-out rows' weights are unused
