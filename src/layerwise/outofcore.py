@@ -40,8 +40,8 @@ MAP_BYTES = 64 << 20
 FOLIO_BYTES = 2 << 20
 
 #: bytes of rows a streaming pass reads before it drops the pages (and the training loop's
-#: batches read before it does): 64 MiB bounds RSS while keeping reads large
-CHUNK_BYTES = 64 << 20
+#: batches may map before it does): 32 MiB bounds RSS while keeping reads large
+CHUNK_BYTES = 32 << 20
 
 
 def mapping(A: Any) -> mmap.mmap | None:
@@ -137,17 +137,18 @@ def moments(A: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndar
     if rows is not None:
         A = Rows(A, rows)                       # scattered rows: read within the page budget
     n_rows = A.shape[0]
-    step = chunk_rows(A)
+    step = chunk_rows(A, CHUNK_BYTES // 4)      # float64 copies of a quarter chunk of rows
     d = int(np.prod(A.shape[1:], dtype=np.int64))
     n, mean, M2 = 0, np.zeros(d), np.zeros(d)
     mm = mapping(A)
     for s in range(0, n_rows, step):
         part = A[s:s + step]
-        C = np.asarray(part, dtype=np.float64).reshape(len(part), d)
+        C = np.array(part, dtype=np.float64).reshape(len(part), d)   # a copy: C -= mb
         release(mm)
         nb = len(C)
         mb = C.mean(axis=0)
-        M2b = ((C - mb) ** 2).sum(axis=0)
+        C -= mb
+        M2b = np.einsum("ij,ij->j", C, C)               # Σ (x − mean_b)² per feature
         total = n + nb
         delta = mb - mean
         mean += delta * (nb / total)
