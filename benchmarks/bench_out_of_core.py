@@ -7,8 +7,9 @@ fresh child process
     layerwise train X.npy,y.npy --epochs 1 --layers 128 --batch-size 64 --quiet --no-plots
 
 (X memory-mapped: outofcore) and reads the child's peak resident memory (VmHWM, which
-counts the file's pages while they are mapped) and wall time. ``--in-memory-up-to`` also runs the same command with the file read into
-memory (outofcore.MAP_BYTES raised), for the sizes up to that many GB, as the baseline.
+counts the file's pages while they are mapped) and wall time. ``--in-memory-up-to`` also runs
+the same command with the file read into memory (outofcore.MAP_BYTES raised), for the sizes
+up to that many GB, as the baseline.
 
     python benchmarks/bench_out_of_core.py --sizes 0.25 1 4 --dir /tmp/ooc-bench
 
