@@ -314,3 +314,19 @@ def test_wrong_dtype_or_shape_of_a_memmap_is_refused(tmp_path):
         Rows(M, [0.5])
     with pytest.raises(lw.ValidationError, match="2-D array"):
         Rows(np.ones(3), [0])
+
+
+def test_a_memory_mapped_file_in_another_float_dtype_is_refused_by_the_loader(tmp_path,
+                                                                             monkeypatch):
+    """Converting float64 rows to float32 would read the whole file into memory: refused,
+    saying how to convert or which dtype to train in; small files are read and converted."""
+    np.save(tmp_path / "X.npy", np.ones((20, 3)))
+    np.save(tmp_path / "y.npy", np.arange(20) % 2)
+    pair = f"{tmp_path / 'X.npy'},{tmp_path / 'y.npy'}"
+    assert lw.datasets.load(pair).X_train.dtype == np.float32          # in memory: converted
+    monkeypatch.setattr(outofcore, "MAP_BYTES", 0)
+    with pytest.raises(lw.DataError, match=r"memory-mapped float64 file.*training is in "
+                       r"float32.*--dtype float64"):
+        lw.datasets.load(pair)
+    ds = lw.datasets.load(pair, dtype="float64")
+    assert outofcore.mapping(ds.X_train) is not None

@@ -202,6 +202,15 @@ def load(source: PathLike, *, data_dir: PathLike | None = None, target: str | No
         raise ConfigError(f"header=False describes a CSV file, but the source "
                           f"{source!r} is not one; drop it.")
     data = _load(source, data_dir, target, task, download, header)
+    from .outofcore import mapping
+    for what, A in (("X", data.X_train), ("X_test", data.X_test)):
+        if A is not None and mapping(A) is not None and A.dtype != dt:
+            raise DataError(
+                f"{data.name}: {what} is a memory-mapped {A.dtype} file of {A.nbytes / 2**30:.1f} "
+                f"GiB, but training is in {dt}; converting it would load the whole file into "
+                f"memory. Pass dtype={A.dtype} (--dtype {A.dtype}), or save the file as {dt} "
+                f"(in chunks: out = np.lib.format.open_memmap('X.npy', mode='w+', dtype='{dt}', "
+                f"shape=X.shape); out[s:e] = X[s:e] for row ranges s:e).")
     # Loaders keep float64 sources in float64; one conversion here, refusing overflow. A CSV
     # file's messages name the file and its lines.
     name, line = (Path(source).name, data.first_line) if data.first_line else (data.name, None)

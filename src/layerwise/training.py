@@ -203,7 +203,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
         subset of its rows), is never copied: each batch reads only its own rows, the finiteness
         check is a streaming pass, validation rows held out by ``validation_split`` are read a
         slice at a time, and the mapping's pages are dropped as they are read, so memory stays
-        bounded by the batch buffers whatever the file's size (``outofcore``). Its dtype must be
+        bounded whatever the file's size (``outofcore``). Its dtype must be
         the model's (a float32 file for a float32 model), else it is refused with how to
         convert it. y (and sample_weight) are read into memory.
     y : array
@@ -673,21 +673,21 @@ class Run:
         s = self.position
         idx = self.order[s:s + self.batch_size]
         B = len(idx)
+        # memory-mapped X with rows held out: sample k is X's row rows[k] (X is never copied)
+        at = idx if self.rows is None else np.take(self.rows, idx, out=self.Ib[:B], mode="clip")
+        if self.sparse:
+            Xb = self.X[at]                                     # the rows' stored values, CSR
+        else:
+            Xb = self.Xb[:B]
+            np.take(self.X, at, axis=0, out=Xb, mode="clip")   # (mode="raise" would buffer)
+            if self.pages is not None:                      # memory-mapped: bound the RSS
+                self.pages.touch(B)
         Yb = self.Yb[:B]
         np.take(self.Y, idx, axis=0, out=Yb, mode="clip")
         Wb = None
         if self.weights is not None:
             Wb = self.Wb[:B]
             np.take(self.weights, idx, out=Wb, mode="clip")
-        if self.rows is not None:                           # memory-mapped X, rows held out
-            idx = np.take(self.rows, idx, out=self.Ib[:B], mode="clip")
-        if self.sparse:
-            Xb = self.X[idx]                                    # the rows' stored values, CSR
-        else:
-            Xb = self.Xb[:B]
-            np.take(self.X, idx, axis=0, out=Xb, mode="clip")  # (mode="raise" would buffer)
-            if self.pages is not None:                      # memory-mapped: bound the RSS
-                self.pages.touch(B)
         t0 = self.threads.start_step()
         try:
             Lb = train_step(self.model, self.loss, self.opt, Xb, Yb, self.params, Wb,
