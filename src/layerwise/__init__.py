@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "datasets": "", "metrics": "", "training": "", "callbacks": "", "io": "", "explain": "",
     "plots": "", "onnx_export": "",                    # onnx_export needs the onnx package
+    "outofcore": "",                                   # memory-mapped data: Rows, ...
     "load": "io",
     "fit_lbfgs": "lbfgs", "LbfgsResult": "lbfgs",
     **{name: "callbacks" for name in ("Callback", "EarlyStopping", "GradientNorms", "History",
@@ -143,5 +144,6 @@ __all__ = [
     "load",
     "metrics",
     "mlp",
+    "outofcore",
     "schedules",
 ]

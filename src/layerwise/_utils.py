@@ -140,6 +140,10 @@ def require_finite(A: np.ndarray, name: str, columns: Any = None, first_line: in
                    ) -> None:
     """Raise if ``A`` holds NaN or infinite values, with their count and the first row (or the
     file line, ``first_line`` being row 0's) and column (named from ``columns`` when known)."""
+    from . import outofcore
+    if outofcore.mapping(A) is not None:        # memory-mapped: a streaming pass, bounded RSS
+        outofcore.require_finite(A, name, columns)
+        return
     # min and max propagate NaN and ±inf and allocate nothing; the mask is built only to report
     if A.dtype.kind == "f" and not is_finite(A):
         bad = ~np.isfinite(A)
@@ -227,6 +231,12 @@ def as_input(X: Any, n_in: int | None, dtype: Any, name: str = "X") -> np.ndarra
             f"evaluate take (with a Dense first layer); pass a dense array here, e.g. "
             f"{name}.toarray() (on a slice of rows, if the whole matrix is too large)."
         )
+    from . import outofcore
+    if isinstance(X, outofcore.Rows):           # rows of a (memory-mapped) array, not copied
+        as_input(X.X[:1], n_in, X.dtype, name)  # shape, features (dtype: checked just below)
+        outofcore.check_dtype(X.X, dtype, name)
+        outofcore.require_finite(X, name)
+        return X  # type: ignore[return-value]  # sliced as an array is (predict, evaluate)
     try:
         A = np.asarray(X)
     except (TypeError, ValueError) as exc:
@@ -252,6 +262,10 @@ def as_input(X: Any, n_in: int | None, dtype: Any, name: str = "X") -> np.ndarra
             f"{name} has {A.shape[1]} features but the model expects {n_in}; pass data with "
             f"{n_in} columns or build the model's first layer with n_in={A.shape[1]}."
         )
+    if outofcore.mapping(A) is not None:        # memory-mapped: used in place, never copied
+        outofcore.check_dtype(A, dtype, name)
+        outofcore.require_finite(A, name)
+        return A
     A = cast_float(A, dtype, name)
     require_finite(A, name)
     return A

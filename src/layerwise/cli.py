@@ -877,6 +877,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     import layerwise as lw
 
     from . import distributed
+    from .outofcore import is_large
     from .preprocessing import Standardize
     from .training import validation_rows
 
@@ -933,6 +934,11 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     x_scaler, y_scaler, Xs, Ytr = runs.prepare(Xtr, ytr, fit_rows, scaling, data.full_scale,
                                            loss, n_classes, classify, dtype)
 
+    def trainee(net: Sequential) -> Sequential:
+        """What trains: the network, behind the input scaler for memory-mapped data, which
+        runs.prepare leaves unscaled (outofcore: each batch is scaled as it is read)."""
+        return lw.Sequential([x_scaler, *net.layers]) if is_large(Xs) else net
+
     net = _build(args, Xtr.shape[1], n_out, dtype)
     if args.ensemble > 1:
         try:
@@ -952,6 +958,9 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     if not args.quiet:
         print(f"{data!r}\n{len(Xtr) - n_val} training, {n_val} validation, {len(Xte)} test "
               f"samples; writing to {out}/")
+        if is_large(Xtr):
+            print(f"{what}: memory-mapped ({data.X_train.nbytes / 2**20:,.0f} MiB), read one "
+                  f"batch of rows at a time and scaled as it is read")
         if recipe_info and data.name != recipe_info["data"]:
             print(f"note: --recipe {args.recipe} was published for {recipe_info['data']}; on "
                   f"{data.name} its published result is no yardstick")
@@ -981,7 +990,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     elif choose_decay or args.refit:        # chosen on the validation rows' loss
         candidates = args.weight_decay if choose_decay else (args.weight_decay,)
         args.weight_decay, best_epoch, val_losses = runs.select_weight_decay(
-            lambda: _build(args, Xs.shape[1], n_out, dtype),
+            lambda: trainee(_build(args, Xs.shape[1], n_out, dtype)),
             lambda wd: _optimizer(argparse.Namespace(**{**vars(args), "weight_decay": wd}),
                                   data.task),
             Xs, Ytr, candidates, patience=args.early_stopping, loss=loss, epochs=args.epochs,
@@ -1030,7 +1039,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     # epoch would be hundreds of lines, so the run reports when it stopped instead.
     verbose = 0 if args.quiet or ("epochs" in auto and len(Xtr) < runs.SMALL_DATA) else 1
     try:
-        history = net.fit(Xs, Ytr, loss=loss, optimizer=opt,
+        history = trainee(net).fit(Xs, Ytr, loss=loss, optimizer=opt,
                           epochs=args.epochs, batch_size=args.batch_size,
                           validation_split=args.validation_split, schedule=args.schedule,
                           rng=args.seed, callbacks=callbacks, verbose=verbose,
@@ -1046,7 +1055,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
 
     if args.ensemble > 1:
         net = _ensemble(args, net, Xs, Ytr, fit_rows, val_rows, n_out, dtype, loss,
-                        data.task, callbacks)
+                        data.task, callbacks, trainee)
 
     # The saved model takes raw inputs: preprocessing first, target scaling undone last.
     layers = [x_scaler, *net.layers]
@@ -1125,7 +1134,8 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
 
 def _ensemble(args: argparse.Namespace, first: Sequential, Xs: np.ndarray, Y: np.ndarray,
               fit_rows: np.ndarray, val_rows: np.ndarray, n_out: int, dtype: Any, loss: Any,
-              task: str, callbacks: list[Any]) -> Sequential:
+              task: str, callbacks: list[Any],
+              trainee: Callable[[Sequential], Sequential] = lambda net: net) -> Sequential:
     """``--ensemble K``: K − 1 more networks trained as ``first`` was (same rows, validation
     rows, settings, stopping rule), each from its own initial weights and shuffling (seeds
     from SeedSequence([--seed, k])), then ``lw.ensemble``: one network outputting the mean."""
@@ -1145,12 +1155,13 @@ def _ensemble(args: argparse.Namespace, first: Sequential, Xs: np.ndarray, Y: np
             own.append(lw.EarlyStopping(patience=args.early_stopping))
         held = len(val_rows) > 0
         try:
-            net.fit(Xs[fit_rows], Y[fit_rows], loss=loss, optimizer=_optimizer(args, task),
-                    epochs=args.epochs, batch_size=args.batch_size,
-                    validation_data=(Xs[val_rows], Y[val_rows]) if held else None,
-                    schedule=args.schedule, rng=np.random.default_rng(fit_seq),
-                    callbacks=own, verbose=0, clip_norm=args.clip_norm, threads=args.threads,
-                    comm="auto")
+            trainee(net).fit(
+                Xs[fit_rows], Y[fit_rows], loss=loss, optimizer=_optimizer(args, task),
+                epochs=args.epochs, batch_size=args.batch_size,
+                validation_data=(Xs[val_rows], Y[val_rows]) if held else None,
+                schedule=args.schedule, rng=np.random.default_rng(fit_seq),
+                callbacks=own, verbose=0, clip_norm=args.clip_norm, threads=args.threads,
+                comm="auto")
         except lw.TrainingInterrupted:
             raise Interrupted(f"interrupted while training network {k + 1} of the "
                               f"--ensemble {args.ensemble}; no model was saved. Run the "

@@ -202,6 +202,15 @@ def load(source: PathLike, *, data_dir: PathLike | None = None, target: str | No
         raise ConfigError(f"header=False describes a CSV file, but the source "
                           f"{source!r} is not one; drop it.")
     data = _load(source, data_dir, target, task, download, header)
+    from .outofcore import mapping
+    for what, A in (("X", data.X_train), ("X_test", data.X_test)):
+        if A is not None and mapping(A) is not None and A.dtype != dt:
+            raise DataError(
+                f"{data.name}: {what} is a memory-mapped {A.dtype} file of {A.nbytes / 2**30:.1f} "
+                f"GiB, but training is in {dt}; converting it would load the whole file into "
+                f"memory. Pass dtype={A.dtype} (--dtype {A.dtype}), or save the file as {dt} "
+                f"(in chunks: out = np.lib.format.open_memmap('X.npy', mode='w+', dtype='{dt}', "
+                f"shape=X.shape); out[s:e] = X[s:e] for row ranges s:e).")
     # Loaders keep float64 sources in float64; one conversion here, refusing overflow. A CSV
     # file's messages name the file and its lines.
     name, line = (Path(source).name, data.first_line) if data.first_line else (data.name, None)
@@ -588,9 +597,9 @@ def _load_folder(path: Path, task: str | None) -> Dataset:
     X = next((path / n for n in ("X.npy", "X_train.npy") if (path / n).is_file()), None)
     y = next((path / n for n in ("y.npy", "y_train.npy") if (path / n).is_file()), None)
     if X is not None and y is not None:
-        X_test, y_test = (_npy(p) if p.is_file() else None
+        X_test, y_test = (read_npy(p, mmap=p.name.startswith("X")) if p.is_file() else None
                           for p in (path / "X_test.npy", path / "y_test.npy"))
-        features = _npy(X)
+        features = read_npy(X, mmap=True)           # memory-mapped (outofcore)
         return _finish(path.name, features, _npy(y), X_test, y_test, task,
                        "image" if features.ndim >= 3 else "standard")
     files = _idx_files(path)
@@ -609,7 +618,7 @@ def _load_npy_pair(source: str, task: str | None) -> Dataset:
     if len(parts) != 2 or not all(p.suffix.lower() == ".npy" for p in parts):
         raise DataError(f"a pair of arrays must be given as 'features.npy,labels.npy'; received "
                         f"{source!r}, so pass exactly two .npy paths separated by a comma.")
-    X, y = (_npy(p) for p in parts)
+    X, y = read_npy(parts[0], mmap=True), _npy(parts[1])  # X memory-mapped (outofcore)
     return _finish(parts[0].stem, X, y, None, None, task,
                    "image" if X.ndim >= 3 else "standard")
 
@@ -618,21 +627,30 @@ def _npy(path: Path) -> np.ndarray:
     return read_npy(path)
 
 
-def _npy_header(f: IO[bytes], what: str, available: int) -> None:
+def _npy_header(f: IO[bytes], what: str, available: int
+                ) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
     """Refuse a .npy header that does not parse, holds Python objects, or declares more data
     than the ``available`` bytes can hold (before anything of that size is allocated)."""
     from . import _npy
     try:
-        _npy.read_header(f, available)
+        shape, fortran, dtype, _ = _npy.read_header(f, available)
+        return shape, fortran, dtype
     except ValueError as exc:
         raise DataError(f"{what}: expected plain arrays of numbers or text in .npy form; {exc}. "
                         f"Save it again with np.save (e.g. np.save(path, X.astype(float))).",
                         ) from None
 
 
-def read_npy(path: PathLike) -> np.ndarray:
+def read_npy(path: PathLike, *, mmap: bool = False) -> np.ndarray:
     """A plain array from a ``.npy`` file, refusing Python objects and truncated files before
-    allocating anything (the declared shape must fit in the file)."""
+    allocating anything (the declared shape must fit in the file).
+
+    ``mmap=True`` opens a file of floats in C order of at least ``outofcore.MAP_BYTES`` (64 MiB)
+    memory-mapped and read-only (``np.load(path, mmap_mode="r")``): nothing is read until rows
+    are used, so ``fit`` trains on files larger than memory (``outofcore``). Smaller files,
+    other dtypes and Fortran order are read into memory as without it (other dtypes would be
+    converted, so copied, whole anyway).
+    """
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -641,8 +659,12 @@ def read_npy(path: PathLike) -> np.ndarray:
                                 f"received an .npz archive, so pass the .npz file itself "
                                 f"instead of a pair.")
             f.seek(0)
-            _npy_header(f, path.name, os.fstat(f.fileno()).st_size)
+            shape, fortran, dtype = _npy_header(f, path.name, os.fstat(f.fileno()).st_size)
             f.seek(0)
+            from .outofcore import MAP_BYTES
+            if mmap and dtype in (np.dtype(np.float32), np.dtype(np.float64)) and not fortran \
+                    and math.prod(shape) * dtype.itemsize >= MAP_BYTES:
+                return np.load(path, mmap_mode="r", allow_pickle=False)
             return np.lib.format.read_array(f, allow_pickle=False)
     except FileNotFoundError as exc:
         raise DataError(f"expected the file {str(path)!r}; it does not exist, so check the "

@@ -83,6 +83,10 @@ class Standardize(Layer):
         Constant features (and an all-zero ``X`` under ``image``) get scale 1, so they map to
         0 instead of dividing by zero.
         """
+        from . import outofcore
+        if outofcore.is_large(X) and method in SCALINGS:    # memory-mapped: one streaming pass
+            offset, scale = outofcore.feature_stats(X, method, full_scale)
+            return cls(offset, np.where(scale > 1e-12, scale, 1.0), method=method, dtype=dtype)
         X = np.asarray(X, dtype=np.float64)
         if method == "standard":
             # Values beyond 1e150 would overflow the squares of the variance: compute the

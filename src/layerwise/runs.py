@@ -63,8 +63,9 @@ def train_and_test(data: Dataset, fraction: float, seed: int,
     ``test_split`` and ``split_seed``, or for models saved before ``split_seed`` existed, its
     ``seed`` (which then seeded the split).
     """
+    from .outofcore import as_rows  # memory-mapped X: Rows, so X[rows] reads nothing
     if data.X_test is not None and data.y_test is not None:
-        return data.X_train, data.y_train, data.X_test, data.y_test
+        return as_rows(data.X_train), data.y_train, as_rows(data.X_test), data.y_test
     if meta is not None:
         fraction = meta.get("test_split", fraction)
         seed = meta.get("split_seed", meta.get("seed", seed))
@@ -72,7 +73,8 @@ def train_and_test(data: Dataset, fraction: float, seed: int,
         raise ValidationError(f"test_split must be in (0, 1) for data without a test set; "
                               f"received {fraction}.")
     tr, te = split(len(data.X_train), fraction, seed)
-    return data.X_train[tr], data.y_train[tr], data.X_train[te], data.y_train[te]
+    X = as_rows(data.X_train)
+    return X[tr], data.y_train[tr], X[te], data.y_train[te]
 
 
 # -- defaults that follow the data's size ------------------------------------------------------
@@ -161,7 +163,12 @@ def prepare(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, scaling: str,
             ) -> tuple[Any, Any, np.ndarray, np.ndarray]:
     """Input scaling (and, for regression, target standardisation) fitted on the training
     rows ``fit_rows`` only, never the validation rows; returns both scalers (the target's None
-    for classification and Poisson), the scaled inputs and the training targets, all rows."""
+    for classification and Poisson), the scaled inputs and the training targets, all rows.
+
+    Memory-mapped ``X`` (``outofcore.Rows``) is not scaled: the statistics are one streaming
+    pass, and the returned inputs are ``X`` itself, raw, so the caller trains the network
+    behind ``x_scaler`` (``Sequential([x_scaler, *net.layers])``), which scales each batch."""
+    from .outofcore import is_large
     from .preprocessing import Standardize
     x_scaler = Standardize.fit(X[fit_rows], scaling, dtype, full_scale=full_scale)
     Y = targets_for(loss, y, n_classes)
@@ -171,7 +178,7 @@ def prepare(X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, scaling: str,
     if not classify and loss.kind != "poisson":
         y_scaler = Standardize.fit(Y.reshape(len(Y), -1)[fit_rows], "standard", dtype)
         Y = y_scaler.transform(Y.reshape(len(Y), -1))
-    return x_scaler, y_scaler, x_scaler.transform(X), Y
+    return x_scaler, y_scaler, X if is_large(X) else x_scaler.transform(X), Y
 
 
 class TargetUnits(Callback):
@@ -192,9 +199,12 @@ class TargetUnits(Callback):
     def on_epoch_end(self, state: Any, logs: dict[str, float]) -> None:
         X, Y, n_fit = self.X, self.Y, self.n_fit
         model = Sequential([*state.model.layers, self.inverse])    # shares the layers
-        new = evaluate_arrays(model, self.loss, X[:n_fit], Y[:n_fit])
+        # (outofcore.Rows: a slice would read the rows into memory, an index selects them)
+        head, tail = (slice(0, n_fit), slice(n_fit, None)) if isinstance(X, np.ndarray) else (
+            np.arange(n_fit), np.arange(n_fit, len(X)))
+        new = evaluate_arrays(model, self.loss, X[head], Y[:n_fit])
         if n_fit < len(X):
-            val = evaluate_arrays(model, self.loss, X[n_fit:], Y[n_fit:])
+            val = evaluate_arrays(model, self.loss, X[tail], Y[n_fit:])
             new.update({f"val_{k}": v for k, v in val.items()})
         old = dict(logs)
         logs.clear()

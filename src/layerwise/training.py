@@ -29,6 +29,7 @@ import numpy as np
 
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
+from . import outofcore
 from . import schedules as schedules_mod
 from ._blas import Threads, check_threads, is_small
 from ._utils import (
@@ -204,6 +205,13 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
         Sparse X (CSR, CSC, COO, ...: TfidfVectorizer's or OneHotEncoder's output) is converted
         once to CSR in the model's dtype and never densified: each batch is a CSR slice of
         rows, which only a ``Dense`` first layer takes (``Sequential.check_input``).
+        A memory-mapped X (``np.load(path, mmap_mode="r")``), or ``outofcore.Rows`` of one (a
+        subset of its rows), is never copied: each batch reads only its own rows, the finiteness
+        check is a streaming pass, validation rows held out by ``validation_split`` are read a
+        slice at a time, and the mapping's pages are dropped as they are read, so memory stays
+        bounded whatever the file's size (``outofcore``). Its dtype must be
+        the model's (a float32 file for a float32 model), else it is refused with how to
+        convert it. y (and sample_weight) are read into memory.
     y : array
         Integer labels (N,) or one-hot (N, K) for CrossEntropy; (N, n_out) or (N,) otherwise.
         MSE and BCE also take integer labels (N,) for a network of K >= 2 outputs, as one-hot
@@ -319,7 +327,12 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
         )
     X, Y = training_data(model, L, X, y)
     N, n_out = X.shape[0], int(model.n_out or 0)          # (training_data checked n_out)
-    Xv: np.ndarray | None
+    Xv: Any
+    train_rows = None
+    if isinstance(X, outofcore.Rows):               # some rows of an array, not copied
+        X, train_rows = X.X, X.rows
+        if outofcore.mapping(X) is None:            # in memory: as if given those rows
+            X, train_rows = X[train_rows], None
     Yv: np.ndarray | None
     if validation_data is not None:
         try:
@@ -338,14 +351,19 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
     dp = _data_parallel(comm, model, gen)
     if validation_data is None and validation_count(N, validation_split) > 0:
         rows, val = validation_rows(N, validation_split, gen)
-        X, Y, Xv, Yv = X[rows], Y[rows], X[val], Y[val]
+        if outofcore.mapping(X) is not None:        # memory-mapped X is never copied: the
+            Y, Yv = Y[rows], Y[val]                 # batches read X[train_rows[idx]]
+            base = np.arange(N) if train_rows is None else train_rows
+            train_rows, Xv = base[rows], outofcore.Rows(X, base[val])
+        else:
+            X, Y, Xv, Yv = X[rows], Y[rows], X[val], Y[val]
         if weights is not None:                     # the held-out rows' weights are unused
             weights = sample_weights(weights[rows], len(rows))
     elif validation_data is None:
         Xv, Yv = None, None
     if weights is not None:
         weights = weights.astype(X.dtype)
-    _check_batch_rows(model, X.shape[0], batch_size)
+    _check_batch_rows(model, len(Y), batch_size)
     if verbose not in (0, 1, 2):
         raise ValidationError(f"verbose must be 0, 1 or 2; received {verbose!r}.")
     n_threads = check_threads(threads)
@@ -355,7 +373,7 @@ def fit(model: Sequential, X: Any, y: Any, loss: LossLike = "ce",
     run = Run(model, L, opt, sched, X, Y, weights, Xv, Yv, epochs=epochs,
                batch_size=batch_size, shuffle=shuffle, gen=gen,
                clip_norm=clip_norm, callbacks=_callback_list(callbacks), verbose=verbose,
-               threads=n_threads)
+               threads=n_threads, rows=train_rows)
     run.classify = run.classify and bool(train_metrics)
     run.dp = dp
     if dp is not None:
@@ -496,16 +514,25 @@ class Run:
 
     def __init__(self, model: Sequential, loss: losses_mod.Loss,
                  opt: optimizers_mod.Optimizer, sched: schedules_mod.Schedule, X: np.ndarray,
-                 Y: np.ndarray, weights: np.ndarray | None, Xv: np.ndarray | None,
+                 Y: np.ndarray, weights: np.ndarray | None, Xv: Any,
                  Yv: np.ndarray | None, *, epochs: int, batch_size: int, shuffle: bool,
                  gen: np.random.Generator, clip_norm: float | None, callbacks: list[Callback],
-                 verbose: int, threads: int | None = None) -> None:
+                 verbose: int, threads: int | None = None, rows: np.ndarray | None = None
+                 ) -> None:
         self.model, self.loss, self.opt, self.sched = model, loss, opt, sched
         self.X, self.Y, self.weights, self.Xv, self.Yv = X, Y, weights, Xv, Yv
         self.epochs, self.batch_size, self.shuffle, self.gen = epochs, batch_size, shuffle, gen
         self.clip_norm, self.callbacks, self.verbose = clip_norm, callbacks, verbose
-        self.N = X.shape[0]
+        # Memory-mapped X (outofcore): ``rows`` are its training rows when validation rows
+        # were held out (X is never copied, so sample k of the run is row rows[k]); ``pages``
+        # drops the mapping's resident pages as batches are read, so RSS stays bounded.
+        self.rows = rows
+        self.N = X.shape[0] if rows is None else len(rows)
+        mm = outofcore.mapping(X)
+        self.pages = None if mm is None else outofcore.PageBudget(
+            mm, X.dtype.itemsize * math.prod(X.shape[1:]))
         B_max = self.B_max = min(batch_size, self.N)
+        self.Ib = np.empty(0 if rows is None else B_max, dtype=np.intp)
         # scipy.sparse X (CSR, from Sequential.check_input): each batch is a CSR slice of rows,
         # allocated per step; dense X: batch buffers filled in place every step (no per-step
         # batch-sized allocation).
@@ -679,7 +706,8 @@ class Run:
         """No later loss checks the last update, so check that the trained model's outputs on
         a batch of training rows are finite (one forward pass, once per fit): finite
         parameters can still be so large that every output overflows."""
-        A = self.model.infer(self.X[:self.B_max])
+        A = self.model.infer(self.X[:self.B_max] if self.rows is None else
+                             self.X[self.rows[:self.B_max]])
         if not is_finite(A):
             raise DivergenceError(
                 f"after the last update the model's outputs on training rows are NaN or "
@@ -714,11 +742,15 @@ class Run:
             a, b = self.dp.rows(B_all)
             idx = idx[a:b]
             B = len(idx)
+        # memory-mapped X with rows held out: sample k is X's row rows[k] (X is never copied)
+        at = idx if self.rows is None else np.take(self.rows, idx, out=self.Ib[:B], mode="clip")
         if self.sparse:
-            Xb = self.X[idx]                                    # the rows' stored values, CSR
+            Xb = self.X[at]                                     # the rows' stored values, CSR
         else:
             Xb = self.Xb[:B]
-            np.take(self.X, idx, axis=0, out=Xb, mode="clip")  # (mode="raise" would buffer)
+            np.take(self.X, at, axis=0, out=Xb, mode="clip")   # (mode="raise" would buffer)
+            if self.pages is not None:                      # memory-mapped: bound the RSS
+                self.pages.touch(B)
         Yb = self.Yb[:B]
         np.take(self.Y, idx, axis=0, out=Yb, mode="clip")
         Wb = None
