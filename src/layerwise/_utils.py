@@ -123,7 +123,7 @@ def is_finite(A: np.ndarray) -> bool:
     return not A.size or bool(np.isfinite(A.min()) and np.isfinite(A.max()))
 
 
-def _where(first: np.ndarray, ndim: int, columns: Any, first_line: int | None) -> str:
+def where_in(first: np.ndarray, ndim: int, columns: Any, first_line: int | None) -> str:
     """' (first in row 3, column 'a')' for the first bad cell, index ``first`` of ``argwhere``;
     a file's line (``first_line``: the line of row 0) rather than a row when the data came from
     a file, since that is what the user can look up."""
@@ -147,7 +147,7 @@ def require_finite(A: np.ndarray, name: str, columns: Any = None, first_line: in
     # min and max propagate NaN and ±inf and allocate nothing; the mask is built only to report
     if A.dtype.kind == "f" and not is_finite(A):
         bad = ~np.isfinite(A)
-        where = _where(np.argwhere(bad)[0], A.ndim, columns, first_line)
+        where = where_in(np.argwhere(bad)[0], A.ndim, columns, first_line)
         raise ValidationError(
             f"{name} contains {int(bad.sum())} NaN or infinite values{where}; "
             "remove or impute them first."
@@ -208,7 +208,7 @@ def cast_float(A: np.ndarray, dtype: Any, name: str, columns: Any = None,
             big = max(abs(float(A.min())), abs(float(A.max())))
         if math.isfinite(big) and big > float(np.finfo(dt).max):
             first = np.argwhere(np.abs(A) > float(np.finfo(dt).max))
-            where = _where(first[0], A.ndim, columns, first_line) if A.ndim and len(first) \
+            where = where_in(first[0], A.ndim, columns, first_line) if A.ndim and len(first) \
                 else ""
             raise ValidationError(
                 f"{name} holds values up to {big:.3g}{where}, too large for {dt} (at most "
@@ -306,7 +306,7 @@ def as_sparse_input(X: Any, n_in: int | None, dtype: Any, name: str = "X") -> An
 
     def where(k: int) -> str:                       # stored value k's row and column
         row = int(np.searchsorted(A.indptr, k, side="right")) - 1
-        return _where(np.array([row, A.indices[k]]), 2, None, None)
+        return where_in(np.array([row, A.indices[k]]), 2, None, None)
 
     if data.dtype.kind == "f" and not is_finite(data):
         bad = ~np.isfinite(data)

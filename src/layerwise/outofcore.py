@@ -87,7 +87,7 @@ def require_finite(A: Any, name: str, columns: Any = None) -> None:
     """``_utils.require_finite`` as a streaming pass (bounded memory for a memory-mapped
     ``A``): the error gives the count of NaN or infinite values and the first one's row (of
     the whole array) and column."""
-    from ._utils import _where, is_finite
+    from ._utils import is_finite, where_in
     if A.dtype.kind != "f":
         return
     first: np.ndarray | None = None
@@ -105,7 +105,7 @@ def require_finite(A: Any, name: str, columns: Any = None) -> None:
     if first is not None:
         raise ValidationError(
             f"{name} contains {count} NaN or infinite values"
-            f"{_where(first, A.ndim, columns, None)}; remove or impute them first."
+            f"{where_in(first, A.ndim, columns, None)}; remove or impute them first."
         )
 
 
