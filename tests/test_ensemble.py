@@ -51,3 +51,18 @@ def test_ensemble_refuses_what_it_cannot_merge():
         lw.ensemble(_members([3, 4, 2], norm="layer"))
     with pytest.raises(lw.ValidationError, match="non-empty"):
         lw.ensemble([])
+
+
+def test_an_ensemble_too_large_for_memory_is_refused_before_anything_is_allocated(
+        monkeypatch):
+    """Hidden layers merge block-diagonally, k² times their size: the merged weights are
+    counted before anything is built or trained."""
+    from layerwise import _utils, network
+    model = lw.mlp([10, 100, 100, 3], rng=0)
+    # k = 50: 10·5000 + 5000·5000 + 5000·3 weights and 10,003 biases, float32
+    need = (10 * 5000 + 5000 * 5000 + 5000 * 3 + 5000 + 5000 + 3) * 4
+    monkeypatch.setattr(_utils, "physical_memory", lambda: need - 1)
+    with pytest.raises(lw.ValidationError, match="an ensemble of 50 networks needs"):
+        network.check_ensemble(model, 50)
+    monkeypatch.setattr(_utils, "physical_memory", lambda: need)
+    network.check_ensemble(model, 50)                       # exactly fits: accepted

@@ -877,6 +877,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     import layerwise as lw
 
     from . import distributed
+    from .network import check_ensemble
     from .outofcore import is_large
     from .preprocessing import Standardize
     from .training import validation_rows
@@ -942,7 +943,7 @@ def _train(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     net = _build(args, Xtr.shape[1], n_out, dtype)
     if args.ensemble > 1:
         try:
-            lw.ensemble([net, net])                  # can these networks be averaged?
+            check_ensemble(net, args.ensemble)       # can K such networks be averaged?
         except lw.ValidationError as exc:
             if "ensemble" not in auto:
                 raise CLIError(f"--ensemble {args.ensemble}: {exc}") from None

@@ -21,6 +21,7 @@ from ._utils import (
     as_generator,
     as_input,
     as_sparse_input,
+    check_memory,
     fraction,
     is_sparse,
     lookup,
@@ -448,6 +449,33 @@ def mlp(sizes: Sequence[int],
     return Sequential(layers)
 
 
+def check_ensemble(model: Sequential, k: int) -> None:
+    """Refuse, before anything is trained or allocated, what :func:`ensemble` could not make
+    of ``k`` networks shaped like ``model``: a layer that mixes units across members (norms,
+    Softmax, Standardize), outputs that are not a Dense layer's, or merged weights beyond this
+    machine's memory (the hidden layers are block-diagonal: k² times their size)."""
+    for layer in model.layers:
+        ok = isinstance(layer, (Dense, Dropout)) or (
+            isinstance(layer, activations.Activation) and
+            not isinstance(layer, activations.Softmax))
+        if not ok:
+            raise ValidationError(
+                f"ensemble can merge Dense layers, elementwise activations and Dropout; "
+                f"{layer!r} mixes units across members. Average the models' predictions "
+                "yourself instead.")
+    dense = [layer for layer in model.layers if isinstance(layer, Dense)]
+    if not dense or model.layers[-1] is not dense[-1]:
+        raise ValidationError(
+            f"ensemble needs the last layer to be Dense (linear outputs, whose mean a Dense "
+            f"layer can compute); the models end with {model.layers[-1]!r}. Train them on "
+            "logits (loss='ce' or 'bce') or without an output activation.")
+    # merged W: first k·n_out × n_in, hidden k·n_out × k·n_in, last n_out × k·n_in (+ biases)
+    sizes = [(k if i > 0 else 1) * d.n_in * (k if d is not dense[-1] else 1) * d.n_out
+             + d.n_out * (k if d is not dense[-1] else 1) for i, d in enumerate(dense)]
+    check_memory(f"an ensemble of {k} networks", sum(sizes) * model.dtype.itemsize,
+                 "average fewer networks, or smaller ones.")
+
+
 def ensemble(models: Sequence[Sequential]) -> Sequential:
     """One network whose output is the mean of the outputs of K networks of one shape.
 
@@ -474,21 +502,8 @@ def ensemble(models: Sequence[Sequential]) -> Sequential:
         if [(layer.kind, layer.config()) for layer in m.layers] != shape:
             raise ValidationError(f"ensemble needs networks of one shape; model {i} differs "
                                   f"from model 1: {m.layers} against {first.layers}.")
+    check_ensemble(first, K)
     dense = [i for i, layer in enumerate(first.layers) if isinstance(layer, Dense)]
-    for layer in first.layers:
-        ok = isinstance(layer, (Dense, Dropout)) or (
-            isinstance(layer, activations.Activation) and
-            not isinstance(layer, activations.Softmax))
-        if not ok:
-            raise ValidationError(
-                f"ensemble can merge Dense layers, elementwise activations and Dropout; "
-                f"{layer!r} mixes units across members. Average the models' predictions "
-                "yourself instead.")
-    if not dense or dense[-1] != len(first.layers) - 1:
-        raise ValidationError(
-            f"ensemble needs the last layer to be Dense (linear outputs, whose mean a Dense "
-            f"layer can compute); the models end with {first.layers[-1]!r}. Train them on "
-            "logits (loss='ce' or 'bce') or without an output activation.")
     dtype = first.dtype
     layers: list[Layer] = []
     for i, layer in enumerate(first.layers):
