@@ -752,3 +752,16 @@ def test_sparse_input_trains_and_predicts_as_its_dense_rows(fmt):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(sparse.predict_proba(X), dense.predict_proba(X.toarray()),
                                    rtol=1e-10)
+
+
+def test_partial_fit_keeps_adams_state_across_chunks_of_different_sizes():
+    """alpha/B follows each call's batch size, but a new B must not start Adam afresh: the
+    optimizer, its moments and step count carry over from chunk to chunk."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(250, 4)), rng.integers(0, 3, 250)
+    est = LayerwiseClassifier(hidden_layer_sizes=(5,), random_state=0)
+    est.partial_fit(X[:150], y[:150], classes=[0, 1, 2])     # B = 150
+    opt, t = est.optimizer_, est.optimizer_.t
+    est.partial_fit(X[150:], y[150:])                       # B = 100
+    assert est.optimizer_ is opt and opt.t == t + 1
+    assert opt.weight_decay == pytest.approx(1e-4 / 100)    # alpha / this call's B

@@ -772,12 +772,15 @@ class _LayerwiseBase(BaseEstimator):
 
     def _sync_optimizer(self, rows: float) -> None:
         """Keep the optimizer (and its state) unless its kind or settings other than the
-        learning rate changed; a new learning rate applies from now on."""
+        learning rate and weight decay changed; a new learning rate applies from now on, and
+        so does a new decay α/B (a partial_fit chunk of another size changes B)."""
         new = self._make_optimizer(rows)
         old = getattr(self, "optimizer_", None)
-        same = old is not None and type(new) is type(old) and \
-            {**new.config(), "lr": 0} == {**old.config(), "lr": 0}
-        if not same:
+        free = {"lr": 0, "weight_decay": 0}
+        if old is not None and type(new) is type(old) and \
+                {**new.config(), **free} == {**old.config(), **free}:
+            old.weight_decay = new.weight_decay
+        else:
             self.optimizer_ = new
 
     def _hold_out(self, X: np.ndarray, Y: np.ndarray, sw: np.ndarray | None
