@@ -765,3 +765,18 @@ def test_partial_fit_keeps_adams_state_across_chunks_of_different_sizes():
     est.partial_fit(X[150:], y[150:])                       # B = 100
     assert est.optimizer_ is opt and opt.t == t + 1
     assert opt.weight_decay == pytest.approx(1e-4 / 100)    # alpha / this call's B
+
+
+def test_lbfgs_loss_is_scikit_learns_objective_at_the_end():
+    """solver="lbfgs": loss_ = ½·mean over rows and outputs of (ŷ − y)² + ½·(α/n)·‖W‖²,
+    computed here from predict and coefs_."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    Y = X @ rng.normal(size=(3, 2)) + 0.1 * rng.normal(size=(60, 2))
+    reg = LayerwiseRegressor((4,), solver="lbfgs", alpha=0.5, max_iter=30, tol=None,
+                             dtype="float64", random_state=0).fit(X, Y)
+    penalty = 0.5 * 0.5 / 60 * sum(float((W * W).sum()) for W in reg.coefs_)
+    assert reg.loss_ == pytest.approx(0.5 * np.mean((reg.predict(X) - Y) ** 2) + penalty,
+                                      rel=1e-9)
+    assert reg.loss_curve_[-1] == pytest.approx(reg.loss_, rel=1e-9)
+    assert len(reg.loss_curve_) == reg.n_iter_

@@ -72,7 +72,7 @@ from ._blas import check_threads
 from ._utils import as_float_dtype, exclusive, fraction, is_sparse, lookup, per_layer
 from .callbacks import Callback, TrainState
 from .errors import BusyError, ConfigError, DivergenceError, LayerwiseError, ValidationError
-from .layers import Dense, Layer
+from .layers import Dense, Layer, Param
 from .network import Sequential, mlp
 from .normalization import NORMS
 from .preprocessing import Standardize
@@ -184,29 +184,24 @@ class _L2Penalty(Callback):
     def __init__(self, alpha: float, n: float) -> None:
         self.alpha, self.n = alpha, n             # n: the rows (their sum of weights)
         self.sq, self.total = 0.0, 0.0
-        self.theta: np.ndarray = np.zeros(0)
-        self.biases: list[slice] = []
+        self.flat: Param | None = None
 
     @staticmethod
-    def _sq(model: Sequential) -> float:
-        return sum(float(np.vdot(layer.W, layer.W)) for layer in model.layers
-                   if isinstance(layer, Dense))                        # ‖W‖², weights only
+    def weights_sq(flat: Param) -> float:
+        """‖W‖² from the model's one flat buffer θ: ‖θ‖² minus its biases' (the no_decay
+        ranges), a few BLAS calls whatever the depth."""
+        v = flat.value
+        return float(np.vdot(v, v)) - sum(float(np.vdot(v[a:b], v[a:b]))
+                                          for a, b in flat.no_decay)
 
     def on_train_begin(self, state: TrainState) -> None:
-        # fit trains the model's one flat buffer θ: ‖W‖² = ‖θ‖² − the biases' ‖b‖², a few
-        # BLAS calls per step whatever the depth
-        flat = state.model.flat_parameters()[0]
-        self.theta = flat.value
-        self.biases = [slice(a, b) for a, b in flat.no_decay]
-        self.sq, self.total = self._flat_sq(), 0.0
-
-    def _flat_sq(self) -> float:
-        v = self.theta
-        return float(np.vdot(v, v)) - sum(float(np.vdot(v[s], v[s])) for s in self.biases)
+        self.flat = state.model.flat_parameters()[0]          # what fit trains
+        self.sq, self.total = self.weights_sq(self.flat), 0.0
 
     def on_batch_end(self, state: TrainState, loss: float) -> None:
+        assert self.flat is not None
         self.total += self.sq                      # the batch just done saw these weights
-        self.sq = self._flat_sq()
+        self.sq = self.weights_sq(self.flat)
 
     def take(self) -> float:
         """The epoch's penalty, ½·α·Σ‖W‖²/n; starts the next epoch's sum."""
@@ -621,7 +616,7 @@ class _LayerwiseBase(BaseEstimator):
         model = self.model_
 
         def reported(f: float) -> float:
-            pen = 0.5 * l2 * _L2Penalty._sq(model)          # ½λ‖W‖² at these parameters
+            pen = 0.5 * l2 * _L2Penalty.weights_sq(model.flat_parameters()[0])   # ½λ‖W‖²
             return (f - pen) * scale + pen
 
         curve: list[float] = []
