@@ -21,6 +21,7 @@ import pytest
 
 import layerwise as lw
 from layerwise.cli import main
+from test_checkpoints import StopAt  # Ctrl-C after a number of steps
 
 # -- data and models ----------------------------------------------------------------------------
 _rng = np.random.default_rng(0)
@@ -264,14 +265,6 @@ def test_bad_checkpoint_every(tmp_path, every):
 
 
 # -- resuming from a missing or foreign checkpoint ----------------------------------------------
-class _StopAt(lw.Callback):
-    def __init__(self, at: int) -> None:
-        self.at, self.n = at, 0
-
-    def on_batch_end(self, state, loss):
-        self.n += 1
-        if self.n == self.at:
-            raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +272,7 @@ def checkpoint(tmp_path_factory) -> Path:
     """A checkpoint of ``fit(net(), X, Y, batch_size=8)`` interrupted after two steps."""
     ck = tmp_path_factory.mktemp("ck") / "ck.lw"
     with pytest.raises(lw.TrainingInterrupted):
-        fit(checkpoint=ck, checkpoint_every=1, callbacks=[_StopAt(2)])
+        fit(checkpoint=ck, checkpoint_every=1, callbacks=[StopAt(2)])
     return ck
 
 

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 import layerwise as lw
 from layerwise.cli import main
+from test_checkpoints import StopAt  # Ctrl-C after a number of steps
 
 
 def budget(n: int) -> settings:
@@ -75,18 +76,6 @@ def _ck_model() -> lw.Sequential:
     return lw.mlp([N_IN, 6, 3], dropout=0.1, rng=1)
 
 
-class _StopAt(lw.Callback):
-    """Simulates Ctrl-C after ``at`` steps."""
-
-    def __init__(self, at: int) -> None:
-        self.at, self.n = at, 0
-
-    def on_batch_end(self, state, loss):
-        self.n += 1
-        if self.n == self.at:
-            raise KeyboardInterrupt
-
-
 class _Guard(lw.Callback):
     """Fails the test if a resumed run takes far more steps than the fit has (a hang)."""
 
@@ -118,7 +107,7 @@ def files(tmp_path_factory):
     a.save(d / "a.lw")
     _model_b().save(d / "b.lw")
     with pytest.raises(lw.TrainingInterrupted):
-        _ck_fit(_ck_model(), checkpoint=d / "ck.lw", checkpoint_every=1, callbacks=[_StopAt(2)])
+        _ck_fit(_ck_model(), checkpoint=d / "ck.lw", checkpoint_every=1, callbacks=[StopAt(2)])
     return Files(dir=d, **{k: (d / f"{k}.lw").read_bytes() for k in ("a", "b", "ck")})
 
 

@@ -12,6 +12,7 @@ import pytest
 
 import layerwise as lw
 from layerwise import _blas
+from test_checkpoints import StopAt  # Ctrl-C after a number of steps
 
 PACKAGE = Path(lw.__file__).parent
 
@@ -220,18 +221,6 @@ def test_the_optimizer_state_dict_round_trips():
 OLD_CHECKPOINT = Path(__file__).parent / "data" / "checkpoint-format2-v0.1.0.lw"
 _rng = np.random.default_rng(0)
 X_CK, Y_CK = _rng.standard_normal((40, 4)).astype(np.float32), _rng.integers(0, 3, 40)
-
-
-class StopAt(lw.Callback):
-    """Ctrl-C after ``at`` steps."""
-
-    def __init__(self, at: int) -> None:
-        self.at, self.n = at, 0
-
-    def on_batch_end(self, state, loss):
-        self.n += 1
-        if self.n == self.at:
-            raise KeyboardInterrupt
 
 
 def _ck_fit(model, schedule="cosine", callbacks=(), **kw):
