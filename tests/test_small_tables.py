@@ -362,3 +362,28 @@ def test_ensemble_defaults_and_refusals(tmp_path, index_csv, capsys):
     (run / "config.json").write_text(json.dumps({"args": {"data": "wine", "seed": 3}}))
     args = cli._parser().parse_args(["train", "--resume", str(run)])
     assert cli._resume_args(args).ensemble == 1          # a run from before --ensemble
+
+
+def test_ctrl_c_while_training_an_ensemble_member_says_so_and_saves_no_model(
+        tmp_path, index_csv, capsys, monkeypatch):
+    """Ctrl-C in network 2 of 3: one line naming it, exit 130, no model file written."""
+    made = []
+
+    class Interrupting(lw.EarlyStopping):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append(self)
+
+        def on_batch_end(self, state, loss):
+            if len(made) == 2:                  # the second network's stopper
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(lw, "EarlyStopping", Interrupting)
+    out = tmp_path / "run"
+    code = cli.main(["train", str(index_csv), "--layers", "4", "--epochs", "3", "--ensemble",
+                     "3", "--validation-split", "0.2", "--early-stopping", "5", "--no-refit",
+                     "--quiet", "--no-plots", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 130, err
+    assert "interrupted while training network 2 of the --ensemble 3" in err
+    assert not (out / "model.lw").exists()
