@@ -59,6 +59,67 @@ def test_parameters_are_live_views_named_by_layer():
     assert m.n_params() == 4 * 5 + 5 + 5 * 3 + 3
 
 
+def test_parameters_are_views_of_one_flat_buffer_from_construction():
+    """Sequential packs its parameters into one buffer when it is built (and again after
+    astype), so model.parameters() carries that buffer and an optimizer steps it whole."""
+    for m in (small_model(), small_model().astype(np.float64)):
+        (flat,) = m.flat_parameters()
+        ps = m.parameters()
+        assert ps.flat() is flat
+        assert all(p.value.base is flat.value and p.grad.base is flat.grad for p in ps)
+        assert flat.value.size == m.n_params()
+        assert np.array_equal(np.concatenate([p.value.ravel() for p in ps]), flat.value)
+
+
+@pytest.mark.parametrize("make", [lambda: lw.SGD(0.1, momentum=0.9, weight_decay=0.01),
+                                  lambda: lw.Adam(0.01, weight_decay=0.01), lambda: lw.AdamW(0.01),
+                                  lambda: lw.RMSprop(0.01, momentum=0.5, centered=True)])
+def test_stepping_the_parameter_list_equals_stepping_each_array(make):
+    """The README's opt.step(model.parameters()) runs on the flat buffer (ParamList.flat), and
+    gives the same bits as stepping every array on its own (a plain list), biases undecayed."""
+    rng = np.random.default_rng(0)
+    models = [small_model(np.float64), small_model(np.float64)]
+    opts = [make(), make()]
+    loss = lw.CrossEntropy()
+    for _ in range(5):
+        X, y = rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
+        for m, opt, as_list in zip(models, opts, (lambda ps: ps, list)):
+            loss.forward(m.forward(X, training=True), y)
+            m.backward(loss.backward())
+            opt.step(as_list(m.parameters()))
+    assert len(opts[0].state) == 1 and len(opts[1].state) == 4      # flat, and per array
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert np.array_equal(a.value, b.value), a.name
+
+
+def test_a_changed_parameter_list_is_stepped_array_by_array():
+    m = small_model()
+    ps = m.parameters()
+    ps[0].value = ps[0].value.copy()            # no longer a view of the flat buffer
+    assert ps.flat() is None
+    assert m.parameters().flat() is not None    # the model itself is unchanged
+    ps = m.parameters()
+    ps.pop()
+    assert ps.flat() is None
+
+
+def test_a_model_built_around_the_layers_of_another_leaves_their_buffer_alone():
+    """A Sequential made of the layers of a model in training (the CLI does this to report
+    metrics in original units) must not move those layers' arrays into a buffer of its own:
+    the training model's fit updates its own buffer, which the layers must keep reading."""
+    m = small_model()
+    (flat,) = m.flat_parameters()
+    outer = lw.Sequential(lw.Identity(), *m.layers)
+    assert all(p.value.base is flat.value for p in m.parameters())
+    assert outer.parameters().flat() is None and m.parameters().flat() is flat
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((32, 4)).astype(np.float32), rng.integers(0, 3, 32)
+    before = outer.predict(X)
+    m.fit(X, y, optimizer=lw.SGD(0.5), epochs=2, batch_size=8, rng=0, verbose=0)
+    assert not np.allclose(outer.predict(X), before)    # outer sees the trained weights
+    np.testing.assert_array_equal(outer.predict(X), m.predict(X))
+
+
 def test_astype_casts_every_parameter_and_buffer():
     m = small_model()
     assert m.dtype == np.float32

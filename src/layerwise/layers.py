@@ -54,6 +54,36 @@ class Param:
         return f"Param({self.name!r}, shape={self.value.shape}, dtype={self.value.dtype})"
 
 
+class ParamList(list[Param]):
+    """What ``Sequential.parameters()`` returns: a list of Params, one per array, that also
+    knows when the arrays are consecutive views of the model's one flat buffer (they are from
+    construction on; see ``Sequential.flat_parameters``).
+
+    ``flat()`` gives that buffer as a single Param while the list still holds exactly the
+    arrays it was made with, else None. An optimizer given the list steps the flat Param
+    instead: the update rules are elementwise, so the numbers are the same, and the step is a
+    few vectorised calls whatever the depth, as in ``fit``.
+    """
+
+    __slots__ = ("_arrays", "_flat")
+
+    def __init__(self, params: list[Param], flat: Param | None) -> None:
+        super().__init__(params)
+        self._flat = flat
+        self._arrays = [(p.value, p.grad) for p in params]
+
+    def flat(self) -> Param | None:
+        """The flat Param the list's arrays are views of, or None once the list or one of its
+        Params was changed (then each Param is stepped on its own, as any list is)."""
+        f = self._flat
+        if f is None or len(self) != len(self._arrays):
+            return None
+        for p, (v, g) in zip(self, self._arrays):
+            if p.value is not v or p.grad is not g:
+                return None
+        return f
+
+
 #: every Layer subclass that declares a ``kind``, by kind: how model files find the class.
 #: Filled by ``Layer.__init_subclass__``, so a layer defined anywhere (user code too) is known.
 LAYERS: dict[str, type[Layer]] = {}

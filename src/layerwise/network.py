@@ -29,7 +29,7 @@ from ._utils import (
     positive_int,
 )
 from .errors import ConfigError, ValidationError
-from .layers import Dense, Dropout, Layer, Param
+from .layers import Dense, Dropout, Layer, Param, ParamList
 from .normalization import NORMS
 
 if TYPE_CHECKING:
@@ -86,6 +86,13 @@ class Sequential:
         self.output: np.ndarray | None = None
         self._flat: Param | None = None
         self._first = (-1, 0)
+        # Parameters live in one buffer from the start, unless their layers already work in
+        # another model's buffer (a model built around the layers of one in training, as the
+        # CLI's metrics in original units do, must not move that model's arrays away from
+        # the buffer its fit is updating).
+        if all(p.value.base is None and p.grad.base is None
+               for layer in self.layers for p in layer.params()):
+            self.flat_parameters()
 
     # -- structure ------------------------------------------------------------------------------
     @property
@@ -178,33 +185,40 @@ class Sequential:
             dA = layer.backward(dA)             # dA_{i−1} = backward_i(dA_i)
         return dA
 
-    def parameters(self) -> list[Param]:
+    def parameters(self) -> ParamList:
         """Every trainable parameter, named ``"<layer index>.<name>"`` (``"0.W"``, ``"0.b"``,
-        ...): new Params sharing the layers' arrays, which optimizers update in place."""
+        ...): new Params sharing the layers' arrays, which optimizers update in place.
+
+        The arrays are views of one flat buffer (``flat_parameters``), so the list also carries
+        it (``ParamList.flat``): an optimizer given this list steps the buffer in one go, as
+        ``fit`` does, with the same numbers.
+        """
         out = []
         for i, layer in enumerate(self.layers):
             for p in layer.params():
                 out.append(Param(f"{i}.{p.name}", p.value, p.grad, p.no_decay))
-        return out
+        flat = self._flat
+        if flat is not None and not all(p.value.base is flat.value and p.grad.base is flat.grad
+                                        for p in out):
+            flat = None
+        return ParamList(out, flat)
 
     def flat_parameters(self) -> list[Param]:
         """Every parameter as ONE ``Param`` spanning a single contiguous buffer.
 
-        The first call moves each layer's parameters (their ``value`` and ``grad``) into two
-        flat arrays and makes each layer's own ``Param`` hold views of them, so an optimizer
-        step is a handful of vectorised calls whatever the depth (the update rules are
-        elementwise, so the result is identical).
-        Later calls return the same buffers while the layers still use them, and pack again if
-        a parameter was replaced (e.g. by ``astype``). With mixed dtypes the per-array list
-        of ``parameters()`` is returned instead.
+        Construction (and ``astype``) moves each layer's parameters (their ``value`` and
+        ``grad``) into two flat arrays and makes each layer's own ``Param`` hold views of them,
+        so an optimizer step is a handful of vectorised calls whatever the depth (the update
+        rules are elementwise, so the result is identical). This returns those buffers while
+        the layers still use them, and packs again if a parameter was replaced (``dense.W =
+        array``) or a layer added. With mixed dtypes the per-array list of ``parameters()`` is
+        returned instead.
         """
         params = self.parameters()
         if not params or any(p.value.dtype != params[0].value.dtype for p in params):
-            return params
-        flat = self._flat
-        if flat is not None and all(p.value.base is flat.value and p.grad.base is flat.grad
-                                    for p in params):
-            return [flat]
+            return list(params)
+        if params.flat() is not None:
+            return [params.flat()]  # type: ignore[list-item]
         total = sum(p.value.size for p in params)
         value = np.empty(total, dtype=params[0].value.dtype)
         grad = np.zeros(total, dtype=params[0].value.dtype)
@@ -238,6 +252,7 @@ class Sequential:
         dt = as_float_dtype(dtype)
         for layer in self.layers:
             layer.astype(dt)
+        self.flat_parameters()          # the cast arrays, packed into one buffer again
         return self
 
     def summary(self, print_fn: Any = print) -> str:

@@ -33,7 +33,7 @@ import numpy as np
 from ._blas import axpby, axpy
 from ._utils import is_finite, lookup, positive_float
 from .errors import DivergenceError, ValidationError
-from .layers import Param
+from .layers import Param, ParamList
 
 
 class Optimizer:
@@ -63,7 +63,12 @@ class Optimizer:
         )
 
     def step(self, params: Sequence[Param]) -> None:
-        """One update of every parameter from its ``grad``, unchecked (see ``guarded_step``)."""
+        """One update of every parameter from its ``grad``, unchecked (see ``guarded_step``).
+
+        ``model.parameters()`` (a ``ParamList`` of views of the model's flat buffer) is
+        stepped as that one buffer, as ``fit`` steps it: the same numbers, in a few calls.
+        """
+        params = _flat(params)
         self._step(params, self._fresh(params))
 
     def _step(self, params: Sequence[Param], fresh: bool) -> None:
@@ -87,6 +92,7 @@ class Optimizer:
         step safe, parameters and state are copied first: if the step leaves a NaN or an
         infinity anywhere, both are restored bit for bit and ``DivergenceError`` is raised.
         """
+        params = _flat(params)
         fresh = self._fresh(params)
         if type(self).step is not Optimizer.step:        # a subclass with its own step: check
             self._checked_step(params, fresh)
@@ -202,7 +208,7 @@ class Optimizer:
                 or lr <= 0:
             raise ValidationError(f"the optimizer's learning rate lr must be a finite positive "
                                   f"number; received {lr!r}.")
-        fresh = [self._init_state(p) for p in params]
+        fresh = [self._init_state(p) for p in _flat(params)]
         for i, s in enumerate(fresh):
             for k in s:
                 if k.startswith(("_", "tmp")):
@@ -220,6 +226,12 @@ class Optimizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _flat(params: Sequence[Param]) -> Sequence[Param]:
+    """``params`` as the one flat Param they are views of (``ParamList.flat``), if they are."""
+    flat = params.flat() if isinstance(params, ParamList) else None
+    return params if flat is None else [flat]
 
 
 def _undecay(gd: np.ndarray, g: np.ndarray, skip: tuple[tuple[int, int], ...]) -> None:
