@@ -45,6 +45,7 @@ class Optimizer:
     _tracked: ClassVar[dict[str, str]] = {}
     weight_decay: float = 0.0
     decay_biases: bool = False         # weight decay on the biases too (torch.optim's way)
+    _seen: tuple[np.ndarray, ...] = ()  # the arrays the state was last checked against
 
     def __init__(self, lr: float) -> None:
         self.lr = positive_float("learning rate lr", lr)
@@ -56,11 +57,18 @@ class Optimizer:
         self._limit, self._grow, self._tiny = 0.0, 1.0, 0.0
 
     def _fresh(self, params: Sequence[Param]) -> bool:
-        """Whether the next step starts new state (first step, or other parameters)."""
-        return len(self.state) != len(params) or any(
+        """Whether the next step starts new state (first step, or other parameters). The
+        arrays found to match the state are remembered, so the steady state (the same arrays
+        every step) costs a few identity checks."""
+        seen = self._seen
+        if len(seen) == len(params) and all(p.value is v for p, v in zip(params, seen)):
+            return False
+        fresh = len(self.state) != len(params) or any(
             s["_shape"].shape != p.value.shape or s["_shape"].dtype != p.value.dtype
             for s, p in zip(self.state, params)
         )
+        self._seen = () if fresh else tuple(p.value for p in params)
+        return fresh
 
     def step(self, params: Sequence[Param]) -> None:
         """One update of every parameter from its ``grad``, unchecked (see ``guarded_step``).
@@ -74,6 +82,7 @@ class Optimizer:
     def _step(self, params: Sequence[Param], fresh: bool) -> None:
         if fresh:
             self.state = [self._init_state(p) for p in params]
+            self._seen = ()
             self.t = 0                               # new parameters: start from step one
         self._bounds = None                          # guarded_step sets them after the step
         self.t += 1
@@ -159,7 +168,7 @@ class Optimizer:
             return
         for p, v in zip(params, values):
             p.value[...] = v
-        self.state, self.t = state, t
+        self.state, self.t, self._seen = state, t, ()
         for s, copies in zip(state, saved):
             for k, a in copies.items():
                 s[k][...] = a
@@ -220,7 +229,7 @@ class Optimizer:
                         "checkpoint was written for other parameters or another optimizer."
                     )
                 s[k][...] = a
-        self.state, self.t, self.lr = fresh, t, float(lr)
+        self.state, self.t, self.lr, self._seen = fresh, t, float(lr), ()
         self._bounds = None
 
     def __repr__(self) -> str:
