@@ -1,6 +1,6 @@
-"""Time to accuracy on MNIST, layerwise and PyTorch side by side, with the same recipe.
+"""Time to accuracy on MNIST, layerwise, PyTorch and JAX side by side, with the same recipe.
 
-Recipe (both libraries): 784-800-10 MLP, ReLU, softmax cross-entropy, SGD with momentum 0.9,
+Recipe (every library): 784-800-10 MLP, ReLU, softmax cross-entropy, SGD with momentum 0.9,
 lr 0.1 with cosine decay stepped once per epoch (lr_e = 0.05·(1 + cos(π e / E)): PyTorch's
 ``CosineAnnealingLR(T_max=E)``, layerwise's ``schedule="cosine"``), batch 128, 20 epochs, float32,
 inputs scaled to [0, 1], a fresh seeded shuffle every epoch (each library its own), no label
@@ -25,13 +25,19 @@ after the other let that drift move the ratio by ±30% between runs (``--sequent
   DataLoader: each batch indexes the preloaded tensor with a slice of ``torch.randperm``. It runs
   with 1 or 2 threads, whichever finishes one warm-up epoch (on a throwaway model) faster, or
   with ``--torch-threads N`` (one warm-up epoch too), chosen before layerwise starts.
+- JAX (when installed): one ``jax.jit``-compiled step (forward, ``jax.grad`` of the mean
+  cross-entropy, then torch.optim.SGD's momentum update v ← μv + g, W ← W − ηv) that gathers
+  its batch from the data already on the device, so each step is one dispatch. It starts from
+  layerwise's initial weights (He normal), shuffles with its own seeded NumPy generator, and
+  compiles both batch shapes (full and the short last one) before its clock starts; the
+  compile time is printed apart.
 
     python benchmarks/bench_mnist.py                     # 20 epochs, both libraries
     python benchmarks/bench_mnist.py --json out.json     # also write every number as JSON
-    python benchmarks/bench_mnist.py --epochs 5 --skip-torch
+    python benchmarks/bench_mnist.py --epochs 5 --skip-torch --skip-jax
     python benchmarks/bench_mnist.py --sequential        # layerwise's 20 epochs, then torch's
 
-PyTorch missing: skipped with a note. Targets (issue 4): a layerwise epoch takes at most 0.6x
+PyTorch or JAX missing: skipped with a note. Targets (issue 4): a layerwise epoch takes at most 0.6x
 PyTorch's time, and layerwise reaches 98.0% test accuracy in less training time than PyTorch.
 """
 
@@ -188,6 +194,74 @@ class TorchRun:
                 "version": self.torch.__version__}
 
 
+# -- JAX ----------------------------------------------------------------------------------------
+class JaxRun:
+    """The same recipe in JAX, one epoch per ``epoch()`` call, timed by its own clock."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, Xt: np.ndarray, yt: np.ndarray,
+                 epochs: int, batch_size: int) -> None:
+        import jax
+        import jax.numpy as jnp
+        self.jax, self.jnp, self.epochs, self.batch_size = jax, jnp, epochs, batch_size
+        self.N = len(X)
+        self.Xtr, self.ytr = jax.device_put(X), jax.device_put(y.astype(np.int32))
+        self.Xte, self.yte = jax.device_put(Xt), yt
+        start = lw.mlp([X.shape[1], HIDDEN, 10], activation="relu", rng=SEED)
+        dense = [layer for layer in start.layers if isinstance(layer, lw.Dense)]
+        # layerwise's initial weights, as (n_in, n_out) matrices for A @ W + b
+        self.params = [(jnp.asarray(d.W.T.copy()), jnp.asarray(d.b.copy())) for d in dense]
+        self.velocity = jax.tree_util.tree_map(jnp.zeros_like, self.params)
+        self.gen = np.random.default_rng(SEED)
+        self.elapsed: list[float] = []
+        self.accuracy: list[float] = []
+
+        def loss_fn(params: Any, Xb: Any, yb: Any) -> Any:
+            (W1, b1), (W2, b2) = params
+            Z = jax.nn.relu(Xb @ W1 + b1) @ W2 + b2
+            logp = jax.nn.log_softmax(Z)
+            return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
+
+        def step(params: Any, velocity: Any, idx: Any, lr: Any) -> Any:
+            Xb, yb = jnp.take(self.Xtr, idx, axis=0), jnp.take(self.ytr, idx, axis=0)
+            g = jax.grad(loss_fn)(params, Xb, yb)
+            velocity = jax.tree_util.tree_map(lambda v, g: MOMENTUM * v + g, velocity, g)
+            params = jax.tree_util.tree_map(lambda p, v: p - lr * v, params, velocity)
+            return params, velocity
+
+        self.step = jax.jit(step)
+        self.predict = jax.jit(lambda params, X: jnp.argmax(
+            jax.nn.relu(X @ params[0][0] + params[0][1]) @ params[1][0] + params[1][1], axis=1))
+        t0 = time.perf_counter()                        # compile both batch shapes, untimed
+        shapes = {min(batch_size, self.N), self.N % batch_size or min(batch_size, self.N)}
+        for n in sorted(shapes):
+            idx = jnp.arange(n, dtype=jnp.int32)
+            jax.block_until_ready(self.step(self.params, self.velocity, idx, jnp.float32(LR)))
+        jax.block_until_ready(self.predict(self.params, self.Xte))
+        self.compile_seconds = time.perf_counter() - t0
+        print(f"jax {jax.__version__}: compiled the step for batches of {sorted(shapes)} rows "
+              f"in {self.compile_seconds:.2f}s (not counted)")
+
+    def epoch(self) -> None:
+        jnp, e = self.jnp, len(self.elapsed)
+        lr = jnp.float32(0.5 * LR * (1 + np.cos(np.pi * e / self.epochs)))   # cosine per epoch
+        t0 = time.perf_counter()
+        order = self.gen.permutation(self.N).astype(np.int32)
+        params, velocity = self.params, self.velocity
+        for s in range(0, self.N, self.batch_size):
+            params, velocity = self.step(params, velocity, order[s:s + self.batch_size], lr)
+        self.jax.block_until_ready(params)
+        self.params, self.velocity = params, velocity
+        took = time.perf_counter() - t0
+        self.elapsed.append((self.elapsed[-1] if self.elapsed else 0.0) + took)
+        pred = np.asarray(self.predict(self.params, self.Xte))                  # not timed
+        self.accuracy.append(float(np.mean(pred == self.yte)))
+        print_epoch("jax", len(self.elapsed), self.epochs, self.accuracy[-1], self.elapsed)
+
+    def result(self) -> dict[str, Any]:
+        return {"elapsed": self.elapsed, "accuracy": self.accuracy,
+                "compile_seconds": self.compile_seconds, "version": self.jax.__version__}
+
+
 # -- reporting ----------------------------------------------------------------------------------
 def print_epoch(name: str, epoch: int, epochs: int, acc: float, elapsed: list[float]) -> None:
     took = elapsed[-1] - (elapsed[-2] if len(elapsed) > 1 else 0.0)
@@ -221,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=128, help="samples per step (default 128)")
     p.add_argument("--torch-threads", type=int, default=None,
                    help="PyTorch threads (default: the faster of 1 and 2 on a warm-up epoch)")
-    p.add_argument("--skip-torch", action="store_true", help="run layerwise only")
+    p.add_argument("--skip-torch", action="store_true", help="leave PyTorch out")
+    p.add_argument("--skip-jax", action="store_true", help="leave JAX out")
     p.add_argument("--sequential", action="store_true",
                    help="run all of layerwise's epochs, then all of PyTorch's (default: take "
                         "turns epoch by epoch, so both see the same machine conditions)")
@@ -258,30 +333,49 @@ def main(argv: list[str] | None = None) -> int:
             torch_run = TorchRun(torch, X, y, Xt, yt, args.epochs, args.batch_size)
             torch_run.warm_up(args.torch_threads)
             print()
-    interleave = torch_run is not None and not args.sequential
+    jax_run = None
+    if args.skip_jax:
+        notes.append("jax was skipped (--skip-jax).")
+    else:
+        try:
+            import jax  # noqa: F401
+        except ImportError:
+            notes.append("jax is not installed, so it was skipped.")
+        else:
+            jax_run = JaxRun(X, y, Xt, yt, args.epochs, args.batch_size)
+            print()
+    peers = [r for r in (torch_run, jax_run) if r is not None]
+    interleave = bool(peers) and not args.sequential
+
+    def peers_epoch() -> None:
+        for r in peers:
+            r.epoch()
     lw_res = run_layerwise(X, y, Xt, yt, args.epochs, args.batch_size,
-                           between_epochs=torch_run.epoch if interleave else None)
+                           between_epochs=peers_epoch if interleave else None)
     lw_sum = summarize(lw_res)
-    if torch_run is not None and not interleave:
-        print()
-        for _ in range(args.epochs):
-            torch_run.epoch()
+    if peers and not interleave:
+        for r in peers:
+            print()
+            for _ in range(args.epochs):
+                r.epoch()
     torch_res = None if torch_run is None else torch_run.result()
     t_sum = None if torch_res is None else summarize(torch_res)
+    jax_res = None if jax_run is None else jax_run.result()
+    j_sum = None if jax_res is None else summarize(jax_res)
 
     def secs(v: float | None) -> str:
         return "not reached" if v is None else f"{v:.2f}s"
 
     print()
-    print(f"{'':>22}{'layerwise':>14}{'torch':>14}")
+    print(f"{'':>22}{'layerwise':>14}{'torch':>14}{'jax':>14}")
     rows = [("mean epoch (s)", "mean_epoch_seconds", "{:.3f}"),
             ("total training (s)", "total_seconds", "{:.2f}"),
             ("final test accuracy", "final_accuracy", "{:.4f}")]
     for label, key, fmt in rows:
-        t_cell = "-" if t_sum is None else fmt.format(t_sum[key])
-        print(f"{label:>22}{fmt.format(lw_sum[key]):>14}{t_cell:>14}")
-    t_cell = "-" if t_sum is None else secs(t_sum["seconds_to_target"])
-    print(f"{f'time to {TARGET_ACC:.1%}':>22}{secs(lw_sum['seconds_to_target']):>14}{t_cell:>14}")
+        cells = ["-" if d is None else fmt.format(d[key]) for d in (lw_sum, t_sum, j_sum)]
+        print(f"{label:>22}" + "".join(f"{c:>14}" for c in cells))
+    cells = ["-" if d is None else secs(d["seconds_to_target"]) for d in (lw_sum, t_sum, j_sum)]
+    print(f"{f'time to {TARGET_ACC:.1%}':>22}" + "".join(f"{c:>14}" for c in cells))
     if torch_res is not None:
         print(f"{'torch threads':>22}{'':>14}{torch_res['threads']:>14}")
 
@@ -299,6 +393,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{statistics.median(pairs):.2f}x, from {min(pairs):.2f}x to {max(pairs):.2f}x")
         print(f"{TARGET_ACC:.1%} reached sooner by layerwise: {secs(lw_t)} vs {secs(t_t)} "
               f"({'met' if targets['time_to_target'] else 'MISSED'})")
+    jax_ratio = None
+    if j_sum is not None:
+        jax_ratio = lw_sum["mean_epoch_seconds"] / j_sum["mean_epoch_seconds"]
+        lw_t, j_t = lw_sum["seconds_to_target"], j_sum["seconds_to_target"]
+        targets["epoch_time_vs_jax"] = jax_ratio <= 1.0
+        targets["time_to_target_vs_jax"] = lw_t is not None and (j_t is None or lw_t < j_t)
+        pairs = [a / b for a, b in zip(lw_sum["epoch_seconds"], j_sum["epoch_seconds"])]
+        print(f"epoch time layerwise/jax: {jax_ratio:.2f}x; epoch by epoch: median "
+              f"{statistics.median(pairs):.2f}x, from {min(pairs):.2f}x to {max(pairs):.2f}x")
+        print(f"{TARGET_ACC:.1%} reached: layerwise {secs(lw_t)}, jax {secs(j_t)}")
     for note in notes:
         print(f"note: {note}")
 
@@ -316,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
                        "target_accuracy": TARGET_ACC},
             "layerwise": {**lw_res, **lw_sum, "version": lw.__version__},
             "torch": None if torch_res is None else {**torch_res, **(t_sum or {})},
+            "jax": None if jax_res is None else {**jax_res, **(j_sum or {})},
             "epoch_ratio_layerwise_over_torch": ratio,
+            "epoch_ratio_layerwise_over_jax": jax_ratio,
             "interleaved": interleave,
             "targets_met": targets, "notes": notes,
         }

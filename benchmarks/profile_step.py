@@ -7,7 +7,9 @@ update (``guarded_step``, as ``train_step`` calls it: the overflow bound, then t
 update). Timing in place keeps the cache effects a part has in a real step (the update, for
 instance, is twice as slow after the GEMMs have evicted the parameters as in a loop of its own).
 The clock calls add about 0.1 µs per part, so the parts sum to slightly more than a step.
-For the tiny network that is about 1 µs in 21.
+For the tiny network that is about 1 µs in 21. The steps rotate through 20 different batches,
+as an epoch does and as ``bench_step.py`` times them: one repeated batch would stay in cache and
+hide what reading a new batch costs the first layer.
 
     python benchmarks/profile_step.py tiny
     python benchmarks/profile_step.py mnist --steps 500
@@ -34,13 +36,17 @@ CONFIGS = {   # name: (layer sizes, batch, SGD momentum)
 }
 
 
+N_BATCHES = 20     # different batches the steps rotate through
+
+
 def profile(sizes: list[int], B: int, opt: lw.Optimizer, steps: int) -> dict[str, float]:
     """Mean microseconds per step for each part, after 20 warm-up steps."""
     rng = np.random.default_rng(0)
     model = lw.mlp(sizes, activation="relu", rng=0)
     loss = lw.CrossEntropy()
-    X = rng.random((B, sizes[0]), dtype=np.float32)
-    y = loss.prepare_target(rng.integers(0, sizes[-1], B), sizes[-1], np.float32)
+    batches = [(rng.random((B, sizes[0]), dtype=np.float32),
+                loss.prepare_target(rng.integers(0, sizes[-1], B), sizes[-1], np.float32))
+               for _ in range(N_BATCHES)]
     params = model.flat_parameters()
     layers = model.layers
     first = next(i for i, layer in enumerate(layers) if layer.trainable)
@@ -54,6 +60,7 @@ def profile(sizes: list[int], B: int, opt: lw.Optimizer, steps: int) -> dict[str
     for step in range(steps + 20):
         if step == 20:
             total = [0.0] * len(names)
+        X, y = batches[step % N_BATCHES]
         k = 0
         t0 = clock()
         A = X
