@@ -103,6 +103,25 @@ def test_a_changed_parameter_list_is_stepped_array_by_array():
     assert ps.flat() is None
 
 
+def test_parameters_returns_the_same_list_only_while_nothing_changed():
+    """A training loop calls parameters() at every step, so an unchanged list is returned
+    again; a list that was edited, or a layer whose array was replaced, gets a fresh one."""
+    m = small_model()
+    ps = m.parameters()
+    assert m.parameters() is ps
+    ps.pop()                                    # the caller edited the list it was given
+    fresh = m.parameters()
+    assert fresh is not ps and len(fresh) == 4 and fresh.flat() is not None
+    fresh[0].value = fresh[0].value.copy()      # ... or one of its Params
+    again = m.parameters()
+    assert again is not fresh and again[0].value is m.layers[0].W
+    m.layers[0].W = np.zeros((5, 4), np.float32)    # the model's own array replaced
+    latest = m.parameters()
+    assert latest is not again and latest[0].value is m.layers[0].W and latest.flat() is None
+    import pickle
+    assert "_params" not in pickle.loads(pickle.dumps(m)).__dict__
+
+
 def test_a_model_built_around_the_layers_of_another_leaves_their_buffer_alone():
     """A Sequential made of the layers of a model in training (the CLI does this to report
     metrics in original units) must not move those layers' arrays into a buffer of its own:

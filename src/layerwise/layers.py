@@ -72,6 +72,16 @@ class ParamList(list[Param]):
         self._flat = flat
         self._arrays = [(p.value, p.grad) for p in params]
 
+    def holds(self, params: list[Param]) -> bool:
+        """Whether this list still holds, unchanged, exactly the arrays of ``params`` (the
+        layers' own Params, in order)."""
+        if len(self) != len(params) or len(self._arrays) != len(params):
+            return False
+        for p, (v, g), q in zip(self, self._arrays, params):
+            if p.value is not v or p.grad is not g or q.value is not v or q.grad is not g:
+                return False
+        return True
+
     def flat(self) -> Param | None:
         """The flat Param the list's arrays are views of, or None once the list or one of its
         Params was changed (then each Param is stepped on its own, as any list is)."""

@@ -85,6 +85,7 @@ class Sequential:
         #: training reads. Inference (``infer``, ``predict``, ``evaluate``) never sets it.
         self.output: np.ndarray | None = None
         self._flat: Param | None = None
+        self._params: ParamList | None = None   # the last parameters(), while it holds
         self._first = (-1, 0)
         # Parameters live in one buffer from the start, unless their layers already work in
         # another model's buffer (a model built around the layers of one in training, as the
@@ -93,6 +94,12 @@ class Sequential:
         if all(p.value.base is None and p.grad.base is None
                for layer in self.layers for p in layer.params()):
             self.flat_parameters()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles (and deep copies) leave out the cached ``parameters()`` list."""
+        state = self.__dict__.copy()
+        state.pop("_params", None)
+        return state
 
     # -- structure ------------------------------------------------------------------------------
     @property
@@ -187,12 +194,18 @@ class Sequential:
 
     def parameters(self) -> ParamList:
         """Every trainable parameter, named ``"<layer index>.<name>"`` (``"0.W"``, ``"0.b"``,
-        ...): new Params sharing the layers' arrays, which optimizers update in place.
+        ...): Params sharing the layers' arrays, which optimizers update in place. While the
+        layers hold the same arrays, and the list and its Params are as they were returned,
+        the same list is returned again (a training loop calls this at every step).
 
         The arrays are views of one flat buffer (``flat_parameters``), so the list also carries
         it (``ParamList.flat``): an optimizer given this list steps the buffer in one go, as
         ``fit`` does, with the same numbers.
         """
+        own = [p for layer in self.layers for p in layer.params()]
+        cached = getattr(self, "_params", None)            # (absent in older pickles)
+        if cached is not None and cached.holds(own):        # the same arrays as last time
+            return cached
         out = []
         for i, layer in enumerate(self.layers):
             for p in layer.params():
@@ -201,7 +214,8 @@ class Sequential:
         if flat is not None and not all(p.value.base is flat.value and p.grad.base is flat.grad
                                         for p in out):
             flat = None
-        return ParamList(out, flat)
+        self._params = ParamList(out, flat)
+        return self._params
 
     def flat_parameters(self) -> list[Param]:
         """Every parameter as ONE ``Param`` spanning a single contiguous buffer.
