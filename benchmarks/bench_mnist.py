@@ -44,6 +44,7 @@ PyTorch's time, and layerwise reaches 98.0% test accuracy in less training time 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -288,6 +289,18 @@ def blas_info() -> str:
         return "unknown (install threadpoolctl to report it)"
 
 
+def optional_peer(name: str, skip: bool, notes: list[str]) -> Any:
+    """The peer's module, or None with a note when it was skipped or is not installed."""
+    if skip:
+        notes.append(f"{name} was skipped (--skip-{name}).")
+        return None
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        notes.append(f"{name} is not installed, so it was skipped.")
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -320,30 +333,17 @@ def main(argv: list[str] | None = None) -> int:
           "work on these cores slows both libraries' 2-thread BLAS/OpenMP sharply")
     print()
 
+    notes: list[str] = []
     torch_run = None
-    notes = []
-    if args.skip_torch:
-        notes.append("torch was skipped (--skip-torch).")
-    else:
-        try:
-            import torch
-        except ImportError:
-            notes.append("torch is not installed, so it was skipped.")
-        else:
-            torch_run = TorchRun(torch, X, y, Xt, yt, args.epochs, args.batch_size)
-            torch_run.warm_up(args.torch_threads)
-            print()
+    torch = optional_peer("torch", args.skip_torch, notes)
+    if torch is not None:
+        torch_run = TorchRun(torch, X, y, Xt, yt, args.epochs, args.batch_size)
+        torch_run.warm_up(args.torch_threads)
+        print()
     jax_run = None
-    if args.skip_jax:
-        notes.append("jax was skipped (--skip-jax).")
-    else:
-        try:
-            import jax  # noqa: F401
-        except ImportError:
-            notes.append("jax is not installed, so it was skipped.")
-        else:
-            jax_run = JaxRun(X, y, Xt, yt, args.epochs, args.batch_size)
-            print()
+    if optional_peer("jax", args.skip_jax, notes) is not None:
+        jax_run = JaxRun(X, y, Xt, yt, args.epochs, args.batch_size)
+        print()
     peers = [r for r in (torch_run, jax_run) if r is not None]
     interleave = bool(peers) and not args.sequential
 

@@ -387,6 +387,7 @@ def test_check_fails_when_sigmoid_derivative_is_A_instead_of_A_times_1_minus_A(m
         np.multiply(dA, self._A, out=dZ)                # σ′ written as A, not A(1 − A)
 
     monkeypatch.setattr(lw.Sigmoid, "_df", broken)
+    monkeypatch.setattr(lw.Sigmoid, "in_place", False)  # backward, not backward_over
     X, y = _fit_case()
     report = lw.gradcheck(sandwich(lw.Sigmoid()), lw.MSE(), X, y, max_elements=None)
     # everything below the broken layer is wrong, the layer above it is still right

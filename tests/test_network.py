@@ -257,3 +257,74 @@ def test_mlp_takes_per_layer_activation_dropout_init_and_norm():
 def test_mlp_refuses_per_layer_lists_of_the_wrong_length(kwargs, words):
     with pytest.raises(lw.ValidationError, match=words):
         lw.mlp([6, 5, 4, 3], **kwargs)
+
+
+# -- in-place activations: the same bits, the user's arrays untouched --------------------------
+def _layer_by_layer(layers, X, dA):
+    """Forward and backward calling each layer's plain forward/backward (own buffers)."""
+    A = X
+    for layer in layers:
+        A = layer.forward(A, True).copy()
+    out = A
+    for layer in reversed(layers):
+        dA = layer.backward(dA).copy()
+    return out, dA, [p.grad.copy() for layer in layers for p in layer.params()]
+
+
+@pytest.mark.parametrize("act", [lw.ReLU, lw.Sigmoid, lw.Tanh])
+@pytest.mark.parametrize("B", [1, 7, 300])          # 300 × 20 takes ReLU's large path
+def test_activations_written_over_dense_buffers_give_the_same_bits(act, B):
+    rng = np.random.default_rng(0)
+    X, dY = rng.standard_normal((B, 6)), rng.standard_normal((B, 3))
+
+    def make():
+        return lw.Sequential(lw.Dense(6, 20, rng=1), act(), lw.Dense(20, 20, rng=2), act(),
+                             lw.Dense(20, 3, rng=3)).astype(np.float64)
+    m, ref = make(), make()
+    X0 = X.copy()
+    out = m.forward(X, training=True).copy()
+    dX = m.backward(dY.copy()).copy()
+    r_out, r_dX, r_grads = _layer_by_layer(ref.layers, X, dY.copy())
+    assert np.array_equal(out, r_out) and np.array_equal(dX, r_dX)
+    assert all(np.array_equal(p.grad, g) for p, g in zip(m.parameters(), r_grads))
+    assert np.array_equal(X, X0)
+    dense, a = m.layers[0], m.layers[1]
+    assert np.shares_memory(a._out, dense._Z)       # written over the Dense output: in place
+
+
+def test_an_activation_not_after_a_dense_layer_leaves_its_input_alone():
+    X = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    X0 = X.copy()
+    m = lw.Sequential(lw.ReLU(), lw.Dense(4, 3, rng=0), lw.Tanh())
+    m.backward(m.forward(X, training=True).copy())
+    assert np.array_equal(X, X0)
+    assert not np.shares_memory(m.layers[0]._out, X)
+
+
+def test_a_subclass_with_its_own_derivative_runs_its_own_backward():
+    """in_place is not inherited: a ReLU subclass with another _df gets plain calls, so a
+    derivative that is not written to run over its input still gives the right gradient."""
+    class Doubled(lw.ReLU):
+        kind = "doubled_relu_test"
+
+        def _df(self, dA, dZ):                      # wrong if dZ were dA (it zeroes dA first)
+            dZ.fill(0.0)
+            dZ += 2.0 * dA * (self._out > 0)
+
+    X = np.random.default_rng(0).standard_normal((4, 3))
+    m = lw.Sequential(lw.Dense(3, 5, rng=0), Doubled(), lw.Dense(5, 2, rng=1)).astype(np.float64)
+    ref = lw.Sequential(lw.Dense(3, 5, rng=0), lw.ReLU(), lw.Dense(5, 2, rng=1)).astype(np.float64)
+    dY = np.ones((4, 2))
+    m.forward(X, training=True)
+    ref.forward(X, training=True)
+    assert np.allclose(m.backward(dY.copy()), 2 * ref.backward(dY.copy()))
+
+
+def test_replacing_a_layer_makes_the_passes_anew():
+    X = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    m = lw.Sequential(lw.Dense(3, 5, rng=0), lw.ReLU(), lw.Dense(5, 2, rng=1))
+    m.forward(X)
+    m.layers[1] = lw.Tanh()
+    d1, d2 = m.layers[0], m.layers[2]
+    expected = np.tanh(X @ d1.W.T + d1.b) @ d2.W.T + d2.b
+    np.testing.assert_allclose(m.forward(X), expected, rtol=1e-5)

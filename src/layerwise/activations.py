@@ -31,11 +31,19 @@ class Activation(Layer):
     """
 
     default_init: ClassVar[str] = "xavier_uniform"
+    #: f′ needs only the output A, and ``_f(Z, Z)`` and ``_df(dA, dA)`` are right when their
+    #: output is their input: ``Sequential`` then has the activation write A over the Z a Dense
+    #: layer hands it (``forward_over``) and dZ over the dA the next Dense hands back
+    #: (``backward_over``), buffers nothing else reads afterwards. The numbers are the same
+    #: bits; a step touches two buffers fewer. Only a class that sets it itself is run so (a
+    #: subclass with its own ``_f`` or ``_df`` is not, unless it says so too).
+    in_place: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
         self._Z: np.ndarray = _NOTHING        # input of the last forward (kept by reference)
-        self._A: np.ndarray = _NOTHING        # output of the last forward (our buffer)
+        self._A: np.ndarray = _NOTHING        # the output buffer of forward (our own)
+        self._out: np.ndarray = _NOTHING      # the last forward's output: _A, or Z overwritten
         self._dZ: np.ndarray = _NOTHING       # gradient buffer handed back by backward
         self._mask: np.ndarray = _NOTHING     # boolean scratch (ReLU-like derivatives)
         self._dtype: Any = None
@@ -53,7 +61,18 @@ class Activation(Layer):
             self._views(Z)
         self._Z = Z
         self._f(Z, self._A)
+        self._out = self._A
         return self._A
+
+    def forward_over(self, Z: np.ndarray, training: bool = False) -> np.ndarray:
+        """``forward``, writing A = f(Z) over Z itself (for ``in_place`` activations, when Z is
+        a buffer of the layer before that nothing reads afterwards)."""
+        if Z.shape != self._shape or Z.dtype != self._dtype:
+            self._views(Z)
+        self._Z = Z
+        self._f(Z, Z)                           # A = f(Z), over Z
+        self._out = Z
+        return Z
 
     def infer(self, Z: np.ndarray) -> np.ndarray:
         A = np.empty_like(Z)
@@ -63,6 +82,12 @@ class Activation(Layer):
     def backward(self, dA: np.ndarray, input_grad: bool = True) -> np.ndarray:
         self._df(dA, self._dZ)
         return self._dZ
+
+    def backward_over(self, dA: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        """``backward``, writing dZ = dA ⊙ f′ over dA itself (for ``in_place`` activations,
+        when dA is a buffer of the layer after that nothing reads afterwards)."""
+        self._df(dA, dA)
+        return dA
 
     def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
         raise NotImplementedError
@@ -107,11 +132,14 @@ class ReLU(Activation):
         np.maximum(Z, np.zeros(Z.shape[1:], Z.dtype), out=A)   # A = max(Z, 0), own zero row
         return A
 
+    in_place = True
+
     def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
-        A = self._A
+        A = self._out                           # (dZ may be dA itself: see in_place)
         if A.size < 4096:                       # small: fewer, cheaper calls
-            np.sign(A, out=dZ)                  # f′ = 𝟙[A > 0] = sign(A), as A ≥ 0
-            dZ *= dA                            # dZ = dA ⊙ f′
+            d = self._dZ
+            np.sign(A, out=d)                   # f′ = 𝟙[A > 0] = sign(A), as A ≥ 0
+            np.multiply(dA, d, out=dZ)          # dZ = dA ⊙ f′
         else:                                   # large: np.sign is not vectorised
             np.greater(A, 0, out=self._mask)    # f′ = 𝟙[A > 0]
             np.multiply(dA, self._mask, out=dZ) # dZ = dA ⊙ f′
@@ -153,11 +181,13 @@ class Sigmoid(Activation):
         A += 1
         np.reciprocal(A, out=A)                 # A = 1 / (1 + e^(−Z))
 
+    in_place = True
+
     def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
-        A = self._A
-        np.subtract(1, A, out=dZ)               # 1 − A
-        dZ *= A                                 # σ′ = A(1 − A)
-        dZ *= dA                                # dZ = dA ⊙ σ′
+        A, d = self._out, self._dZ              # (dZ may be dA itself: see in_place)
+        np.subtract(1, A, out=d)                # 1 − A
+        d *= A                                  # σ′ = A(1 − A)
+        np.multiply(dA, d, out=dZ)              # dZ = dA ⊙ σ′
 
 
 class Tanh(Activation):
@@ -168,11 +198,13 @@ class Tanh(Activation):
     def _f(self, Z: np.ndarray, A: np.ndarray) -> None:
         np.tanh(Z, out=A)
 
+    in_place = True
+
     def _df(self, dA: np.ndarray, dZ: np.ndarray) -> None:
-        A = self._A
-        np.multiply(A, A, out=dZ)
-        np.subtract(1, dZ, out=dZ)              # f′ = 1 − A²
-        dZ *= dA
+        A, d = self._out, self._dZ              # (dZ may be dA itself: see in_place)
+        np.multiply(A, A, out=d)
+        np.subtract(1, d, out=d)                # f′ = 1 − A²
+        np.multiply(dA, d, out=dZ)              # dZ = dA ⊙ f′
 
 
 class ELU(Activation):

@@ -37,6 +37,36 @@ if TYPE_CHECKING:
     from .optimizers import OptimizerLike
 
 
+class _Plan:
+    """The layer calls of ``Sequential.forward`` and ``backward`` for one list of layers.
+
+    An ``in_place`` activation right after a ``Dense`` layer writes its output over the Z that
+    layer returns (``forward_over``), and one right before a ``Dense`` layer writes dZ over the
+    dA that layer hands back (``backward_over``): those are the Dense layer's own buffers, which
+    nothing reads afterwards (its backward needs A_prev and W, not Z). Other layers get their
+    plain ``forward`` and ``backward``. ``first`` is the first layer with parameters, where
+    training's backward pass stops.
+    """
+
+    __slots__ = ("backward", "first", "forward", "layers")
+
+    def __init__(self, layers: list[Layer]) -> None:
+        self.layers = list(layers)
+        n = len(layers)
+        self.forward: list[Any] = []
+        self.backward: list[Any] = []
+        for i, layer in enumerate(layers):
+            # in_place as the layer's own class declares it (not inherited by a subclass
+            # that may have changed _f or _df)
+            over = isinstance(layer, activations.Activation) and \
+                type(layer).__dict__.get("in_place", False) is True
+            after = over and i > 0 and type(layers[i - 1]) is Dense
+            before = over and i + 1 < n and type(layers[i + 1]) is Dense
+            self.forward.append(layer.forward_over if after else layer.forward)  # type: ignore[attr-defined]
+            self.backward.append(layer.backward_over if before else layer.backward)  # type: ignore[attr-defined]
+        self.first = next((i for i, layer in enumerate(layers) if layer.trainable), 0)
+
+
 class Sequential:
     """A feedforward network: layers applied one after the other.
 
@@ -86,7 +116,7 @@ class Sequential:
         self.output: np.ndarray | None = None
         self._flat: Param | None = None
         self._params: ParamList | None = None   # the last parameters(), while it holds
-        self._first = (-1, 0)
+        self._passes: _Plan | None = None       # how forward and backward call the layers
         # Parameters live in one buffer from the start, unless their layers already work in
         # another model's buffer (a model built around the layers of one in training, as the
         # CLI's metrics in original units do, must not move that model's arrays away from
@@ -96,9 +126,10 @@ class Sequential:
             self.flat_parameters()
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickles (and deep copies) leave out the cached ``parameters()`` list."""
+        """Pickles (and deep copies) leave out the cached ``parameters()`` list and plan."""
         state = self.__dict__.copy()
         state.pop("_params", None)
+        state.pop("_passes", None)
         return state
 
     # -- structure ------------------------------------------------------------------------------
@@ -152,10 +183,19 @@ class Sequential:
         X is used as is (no validation or copy); ``predict`` is the checked entry point.
         """
         A = X
-        for layer in self.layers:
-            A = layer.forward(A, training)      # A_i = f_i(A_{i−1})
+        for forward in self._plan().forward:
+            A = forward(A, training)            # A_i = f_i(A_{i−1})
         self.output = A
         return A
+
+    def _plan(self) -> _Plan:
+        """How forward and backward call the layers, remade when ``layers`` changed."""
+        plan = getattr(self, "_passes", None)           # (absent in older pickles)
+        layers = self.layers
+        if plan is None or len(plan.layers) != len(layers) or any(
+                a is not b for a, b in zip(plan.layers, layers)):
+            plan = self._passes = _Plan(layers)
+        return plan
 
     def infer(self, X: np.ndarray) -> np.ndarray:
         """The output for X (B, n_in) in inference mode, as a new array; (B, n_out).
@@ -178,18 +218,14 @@ class Sequential:
         parameters, which skips computing its dA_prev: nothing before it needs a gradient. None
         is returned then.
         """
-        first = 0
-        if not input_grad:
-            if self._first[0] != len(self.layers):  # cached: first layer with parameters
-                self._first = (len(self.layers), next(
-                    (i for i, layer in enumerate(self.layers) if layer.trainable), 0))
-            first = self._first[1]
-        for i in range(len(self.layers) - 1, first - 1, -1):
-            layer = self.layers[i]
+        plan = self._plan()
+        backward = plan.backward
+        first = 0 if input_grad else plan.first
+        for i in range(len(backward) - 1, first - 1, -1):
             if i == first and not input_grad:
-                layer.backward(dA, input_grad=False)   # its dA_prev is not needed
+                backward[i](dA, input_grad=False)   # its dA_prev is not needed
                 return None  # type: ignore[return-value]
-            dA = layer.backward(dA)             # dA_{i−1} = backward_i(dA_i)
+            dA = backward[i](dA)                # dA_{i−1} = backward_i(dA_i)
         return dA
 
     def parameters(self) -> ParamList:
