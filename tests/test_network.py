@@ -328,3 +328,22 @@ def test_replacing_a_layer_makes_the_passes_anew():
     d1, d2 = m.layers[0], m.layers[2]
     expected = np.tanh(X @ d1.W.T + d1.b) @ d2.W.T + d2.b
     np.testing.assert_allclose(m.forward(X), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make", [lambda: lw.SGD(0.05, momentum=0.9), lambda: lw.Adam(1e-2)])
+def test_the_readme_loop_equals_fits_training_step_bit_for_bit(make):
+    """forward / loss / backward / opt.step(model.parameters()) is train_step's update, on
+    the same flat buffer: the same parameters after every step."""
+    from layerwise.training import train_step
+    rng = np.random.default_rng(3)
+    tour, fit_model = lw.mlp([6, 16, 8, 3], rng=0), lw.mlp([6, 16, 8, 3], rng=0)
+    tour_opt, fit_opt, loss = make(), make(), lw.CrossEntropy()
+    params = fit_model.flat_parameters()
+    for B in (5, 8, 1, 8):
+        X, y = rng.standard_normal((B, 6)).astype(np.float32), rng.integers(0, 3, B)
+        A = tour.forward(X, training=True)
+        loss.forward(A, y)
+        tour.backward(loss.backward(), input_grad=False)
+        tour_opt.step(tour.parameters())
+        train_step(fit_model, lw.CrossEntropy(), fit_opt, X, y, params)
+        assert np.array_equal(tour.flat_parameters()[0].value, params[0].value)

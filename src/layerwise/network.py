@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -192,8 +193,8 @@ class Sequential:
         """How forward and backward call the layers, remade when ``layers`` changed."""
         plan = getattr(self, "_passes", None)           # (absent in older pickles)
         layers = self.layers
-        if plan is None or len(plan.layers) != len(layers) or any(
-                a is not b for a, b in zip(plan.layers, layers)):
+        if plan is None or len(plan.layers) != len(layers) or not all(
+                map(operator.is_, plan.layers, layers)):       # the same layer objects
             plan = self._passes = _Plan(layers)
         return plan
 
