@@ -347,3 +347,21 @@ def test_the_readme_loop_equals_fits_training_step_bit_for_bit(make):
         tour_opt.step(tour.parameters())
         train_step(fit_model, lw.CrossEntropy(), fit_opt, X, y, params)
         assert np.array_equal(tour.flat_parameters()[0].value, params[0].value)
+
+
+def test_a_method_replaced_after_the_first_pass_is_the_one_called():
+    """The passes look each layer's forward/backward up at every call, so a layer patched (or
+    instrumented) after the model has run is run as patched."""
+    X = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    m = lw.Sequential(lw.Dense(3, 5, rng=0), lw.ReLU(), lw.Dense(5, 2, rng=1))
+    m.forward(X)
+    calls = []
+    relu = m.layers[1]
+    original = relu.forward_over
+
+    def spy(Z, training=False):
+        calls.append(Z.shape)
+        return original(Z, training)
+    relu.forward_over = spy
+    m.forward(X)
+    assert calls == [(4, 5)]

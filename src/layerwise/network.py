@@ -49,22 +49,21 @@ class _Plan:
     training's backward pass stops.
     """
 
-    __slots__ = ("backward", "first", "forward", "layers")
+    __slots__ = ("first", "layers", "over_Z", "over_dA")
 
     def __init__(self, layers: list[Layer]) -> None:
         self.layers = list(layers)
         n = len(layers)
-        self.forward: list[Any] = []
-        self.backward: list[Any] = []
-        for i, layer in enumerate(layers):
-            # in_place as the layer's own class declares it (not inherited by a subclass
-            # that may have changed _f or _df)
-            over = isinstance(layer, activations.Activation) and \
-                type(layer).__dict__.get("in_place", False) is True
-            after = over and i > 0 and type(layers[i - 1]) is Dense
-            before = over and i + 1 < n and type(layers[i + 1]) is Dense
-            self.forward.append(layer.forward_over if after else layer.forward)  # type: ignore[attr-defined]
-            self.backward.append(layer.backward_over if before else layer.backward)  # type: ignore[attr-defined]
+        # in_place as the layer's own class declares it (not inherited by a subclass that may
+        # have changed _f or _df)
+        ok = [isinstance(layer, activations.Activation)
+              and type(layer).__dict__.get("in_place", False) is True for layer in layers]
+        #: (layer, whether it writes A over its input Z), in order
+        self.over_Z = [(layer, ok[i] and i > 0 and type(layers[i - 1]) is Dense)
+                       for i, layer in enumerate(layers)]
+        #: (layer, whether it writes dZ over the dA it is given), in order
+        self.over_dA = [(layer, ok[i] and i + 1 < n and type(layers[i + 1]) is Dense)
+                        for i, layer in enumerate(layers)]
         self.first = next((i for i, layer in enumerate(layers) if layer.trainable), 0)
 
 
@@ -184,8 +183,11 @@ class Sequential:
         X is used as is (no validation or copy); ``predict`` is the checked entry point.
         """
         A = X
-        for forward in self._plan().forward:
-            A = forward(A, training)            # A_i = f_i(A_{i−1})
+        for layer, over in self._plan().over_Z:
+            if over:                            # A_i = f_i(A_{i−1}), over the Dense's Z
+                A = layer.forward_over(A, training)  # type: ignore[attr-defined]
+            else:
+                A = layer.forward(A, training)  # A_i = f_i(A_{i−1})
         self.output = A
         return A
 
@@ -220,13 +222,16 @@ class Sequential:
         is returned then.
         """
         plan = self._plan()
-        backward = plan.backward
         first = 0 if input_grad else plan.first
-        for i in range(len(backward) - 1, first - 1, -1):
+        for i in range(len(plan.over_dA) - 1, first - 1, -1):
+            layer, over = plan.over_dA[i]
             if i == first and not input_grad:
-                backward[i](dA, input_grad=False)   # its dA_prev is not needed
+                layer.backward(dA, input_grad=False)    # its dA_prev is not needed
                 return None  # type: ignore[return-value]
-            dA = backward[i](dA)                # dA_{i−1} = backward_i(dA_i)
+            if over:                            # dA_{i−1}, over the Dense's dA
+                dA = layer.backward_over(dA)  # type: ignore[attr-defined]
+            else:
+                dA = layer.backward(dA)         # dA_{i−1} = backward_i(dA_i)
         return dA
 
     def parameters(self) -> ParamList:
