@@ -365,3 +365,22 @@ def test_a_method_replaced_after_the_first_pass_is_the_one_called():
     relu.forward_over = spy
     m.forward(X)
     assert calls == [(4, 5)]
+
+
+def test_an_optimizer_whose_state_was_replaced_checks_the_layout_again():
+    """The optimizer remembers which arrays its state list was checked against; a state list
+    put in from outside (emptied here) is checked again, so the step starts fresh state
+    rather than silently updating nothing."""
+    m = small_model()
+    opt = lw.SGD(0.1, momentum=0.9)
+    loss = lw.CrossEntropy()
+    X, y = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32), np.arange(6) % 3
+    for _ in range(2):
+        loss.forward(m.forward(X, training=True), y)
+        m.backward(loss.backward())
+        opt.step(m.parameters())
+    opt.state = []
+    before = m.flat_parameters()[0].value.copy()
+    opt.step(m.parameters())
+    assert opt.t == 1 and len(opt.state) == 1
+    assert not np.array_equal(m.flat_parameters()[0].value, before)

@@ -72,26 +72,21 @@ class ParamList(list[Param]):
         self._flat = flat
         self._arrays = [(p.value, p.grad) for p in params]
 
+    def _intact(self) -> bool:
+        """Whether the list and its Params still hold exactly the arrays it was made with."""
+        return len(self) == len(self._arrays) and all(
+            p.value is v and p.grad is g for p, (v, g) in zip(self, self._arrays))
+
     def holds(self, params: list[Param]) -> bool:
         """Whether this list still holds, unchanged, exactly the arrays of ``params`` (the
         layers' own Params, in order)."""
-        if len(self) != len(params) or len(self._arrays) != len(params):
-            return False
-        for p, (v, g), q in zip(self, self._arrays, params):
-            if p.value is not v or p.grad is not g or q.value is not v or q.grad is not g:
-                return False
-        return True
+        return self._intact() and len(params) == len(self._arrays) and all(
+            q.value is v and q.grad is g for q, (v, g) in zip(params, self._arrays))
 
     def flat(self) -> Param | None:
         """The flat Param the list's arrays are views of, or None once the list or one of its
         Params was changed (then each Param is stepped on its own, as any list is)."""
-        f = self._flat
-        if f is None or len(self) != len(self._arrays):
-            return None
-        for p, (v, g) in zip(self, self._arrays):
-            if p.value is not v or p.grad is not g:
-                return None
-        return f
+        return self._flat if self._flat is not None and self._intact() else None
 
 
 #: every Layer subclass that declares a ``kind``, by kind: how model files find the class.

@@ -273,8 +273,9 @@ class Sequential:
         params = self.parameters()
         if not params or any(p.value.dtype != params[0].value.dtype for p in params):
             return list(params)
-        if params.flat() is not None:
-            return [params.flat()]  # type: ignore[list-item]
+        flat = params.flat()
+        if flat is not None:
+            return [flat]
         total = sum(p.value.size for p in params)
         value = np.empty(total, dtype=params[0].value.dtype)
         grad = np.zeros(total, dtype=params[0].value.dtype)

@@ -45,7 +45,8 @@ class Optimizer:
     _tracked: ClassVar[dict[str, str]] = {}
     weight_decay: float = 0.0
     decay_biases: bool = False         # weight decay on the biases too (torch.optim's way)
-    _seen: tuple[np.ndarray, ...] = ()  # the arrays the state was last checked against
+    # (the state list, the arrays it was last checked against): valid while it is that list
+    _seen: tuple[Any, ...] = ()
 
     def __init__(self, lr: float) -> None:
         self.lr = positive_float("learning rate lr", lr)
@@ -61,13 +62,14 @@ class Optimizer:
         arrays found to match the state are remembered, so the steady state (the same arrays
         every step) costs a few identity checks."""
         seen = self._seen
-        if len(seen) == len(params) and all(p.value is v for p, v in zip(params, seen)):
+        if seen and seen[0] is self.state and len(seen[1]) == len(params) and all(
+                p.value is v for p, v in zip(params, seen[1])):
             return False
         fresh = len(self.state) != len(params) or any(
             s["_shape"].shape != p.value.shape or s["_shape"].dtype != p.value.dtype
             for s, p in zip(self.state, params)
         )
-        self._seen = () if fresh else tuple(p.value for p in params)
+        self._seen = () if fresh else (self.state, tuple(p.value for p in params))
         return fresh
 
     def step(self, params: Sequence[Param]) -> None:
@@ -82,7 +84,6 @@ class Optimizer:
     def _step(self, params: Sequence[Param], fresh: bool) -> None:
         if fresh:
             self.state = [self._init_state(p) for p in params]
-            self._seen = ()
             self.t = 0                               # new parameters: start from step one
         self._bounds = None                          # guarded_step sets them after the step
         self.t += 1
@@ -168,7 +169,7 @@ class Optimizer:
             return
         for p, v in zip(params, values):
             p.value[...] = v
-        self.state, self.t, self._seen = state, t, ()
+        self.state, self.t = state, t
         for s, copies in zip(state, saved):
             for k, a in copies.items():
                 s[k][...] = a
@@ -229,7 +230,7 @@ class Optimizer:
                         "checkpoint was written for other parameters or another optimizer."
                     )
                 s[k][...] = a
-        self.state, self.t, self.lr, self._seen = fresh, t, float(lr), ()
+        self.state, self.t, self.lr = fresh, t, float(lr)
         self._bounds = None
 
     def __repr__(self) -> str:
